@@ -1,0 +1,46 @@
+"""The `superscale` command line: parse, call the library, print. No modelling logic here.
+
+Each verb lives in a module of this package and registers itself on `app`. User mistakes
+(`SpecError`, `InfeasiblePlan`, bad options) print one line on stderr and exit with code 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from rich.markup import escape
+from typer.main import get_command
+
+from superscale.cli import app as _app_module
+from superscale.errors import InfeasiblePlan, SpecError
+
+app = _app_module.app
+
+# Importing the verb modules registers their commands on `app`.
+from superscale.cli import catalog as _catalog  # noqa: E402,F401
+from superscale.cli import training as _training  # noqa: E402,F401
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI in-process and return its exit code (tests call this directly).
+
+    Option errors are reported by the parser itself (usage line, exit 2); library errors
+    from user input are caught here and printed as one line.
+    """
+    command = get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        command.main(args=args, prog_name="superscale", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except (SpecError, InfeasiblePlan) as exc:
+        _app_module.err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        return 2
+    return 0
+
+
+def entry() -> None:  # pragma: no cover - console-script shim
+    raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""The typer application object and the consoles every verb prints through."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="superscale",
+    help="Model GPU computing from the chip to the thousand-card cluster: how long a "
+    "training step takes, where the time goes, whether it fits, and what hardware buys.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Print machine-readable JSON on stdout (no colour, stable key order)."""
+    typer.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+@app.callback()
+def _root() -> None:
+    """superscale: model GPU clusters, from the chip to the thousand-card cluster."""

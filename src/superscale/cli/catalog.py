@@ -1,0 +1,1 @@
+"""`superscale catalog`, `show` and `check`: browse the catalogs and validate scenarios."""

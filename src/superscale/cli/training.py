@@ -1,0 +1,1 @@
+"""`superscale simulate` and `validate`: training step time, memory and MFU."""

@@ -1,0 +1,313 @@
+"""Hardware specs: chips, links, systems (server, super-node) and clusters.
+
+A cluster is `count` identical systems joined by a scale-out network. A system holds `gpus`
+chips split into scale-up domains: GPUs inside one domain talk over the chip-to-chip fabric
+(NVLink + NVSwitch, MetaXLink, UB, xGMI); domains inside one system, if there are several,
+talk over `domain_link` (e.g. PCIe); systems talk over their NICs. Human units are in the
+field names (GiB, GB/s, Gb/s, µs, TFLOP/s); SI values are properties. Sources: the datasheets
+and papers named in each catalog entry's `source`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from superscale import units
+from superscale.spec import Spec
+
+Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"]
+PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
+
+
+class Sourced(Spec):
+    """Fields every catalog entry carries: where its figures come from, and which are guesses."""
+
+    source: str = Field(description="Datasheet, paper or URL the figures come from.")
+    estimate: bool = Field(False, description="True when any figure is not published.")
+    estimate_reason: str | None = Field(
+        None, description="One line on how the unpublished figures were estimated."
+    )
+    estimated_fields: tuple[str, ...] = Field(
+        (), description="Which fields are estimates (empty with estimate=true means all)."
+    )
+
+    @model_validator(mode="after")
+    def _estimate_needs_reason(self) -> Sourced:
+        if self.estimate and not self.estimate_reason:
+            raise ValueError("estimate: true needs an estimate_reason (one line)")
+        if self.estimated_fields and not self.estimate:
+            raise ValueError("estimated_fields given but estimate is false")
+        return self
+
+
+class ComputeEfficiency(Spec):
+    """Parameters of the shape-aware compute-efficiency model (training/compute.py).
+
+    Calibratable per chip; the defaults are documented starting points, not fits.
+    """
+
+    matmul_fraction: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Fraction of dense peak a large GEMM reaches; default: measured matmul "
+        "peak / datasheet peak where measured, else 0.75.",
+    )
+    matmul_half_dim: float = Field(
+        96.0,
+        ge=0,
+        description="GEMM dimension at which that dimension halves the rate (Hockney n_1/2).",
+    )
+    attention_fraction: float = Field(
+        0.55, gt=0, le=1, description="Fraction of dense peak a fused attention kernel reaches."
+    )
+    memory_fraction: float = Field(
+        0.80, gt=0, le=1, description="Fraction of HBM bandwidth streaming kernels reach."
+    )
+    kernel_overhead_us: float = Field(
+        4.0, ge=0, description="Fixed launch/tail cost per kernel, µs."
+    )
+
+
+class ScaleUpPort(Spec):
+    """A chip's chip-to-chip interface: which fabric, and how fast per GPU."""
+
+    link: str = Field(description="Links-catalog name of the fabric, e.g. nvlink4.")
+    bandwidth_gb_per_s: float = Field(
+        gt=0, description="Aggregate bandwidth per GPU per direction, GB/s."
+    )
+    ports: int | None = Field(None, gt=0, description="Number of links/ports on the chip.")
+
+    @property
+    def bandwidth_bytes_per_s(self) -> float:
+        return units.gb_per_s_to_bytes_per_s(self.bandwidth_gb_per_s)
+
+
+class Chip(Sourced):
+    """One accelerator: peak rates per precision, HBM, power and interfaces."""
+
+    name: str
+    display_name: str
+    vendor: str
+    form_factor: str | None = None
+    peak_tflops: dict[Precision, float] = Field(
+        description="Dense (no sparsity) peak per precision, TFLOP/s; absent = unsupported."
+    )
+    hbm_gib: float = Field(gt=0, description="HBM capacity, GiB.")
+    hbm_bandwidth_tb_per_s: float = Field(gt=0, description="HBM bandwidth, TB/s.")
+    tdp_w: float | None = Field(None, gt=0, description="Board power limit, W.")
+    scale_up: ScaleUpPort | None = None
+    host_link: str | None = Field(None, description="Links-catalog name, e.g. pcie5-x16.")
+    measured_matmul_tflops: dict[Precision, float] = Field(
+        default_factory=dict,
+        description="Measured maximum achievable matmul rate (MAMF), TFLOP/s.",
+    )
+    efficiency: ComputeEfficiency = Field(default_factory=ComputeEfficiency)
+
+    @field_validator("peak_tflops", "measured_matmul_tflops")
+    @classmethod
+    def _positive_rates(cls, rates: dict[str, float]) -> dict[str, float]:
+        for precision, value in rates.items():
+            if value <= 0:
+                raise ValueError(f"{precision} rate must be > 0, got {value}")
+        return rates
+
+    @property
+    def hbm_bytes(self) -> float:
+        return units.gib_to_bytes(self.hbm_gib)
+
+    @property
+    def hbm_bandwidth_bytes_per_s(self) -> float:
+        return units.tb_per_s_to_bytes_per_s(self.hbm_bandwidth_tb_per_s)
+
+    def peak_flops(self, precision: str) -> float:
+        """Dense peak in FLOP/s; raises InfeasiblePlan if the chip lacks the precision."""
+        from superscale.errors import InfeasiblePlan
+
+        if precision not in self.peak_tflops:
+            have = ", ".join(self.peak_tflops)
+            raise InfeasiblePlan(
+                f"chip '{self.name}' has no {precision} support (it supports: {have})"
+            )
+        return units.tflops_to_flops(self.peak_tflops[precision])  # type: ignore[index]
+
+    def matmul_fraction(self, precision: str) -> float:
+        """Large-GEMM fraction of peak: the catalog's figure, else measured/peak, else 0.75."""
+        if self.efficiency.matmul_fraction is not None:
+            return self.efficiency.matmul_fraction
+        measured = self.measured_matmul_tflops.get(precision)  # type: ignore[call-overload]
+        peak = self.peak_tflops.get(precision)  # type: ignore[call-overload]
+        if measured and peak:
+            return float(min(1.0, measured / peak))
+        return 0.75
+
+
+LinkKind = Literal["scale-up", "host", "scale-out"]
+
+
+class Link(Sourced):
+    """A kind of link or fabric: bandwidth per port and direction, latency per hop."""
+
+    name: str
+    display_name: str
+    kind: LinkKind
+    bandwidth_gb_per_s: float | None = Field(
+        None, gt=0, description="Per port (NIC, lane group) per direction, GB/s."
+    )
+    bandwidth_gbit_per_s: float | None = Field(
+        None, gt=0, description="Per port per direction, Gb/s (NIC speeds: 400)."
+    )
+    latency_us: float = Field(ge=0, description="One-way latency per hop, µs.")
+    in_network_reduction: bool = Field(
+        False, description="Switch-side reduction (NVLink SHARP / NVLS, InfiniBand SHARP)."
+    )
+    unified_memory: bool = Field(
+        False, description="Load/store across GPUs in one address space over this fabric."
+    )
+
+    @model_validator(mode="after")
+    def _one_bandwidth(self) -> Link:
+        if (self.bandwidth_gb_per_s is None) == (self.bandwidth_gbit_per_s is None):
+            raise ValueError("give exactly one of bandwidth_gb_per_s, bandwidth_gbit_per_s")
+        return self
+
+    @property
+    def bandwidth_bytes_per_s(self) -> float:
+        if self.bandwidth_gb_per_s is not None:
+            return units.gb_per_s_to_bytes_per_s(self.bandwidth_gb_per_s)
+        assert self.bandwidth_gbit_per_s is not None  # guaranteed by _one_bandwidth
+        return units.gbit_per_s_to_bytes_per_s(self.bandwidth_gbit_per_s)
+
+    @property
+    def latency_s(self) -> float:
+        return units.us_to_s(self.latency_us)
+
+
+def _resolve(kind: str, value: Any) -> Any:
+    """Replace a catalog name by its entry; inline mappings pass through to validation."""
+    if isinstance(value, str):
+        from superscale.hardware import catalog
+
+        lookup = {"chip": catalog.chips, "link": catalog.links, "system": catalog.systems}
+        return lookup[kind]().get(value)
+    return value
+
+
+class ScaleUpDomain(Spec):
+    """The GPUs joined by one chip-to-chip fabric inside a system."""
+
+    link: Link = Field(description="Links-catalog name of the fabric.")
+    topology: Literal["switch", "full-mesh", "ring"] = Field(
+        description="switch: any-to-any through switches; full-mesh: point-to-point links "
+        "between every pair; ring: neighbours only."
+    )
+    gpus: int = Field(gt=0, description="GPUs in one domain.")
+    bandwidth_gb_per_s: float | None = Field(
+        None, gt=0, description="Per GPU per direction, GB/s; default: the chip's scale_up."
+    )
+
+    _link = field_validator("link", mode="before")(lambda v: _resolve("link", v))
+
+
+class NicSpec(Spec):
+    """The scale-out NICs of one system."""
+
+    link: Link = Field(description="Links-catalog name of the NIC type, e.g. ib-ndr-400g.")
+    count: int = Field(gt=0, description="NICs per system.")
+
+    _link = field_validator("link", mode="before")(lambda v: _resolve("link", v))
+
+
+class System(Sourced):
+    """A server or super-node: chips, its scale-up domains, NICs, cooling, space, power."""
+
+    name: str
+    display_name: str
+    kind: Literal["board", "server", "super-node"]
+    chip: Chip
+    gpus: int = Field(gt=0)
+    scale_up: ScaleUpDomain
+    domain_link: Link | None = Field(
+        None, description="Link joining scale-up domains inside the system (e.g. PCIe)."
+    )
+    nics: NicSpec
+    cooling: Literal["air", "liquid"]
+    rack_units: int | None = Field(None, gt=0, description="Height of a server, U.")
+    cabinets: float | None = Field(None, gt=0, description="Cabinets a super-node fills.")
+    power_kw: float | None = Field(None, gt=0, description="Maximum system power, kW.")
+
+    _chip = field_validator("chip", mode="before")(lambda v: _resolve("chip", v))
+    _dlink = field_validator("domain_link", mode="before")(lambda v: _resolve("link", v))
+
+    @model_validator(mode="after")
+    def _domains_tile_system(self) -> System:
+        if self.gpus % self.scale_up.gpus:
+            raise ValueError(
+                f"gpus ({self.gpus}) must be a multiple of scale_up.gpus ({self.scale_up.gpus})"
+            )
+        if self.gpus > self.scale_up.gpus and self.domain_link is None:
+            raise ValueError("a system with several scale-up domains needs a domain_link")
+        if self.scale_up.bandwidth_gb_per_s is None and self.chip.scale_up is None:
+            raise ValueError("scale_up.bandwidth_gb_per_s is needed: the chip has no scale_up")
+        return self
+
+    @property
+    def domains(self) -> int:
+        return self.gpus // self.scale_up.gpus
+
+    @property
+    def scale_up_bytes_per_s(self) -> float:
+        """Scale-up bandwidth per GPU per direction, bytes/s."""
+        if self.scale_up.bandwidth_gb_per_s is not None:
+            return units.gb_per_s_to_bytes_per_s(self.scale_up.bandwidth_gb_per_s)
+        assert self.chip.scale_up is not None  # checked in _domains_tile_system
+        return self.chip.scale_up.bandwidth_bytes_per_s
+
+
+class ScaleOut(Spec):
+    """The network joining systems."""
+
+    network: Link | None = Field(
+        None, description="Links-catalog NIC/fabric name; default: the system's NICs."
+    )
+    topology: Literal["fat-tree", "rail-optimized", "rail-fat-tree"] = Field(
+        "rail-optimized",
+        description="fat-tree: any NIC to any NIC through leaf and spine; rail-optimized "
+        "(= rail-fat-tree): NIC i of every server on the same leaf (rail).",
+    )
+    oversubscription: float = Field(
+        1.0, ge=1.0, description="Downlink:uplink ratio at the leaf tier; 1 = non-blocking."
+    )
+
+    _net = field_validator("network", mode="before")(lambda v: _resolve("link", v))
+
+
+class Cluster(Spec):
+    """`count` identical systems joined by a scale-out network."""
+
+    name: str | None = None
+    display_name: str | None = None
+    system: System
+    count: int = Field(gt=0, description="How many systems.")
+    scale_out: ScaleOut = Field(default_factory=ScaleOut)
+    source: str | None = None
+
+    _system = field_validator("system", mode="before")(lambda v: _resolve("system", v))
+
+    @property
+    def gpus(self) -> int:
+        return self.system.gpus * self.count
+
+    @property
+    def chip(self) -> Chip:
+        return self.system.chip
+
+    @property
+    def nic(self) -> Link:
+        return self.scale_out.network or self.system.nics.link
+
+    @property
+    def nic_bytes_per_s_per_system(self) -> float:
+        return self.nic.bandwidth_bytes_per_s * self.system.nics.count

@@ -1,0 +1,139 @@
+"""Resolve a scenario's parallel spec into a plan: derived sizes and group placement.
+
+Ranks are ordered tp fastest, then cp, then dp, then pp (Megatron-LM's default order), so a
+group of `size` members with stride `stride` spans `size·stride` consecutive ranks. A group
+lands inside one scale-up domain when that span fits the domain, inside one system (crossing
+the system's domain link, e.g. PCIe) when it fits the system, and on the scale-out network
+otherwise. Expert-parallel groups are carved out of dp·cp with stride tp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from superscale.hardware.spec import Cluster, Link
+from superscale.scenario import Scenario
+
+Level = Literal["domain", "system", "scale-out"]
+GROUP_KINDS = ("tp", "cp", "ep", "dp", "pp")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupPlacement:
+    """Where one kind of parallel group lands on the hardware."""
+
+    kind: str
+    size: int
+    stride: int
+    level: Level
+    link: Link
+    per_domain: int  # members of one group inside one scale-up domain
+    per_system: int  # members of one group inside one system
+
+    def describe(self, cluster: Cluster) -> str:
+        box = "super-node" if cluster.system.kind == "super-node" else "server"
+        where = {
+            "domain": f"inside a {box}",
+            "system": "inside a server, across its domain link",
+            "scale-out": "across the scale-out network",
+        }[self.level]
+        return f"{where} ({self.link.display_name})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """A fully resolved parallel plan for one scenario."""
+
+    tp: int
+    pp: int
+    cp: int
+    ep: int
+    dp: int
+    micro_batch: int
+    micro_batches: int  # per pipeline per step
+    virtual_stages: int
+    schedule: str
+    zero: int
+    recompute: str
+    sequence_parallel: bool
+    flash_attention: bool
+    groups: dict[str, GroupPlacement]
+    warnings: tuple[str, ...]
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp * self.cp * self.dp
+
+
+def place_group(kind: str, size: int, stride: int, cluster: Cluster) -> GroupPlacement:
+    """Place a group of `size` ranks spaced `stride` apart on the cluster."""
+    system = cluster.system
+    domain = system.scale_up.gpus
+    span = size * stride
+    if size == 1 or span <= domain:
+        level: Level = "domain"
+        link = system.scale_up.link
+    elif span <= system.gpus and system.domain_link is not None:
+        level, link = "system", system.domain_link
+    else:
+        level, link = "scale-out", cluster.nic
+    per_domain = max(1, min(size, domain // stride)) if stride <= domain else 1
+    per_system = max(1, min(size, system.gpus // stride)) if stride <= system.gpus else 1
+    return GroupPlacement(
+        kind=kind,
+        size=size,
+        stride=stride,
+        level=level,
+        link=link,
+        per_domain=per_domain,
+        per_system=per_system,
+    )
+
+
+def resolve(scenario: Scenario) -> Plan:
+    """Derive dp and micro-batch count and place every group on the topology."""
+    p, cluster = scenario.parallel, scenario.cluster
+    dp = scenario.dp
+    strides = {"tp": 1, "cp": p.tp, "dp": p.tp * p.cp, "pp": p.tp * p.cp * dp, "ep": p.tp}
+    sizes = {"tp": p.tp, "cp": p.cp, "dp": dp, "pp": p.pp, "ep": p.ep}
+    groups = {k: place_group(k, sizes[k], strides[k], cluster) for k in GROUP_KINDS}
+    warnings = []
+    domain = cluster.system.scale_up
+    for kind in ("tp", "cp", "ep"):
+        g = groups[kind]
+        if g.level != "domain":
+            what = {"tp": "tensor", "cp": "context", "ep": "expert"}[kind]
+            warnings.append(
+                f"{kind}={g.size} spans {g.size * g.stride} GPUs, more than the scale-up "
+                f"domain of {domain.gpus} ({domain.link.display_name}): {what}-parallel "
+                f"traffic crosses {g.link.display_name}"
+            )
+    micro_batches = scenario.training.global_batch // (dp * p.micro_batch)
+    if p.schedule == "interleaved" and micro_batches % p.pp:
+        warnings.append(
+            f"interleaved schedule with {micro_batches} micro-batches, not a multiple of "
+            f"pp={p.pp}: Megatron-LM requires it"
+        )
+    if p.pp > 1 and micro_batches < p.pp:
+        warnings.append(
+            f"only {micro_batches} micro-batches for {p.pp} pipeline stages: the bubble "
+            "dominates the step"
+        )
+    return Plan(
+        tp=p.tp,
+        pp=p.pp,
+        cp=p.cp,
+        ep=p.ep,
+        dp=dp,
+        micro_batch=p.micro_batch,
+        micro_batches=micro_batches,
+        virtual_stages=p.virtual_stages,
+        schedule=p.schedule,
+        zero=p.zero,
+        recompute=p.recompute,
+        sequence_parallel=p.sequence_parallel and p.tp > 1,
+        flash_attention=p.flash_attention,
+        groups=groups,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,231 @@
+"""The top-level request: model + cluster + workload + parallel plan, and its loader.
+
+`load_scenario(path_or_dict)` reads YAML safely (size and alias limits against oversized
+files and "billion laughs" bombs; `yaml.safe_load` never executes content), resolves catalog
+names, and validates everything into a frozen `Scenario`. Every mistake becomes a
+`SpecError` naming the field path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from superscale.errors import SpecError
+from superscale.hardware.spec import Cluster
+from superscale.models.spec import ModelSpec
+from superscale.spec import Spec, spec_error_from
+
+MAX_SCENARIO_BYTES = 2 * 1024 * 1024
+MAX_YAML_ALIASES = 64
+
+TrainPrecision = Literal["bf16", "fp16", "fp8"]
+Schedule = Literal["1f1b", "interleaved", "gpipe", "zb-h1", "dualpipe"]
+
+
+class TrainingSpec(Spec):
+    """What one training step processes."""
+
+    seq_len: int = Field(gt=0, description="Tokens per sequence.")
+    global_batch: int = Field(gt=0, description="Sequences per optimizer step.")
+    precision: TrainPrecision = Field("bf16", description="Matmul precision.")
+    images_per_sample: int = Field(
+        0, ge=0, description="Images per sequence for multimodal models (vision encoder)."
+    )
+
+
+class ParallelSpec(Spec):
+    """How the step is split across GPUs. dp is derived: gpus / (tp·pp·cp)."""
+
+    tp: int = Field(1, gt=0, description="Tensor-parallel size.")
+    pp: int = Field(1, gt=0, description="Pipeline-parallel stages.")
+    cp: int = Field(1, gt=0, description="Context-parallel size (sequence split).")
+    ep: int = Field(1, gt=0, description="Expert-parallel size (MoE), carved out of dp·cp.")
+    dp: int | None = Field(None, gt=0, description="Data-parallel size; derived, give to check.")
+    micro_batch: int = Field(1, gt=0, description="Sequences per micro-batch.")
+    virtual_stages: int = Field(1, gt=0, description="Model chunks per pipeline rank.")
+    schedule: Schedule = Field("1f1b", description="Pipeline schedule.")
+    zero: Literal[0, 1, 2, 3] = Field(
+        1, description="ZeRO stage: 1 shards optimizer states, 2 +gradients, 3 +weights."
+    )
+    recompute: Literal["none", "selective", "full"] = Field(
+        "none", description="Activation recomputation (Korthikanti et al. 2022)."
+    )
+    sequence_parallel: bool = Field(
+        True, description="Shard norms/dropout activations across tp (Korthikanti et al.)."
+    )
+    flash_attention: bool = Field(
+        True, description="Fused attention: the s×s score matrix is never stored."
+    )
+
+
+def _load_model(value: Any, base_dir: Path | None) -> Any:
+    if isinstance(value, str):
+        from superscale.models.catalog import models
+
+        return models().get(value)
+    if isinstance(value, dict) and "hf_config" in value:
+        from superscale.models.hf import from_hf_config
+
+        extra = set(value) - {"hf_config", "name"}
+        if extra:
+            raise ValueError(
+                f"unknown key '{sorted(extra)[0]}' beside hf_config (allowed: hf_config, name)"
+            )
+        path = Path(str(value["hf_config"]))
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read hf_config {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"hf_config {path} is not valid JSON: {exc.msg} (line {exc.lineno})"
+            ) from None
+        return from_hf_config(config, name=value.get("name") or path.parent.name or "hf-model")
+    return value
+
+
+def _load_cluster(value: Any) -> Any:
+    if isinstance(value, str):
+        from superscale.hardware.catalog import clusters
+
+        return clusters().get(value)
+    return value
+
+
+class Scenario(Spec):
+    """Model + cluster + training workload + parallel plan, validated together."""
+
+    model: ModelSpec
+    cluster: Cluster
+    training: TrainingSpec
+    parallel: ParallelSpec = Field(default_factory=ParallelSpec)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model(cls, value: Any, info: Any) -> Any:
+        base = (info.context or {}).get("base_dir") if info.context else None
+        return _load_model(value, base)
+
+    _cluster = field_validator("cluster", mode="before")(lambda v: _load_cluster(v))
+
+    @model_validator(mode="after")
+    def _plan_fits_cluster(self) -> Scenario:
+        p, m, gpus = self.parallel, self.model, self.cluster.gpus
+        mp = p.tp * p.pp * p.cp
+        if gpus % mp:
+            raise ValueError(
+                f"parallel: tp·pp·cp = {p.tp}·{p.pp}·{p.cp} = {mp} does not divide the "
+                f"cluster's {gpus} GPUs"
+            )
+        dp = gpus // mp
+        if p.dp is not None and p.dp != dp:
+            raise ValueError(f"parallel.dp: given {p.dp}, but gpus/(tp·pp·cp) = {dp}")
+        if self.training.global_batch % (dp * p.micro_batch):
+            raise ValueError(
+                f"training.global_batch ({self.training.global_batch}) must be a multiple of "
+                f"dp·micro_batch = {dp}·{p.micro_batch}"
+            )
+        if p.pp * p.virtual_stages > m.layers:
+            raise ValueError(
+                f"parallel: pp·virtual_stages = {p.pp * p.virtual_stages} exceeds the model's "
+                f"{m.layers} layers"
+            )
+        if m.heads % p.tp:
+            raise ValueError(f"parallel.tp ({p.tp}) must divide the model's {m.heads} heads")
+        if self.training.seq_len % p.cp:
+            raise ValueError(
+                f"parallel.cp ({p.cp}) must divide training.seq_len ({self.training.seq_len})"
+            )
+        if p.ep > 1:
+            if m.moe is None:
+                raise ValueError(f"parallel.ep ({p.ep}) > 1 needs a mixture-of-experts model")
+            if m.moe.experts % p.ep:
+                raise ValueError(f"parallel.ep ({p.ep}) must divide the {m.moe.experts} experts")
+            if (dp * p.cp) % p.ep:
+                raise ValueError(f"parallel.ep ({p.ep}) must divide dp·cp = {dp * p.cp}")
+        if p.virtual_stages > 1 and p.schedule not in {"interleaved", "zb-h1", "dualpipe"}:
+            raise ValueError(
+                f"parallel.virtual_stages > 1 needs schedule 'interleaved' (got '{p.schedule}')"
+            )
+        if p.schedule == "interleaved" and p.virtual_stages == 1:
+            raise ValueError("parallel.schedule 'interleaved' needs virtual_stages > 1")
+        if self.training.images_per_sample and m.vision is None:
+            raise ValueError("training.images_per_sample > 0 needs a model with a vision encoder")
+        return self
+
+    @property
+    def dp(self) -> int:
+        p = self.parallel
+        return self.cluster.gpus // (p.tp * p.pp * p.cp)
+
+
+def _check_yaml_limits(text: str, origin: str) -> None:
+    aliases = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_YAML_ALIASES:
+                    raise SpecError(
+                        f"{origin}: more than {MAX_YAML_ALIASES} YAML aliases; refusing a "
+                        "possible alias bomb"
+                    )
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{origin}: malformed YAML{where}: {problem}") from None
+
+
+def read_yaml_file(path: str | Path, *, max_bytes: int = MAX_SCENARIO_BYTES) -> Any:
+    """Read a small YAML file safely: size cap, alias cap, safe_load; SpecError otherwise."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise SpecError(f"cannot read {p}: {exc.strerror}") from None
+    if p.is_dir():
+        raise SpecError(f"{p} is a directory, not a YAML file")
+    if size > max_bytes:
+        raise SpecError(
+            f"{p} is {size / 1e6:.1f} MB; scenario files are limited to {max_bytes / 1e6:.0f} MB"
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{p} is not UTF-8 text") from None
+    _check_yaml_limits(text, str(p))
+    data = yaml.safe_load(text)
+    if data is None:
+        raise SpecError(f"{p} is empty; a scenario needs model, cluster and training")
+    return data
+
+
+def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:
+    """Load and validate a scenario from a YAML path or an already-parsed mapping.
+
+    Raises:
+        SpecError: naming the field path, the bad value and what is allowed.
+    """
+    base_dir: Path | None = None
+    if isinstance(source, dict):
+        data: Any = source
+    else:
+        data = read_yaml_file(source)
+        base_dir = Path(source).resolve().parent
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"a scenario must be a mapping with keys model, cluster, training, parallel; "
+            f"got {type(data).__name__}"
+        )
+    try:
+        return Scenario.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise spec_error_from(exc) from None

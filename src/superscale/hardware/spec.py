@@ -293,8 +293,24 @@ class Cluster(Spec):
     count: int = Field(gt=0, description="How many systems.")
     scale_out: ScaleOut = Field(default_factory=ScaleOut)
     source: str | None = None
+    # Optional so inline clusters in scenarios need none; catalog presets mark guesses here.
+    estimate: bool = Field(False, description="True when the preset is not a published cluster.")
+    estimate_reason: str | None = Field(
+        None, description="One line on what is assumed about the preset."
+    )
+    estimated_fields: tuple[str, ...] = Field(
+        (), description="Which fields are estimates (empty with estimate=true means all)."
+    )
 
     _system = field_validator("system", mode="before")(lambda v: _resolve("system", v))
+
+    @model_validator(mode="after")
+    def _estimate_needs_reason(self) -> Cluster:
+        if self.estimate and not self.estimate_reason:
+            raise ValueError("estimate: true needs an estimate_reason (one line)")
+        if self.estimated_fields and not self.estimate:
+            raise ValueError("estimated_fields given but estimate is false")
+        return self
 
     @property
     def gpus(self) -> int:

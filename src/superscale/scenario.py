@@ -36,6 +36,9 @@ class TrainingSpec(Spec):
     images_per_sample: int = Field(
         0, ge=0, description="Images per sequence for multimodal models (vision encoder)."
     )
+    dropout: bool = Field(
+        False, description="Dropout on (Megatron GPT: 0.1): stores 1-byte masks, adds kernels."
+    )
 
 
 class ParallelSpec(Spec):
@@ -44,7 +47,7 @@ class ParallelSpec(Spec):
     tp: int = Field(1, gt=0, description="Tensor-parallel size.")
     pp: int = Field(1, gt=0, description="Pipeline-parallel stages.")
     cp: int = Field(1, gt=0, description="Context-parallel size (sequence split).")
-    ep: int = Field(1, gt=0, description="Expert-parallel size (MoE), carved out of dp·cp.")
+    ep: int = Field(1, gt=0, description="Expert-parallel size (MoE), carved out of tp·cp·dp.")
     dp: int | None = Field(None, gt=0, description="Data-parallel size; derived, give to check.")
     micro_batch: int = Field(1, gt=0, description="Sequences per micro-batch.")
     virtual_stages: int = Field(1, gt=0, description="Model chunks per pipeline rank.")
@@ -60,6 +63,12 @@ class ParallelSpec(Spec):
     )
     flash_attention: bool = Field(
         True, description="Fused attention: the s×s score matrix is never stored."
+    )
+    tp_comm_overlap: bool = Field(
+        False, description="Overlap tensor-parallel collectives with GEMMs (userbuffers)."
+    )
+    dp_comm_overlap: bool = Field(
+        True, description="Overlap gradient reduction with the backward pass."
     )
 
 
@@ -148,8 +157,13 @@ class Scenario(Spec):
                 raise ValueError(f"parallel.ep ({p.ep}) > 1 needs a mixture-of-experts model")
             if m.moe.experts % p.ep:
                 raise ValueError(f"parallel.ep ({p.ep}) must divide the {m.moe.experts} experts")
-            if (dp * p.cp) % p.ep:
-                raise ValueError(f"parallel.ep ({p.ep}) must divide dp·cp = {dp * p.cp}")
+            if (p.tp * dp * p.cp) % p.ep:
+                raise ValueError(f"parallel.ep ({p.ep}) must divide tp·cp·dp = {p.tp * dp * p.cp}")
+        if m.moe is not None and p.tp > 1 and not p.sequence_parallel:
+            raise ValueError(
+                "parallel.sequence_parallel must be true for a mixture-of-experts model with "
+                "tp > 1 (Megatron-LM requires it)"
+            )
         if p.virtual_stages > 1 and p.schedule not in {"interleaved", "zb-h1", "dualpipe"}:
             raise ValueError(
                 f"parallel.virtual_stages > 1 needs schedule 'interleaved' (got '{p.schedule}')"

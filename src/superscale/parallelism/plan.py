@@ -4,7 +4,9 @@ Ranks are ordered tp fastest, then cp, then dp, then pp (Megatron-LM's default o
 group of `size` members with stride `stride` spans `size·stride` consecutive ranks. A group
 lands inside one scale-up domain when that span fits the domain, inside one system (crossing
 the system's domain link, e.g. PCIe) when it fits the system, and on the scale-out network
-otherwise. Expert-parallel groups are carved out of dp·cp with stride tp.
+otherwise. Expert-parallel groups are consecutive ranks (expert tensor parallelism 1, so an
+EP group may take in a TP group); the expert-data-parallel group (edp) that reduces expert
+gradients has stride ep.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from superscale.hardware.spec import Cluster, Link
 from superscale.scenario import Scenario
 
 Level = Literal["domain", "system", "scale-out"]
-GROUP_KINDS = ("tp", "cp", "ep", "dp", "pp")
+GROUP_KINDS = ("tp", "cp", "ep", "dp", "edp", "pp")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +60,8 @@ class Plan:
     recompute: str
     sequence_parallel: bool
     flash_attention: bool
+    tp_comm_overlap: bool
+    dp_comm_overlap: bool
     groups: dict[str, GroupPlacement]
     warnings: tuple[str, ...]
 
@@ -95,8 +99,9 @@ def resolve(scenario: Scenario) -> Plan:
     """Derive dp and micro-batch count and place every group on the topology."""
     p, cluster = scenario.parallel, scenario.cluster
     dp = scenario.dp
-    strides = {"tp": 1, "cp": p.tp, "dp": p.tp * p.cp, "pp": p.tp * p.cp * dp, "ep": p.tp}
-    sizes = {"tp": p.tp, "cp": p.cp, "dp": dp, "pp": p.pp, "ep": p.ep}
+    edp = p.tp * p.cp * dp // p.ep
+    strides = {"tp": 1, "cp": p.tp, "dp": p.tp * p.cp, "pp": p.tp * p.cp * dp, "ep": 1, "edp": p.ep}
+    sizes = {"tp": p.tp, "cp": p.cp, "dp": dp, "pp": p.pp, "ep": p.ep, "edp": edp}
     groups = {k: place_group(k, sizes[k], strides[k], cluster) for k in GROUP_KINDS}
     warnings = []
     domain = cluster.system.scale_up
@@ -134,6 +139,8 @@ def resolve(scenario: Scenario) -> Plan:
         recompute=p.recompute,
         sequence_parallel=p.sequence_parallel and p.tp > 1,
         flash_attention=p.flash_attention,
+        tp_comm_overlap=p.tp_comm_overlap and p.tp > 1,
+        dp_comm_overlap=p.dp_comm_overlap,
         groups=groups,
         warnings=tuple(warnings),
     )

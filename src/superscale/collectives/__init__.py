@@ -1,0 +1,1 @@
+"""Collective communication: time of a collective on a parallel group's placement."""

@@ -1,0 +1,57 @@
+"""Roofline time of a compute op with a shape-aware efficiency (per chip, from the catalog).
+
+time = max(FLOPs / (peak · efficiency), HBM bytes / (bandwidth · memory_fraction))
+       + kernels · kernel_overhead
+
+GEMM efficiency = matmul_fraction · Π_d g(d) / g(8192) over (m, n, k), with the Hockney
+half-performance form g(d) = d / (d + d_½): a dimension far above d_½ runs at the
+large-shape rate (the measured maximum achievable matmul throughput, MAMF, is taken at such
+shapes), one near d_½ halves it (tile quantisation, low arithmetic intensity). Fused
+attention runs at `attention_fraction` of the 16-bit peak (no fp8 attention in the modelled
+stacks). Elementwise kernels are memory-bound. All parameters live in the chip's catalog
+entry (`efficiency:`), so a measured profile can replace them.
+"""
+
+from __future__ import annotations
+
+from superscale.hardware.spec import Chip
+from superscale.training.ops import ComputeOp
+
+REFERENCE_DIM = 8192  # GEMM size at which MAMF-style measurements reach their maximum
+_16BIT = {"bf16", "fp16"}
+
+
+def shape_factor(shape: tuple[int, int, int], half_dim: float) -> float:
+    """Relative GEMM rate of (m, n, k) against a large reference GEMM, in (0, 1]."""
+    if half_dim <= 0:
+        return 1.0
+    ref = REFERENCE_DIM / (REFERENCE_DIM + half_dim)
+    factor = 1.0
+    for d in shape:
+        factor *= min(1.0, (d / (d + half_dim)) / ref)
+    return factor
+
+
+def gemm_efficiency(chip: Chip, precision: str, shape: tuple[int, int, int] | None) -> float:
+    """Fraction of the dense peak at `precision` a GEMM of this shape reaches."""
+    base = chip.matmul_fraction(precision)
+    if shape is None:
+        return base
+    return base * shape_factor(shape, chip.efficiency.matmul_half_dim)
+
+
+def compute_time_s(op: ComputeOp, chip: Chip, precision: str) -> float:
+    """Time of all `op.repeat` instances of `op` on one GPU, seconds."""
+    eff = chip.efficiency
+    mem_s = op.hbm_bytes / (chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction)
+    if op.kind == "gemm" and op.flops:
+        flops_s = op.flops / (
+            chip.peak_flops(precision) * gemm_efficiency(chip, precision, op.shape)
+        )
+    elif op.kind == "attention" and op.flops:
+        attn_precision = precision if precision in _16BIT else "bf16"
+        flops_s = op.flops / (chip.peak_flops(attn_precision) * eff.attention_fraction)
+    else:
+        flops_s = 0.0
+    one = max(flops_s, mem_s) + op.kernels * eff.kernel_overhead_us * 1e-6
+    return one * op.repeat

@@ -1,0 +1,1 @@
+"""Engines that turn a lowered program into step time: analytical (closed form) for now."""

@@ -1,0 +1,199 @@
+"""The analytical engine: step time of a lowered program in closed form.
+
+Per stage and micro-batch, forward and backward time is the sum of compute-op times plus
+the exposed part of each collective. Tensor-parallel collectives are exposed unless the
+plan overlaps them with GEMMs; then only what exceeds the GEMM time shows, plus a residual
+(`OVERLAP_RESIDUAL`) for pipeline fill and SM contention. Context-parallel K/V exchange
+hides behind attention the same way; expert all-to-all and pipeline sends are exposed.
+
+Pipeline (1F1B, Narayanan et al. 2021): with per-micro-batch stage times t_i, m
+micro-batches and v virtual stages, T = m·max_i t_i + β·(Σ_i t_i − max_i t_i), β = 1/v;
+uniform stages give the familiar (m + (p−1)/v)·t and bubble fraction (p−1)/(v·m + p−1).
+ZB-H1 removes about two thirds of the 1F1B bubble (Qi et al. 2024: β = 1/3) and DualPipe
+half of it (DeepSeek-AI 2024); the event engine models these schedules exactly.
+
+Gradient reduction runs after the last micro-batch's backward; with overlap it hides behind
+that backward, and stage i also has the i·t_b cool-down slack before stage 0 finishes. The
+parameter all-gather of a distributed optimizer hides likewise behind the next forward.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from superscale.collectives.basic import collective_time_s
+from superscale.costs.compute import compute_time_s
+from superscale.hardware.spec import Cluster
+from superscale.parallelism.plan import GroupPlacement, Plan, place_group
+from superscale.training.lower import Program, StageProgram
+from superscale.training.ops import CommOp, ComputeOp, Op
+
+OVERLAP_RESIDUAL = 0.15  # share of an overlapped collective still exposed
+DP_OVERLAP_WINDOW = 0.9  # share of the last backward (first forward) a bucketed reduce hides in
+SCHEDULE_BUBBLE = {"1f1b": 1.0, "interleaved": 1.0, "gpipe": 1.0, "zb-h1": 1 / 3, "dualpipe": 0.5}
+COMM_GROUPS = ("tp", "cp", "ep", "pp")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PassTime:
+    """One forward or backward pass of one micro-batch on one stage."""
+
+    compute_s: float
+    gemm_s: float
+    attention_s: float
+    comm_s: dict[str, float]  # raw collective time per group
+    exposed_s: dict[str, float]  # exposed collective time per group
+
+    @property
+    def total_s(self) -> float:
+        return self.compute_s + sum(self.exposed_s.values())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageTime:
+    index: int
+    forward: PassTime
+    backward: PassTime
+    grad_sync_s: float
+    param_sync_s: float
+    optimizer_s: float
+    model_flops: float  # per micro-batch, one GPU
+    hardware_flops: float
+
+    @property
+    def micro_batch_s(self) -> float:
+        return self.forward.total_s + self.backward.total_s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepTime:
+    """The analytical engine's answer for one training step."""
+
+    step_time_s: float
+    breakdown_s: dict[str, float]
+    stages: tuple[StageTime, ...] = field(repr=False)
+    critical_stage: int
+    model_flops_per_gpu: float
+    hardware_flops_per_gpu: float
+
+
+def _group(op: CommOp, plan: Plan, cluster: Cluster) -> GroupPlacement:
+    if op.group == "dp" and plan.cp > 1:  # gradients reduce over dp·cp
+        return place_group("dp", plan.dp * plan.cp, plan.tp, cluster)
+    return plan.groups[op.group]
+
+
+def _pass_time(
+    ops: tuple[Op, ...] | list[Op], plan: Plan, cluster: Cluster, precision: str
+) -> PassTime:
+    chip = cluster.chip
+    compute = gemm = attention = 0.0
+    comm = dict.fromkeys(COMM_GROUPS, 0.0)
+    overlappable = dict.fromkeys(COMM_GROUPS, 0.0)
+    for op in ops:
+        if isinstance(op, ComputeOp):
+            t = compute_time_s(op, chip, precision)
+            compute += t
+            gemm += t if op.kind == "gemm" else 0.0
+            attention += t if op.kind == "attention" else 0.0
+        elif op.group in comm:
+            t = (
+                collective_time_s(
+                    op.collective, op.payload_bytes, _group(op, plan, cluster), cluster
+                )
+                * op.repeat
+            )
+            comm[op.group] += t
+            if op.overlappable:
+                overlappable[op.group] += t
+    exposed = dict(comm)
+    if plan.tp_comm_overlap:
+        exposed["tp"] = comm["tp"] - overlappable["tp"] + _hidden(overlappable["tp"], gemm)
+    exposed["cp"] = comm["cp"] - overlappable["cp"] + _hidden(overlappable["cp"], attention)
+    return PassTime(
+        compute_s=compute, gemm_s=gemm, attention_s=attention, comm_s=comm, exposed_s=exposed
+    )
+
+
+def _hidden(comm_s: float, window_s: float) -> float:
+    """Exposed time of a collective overlapped with `window_s` of compute."""
+    return max(0.0, comm_s - window_s) + OVERLAP_RESIDUAL * min(comm_s, window_s)
+
+
+def _stage_time(stage: StageProgram, plan: Plan, cluster: Cluster, precision: str) -> StageTime:
+    fwd = _pass_time(stage.forward, plan, cluster, precision)
+    bwd = _pass_time(stage.backward, plan, cluster, precision)
+    grad = param = opt = 0.0
+    for op in stage.step:
+        if isinstance(op, ComputeOp):
+            opt += compute_time_s(op, cluster.chip, precision)
+        else:
+            t = (
+                collective_time_s(
+                    op.collective, op.payload_bytes, _group(op, plan, cluster), cluster
+                )
+                * op.repeat
+            )
+            if op.collective == "all_gather":
+                param += t
+            else:
+                grad += t
+    ops = (*stage.forward, *stage.backward)
+    model = sum(op.model_flops for op in ops if isinstance(op, ComputeOp))
+    hardware = sum(op.hardware_flops for op in ops if isinstance(op, ComputeOp))
+    return StageTime(
+        index=stage.index,
+        forward=fwd,
+        backward=bwd,
+        grad_sync_s=grad,
+        param_sync_s=param,
+        optimizer_s=opt,
+        model_flops=model,
+        hardware_flops=hardware,
+    )
+
+
+def estimate_step(program: Program, plan: Plan, cluster: Cluster, precision: str) -> StepTime:
+    """Step time and its breakdown for `program` under `plan` on `cluster`."""
+    stages = tuple(_stage_time(s, plan, cluster, precision) for s in program.stages)
+    m = program.micro_batches
+    times = [s.micro_batch_s for s in stages]
+    crit = max(range(len(stages)), key=lambda i: times[i])
+    beta = SCHEDULE_BUBBLE[plan.schedule] / plan.virtual_stages
+    pipeline = m * times[crit] + beta * (sum(times) - times[crit])
+
+    window = DP_OVERLAP_WINDOW if plan.dp_comm_overlap else 0.0
+    tails, heads = [], []
+    for s in stages:
+        slack_b = s.index * s.backward.total_s
+        slack_f = s.index * s.forward.total_s
+        grad_exposed = max(0.0, s.grad_sync_s - window * s.backward.total_s)
+        tails.append(max(0.0, grad_exposed + s.optimizer_s - slack_b))
+        heads.append(max(0.0, s.param_sync_s - window * s.forward.total_s - slack_f))
+    tail_stage = max(range(len(stages)), key=lambda i: tails[i])
+    other = min(tails[tail_stage], stages[tail_stage].optimizer_s)
+    dp_comm = tails[tail_stage] - other + max(heads)
+
+    c = stages[crit]
+    breakdown = {
+        "compute": m * (c.forward.compute_s + c.backward.compute_s),
+        **{
+            f"{g}_comm": m * (c.forward.exposed_s[g] + c.backward.exposed_s[g]) for g in COMM_GROUPS
+        },
+        "pp_bubble": pipeline - m * times[crit],
+        "dp_comm": dp_comm,
+        "other": other,
+    }
+    step = pipeline + tails[tail_stage] + max(heads)
+    breakdown["exposed_comm"] = sum(breakdown[f"{g}_comm"] for g in (*COMM_GROUPS, "dp"))
+    n_stages = len(stages)
+    model_flops = m * sum(s.model_flops for s in stages) / n_stages
+    hardware_flops = m * sum(s.hardware_flops for s in stages) / n_stages
+    return StepTime(
+        step_time_s=step,
+        breakdown_s=breakdown,
+        stages=stages,
+        critical_stage=crit,
+        model_flops_per_gpu=model_flops,
+        hardware_flops_per_gpu=hardware_flops,
+    )

@@ -1,0 +1,332 @@
+"""Lower one transformer layer (and the embedding, logits and vision encoder) to ops.
+
+Per GPU and per micro-batch of `b` sequences of `s` tokens, with tensor parallelism `tp`
+(Megatron-LM column/row split; Shoeybi et al. 2019), optional sequence parallelism (norms,
+residuals and dropout sharded over tp; Korthikanti et al. 2022), context parallelism `cp`
+(each GPU holds s/cp queries and attends to all s keys, ring exchange of K and V) and
+expert parallelism (tokens dispatched to their top-k experts by all-to-all).
+
+FLOPs: a GEMM of (m, n, k) is 2mnk. Attention scores and values are counted at full s²
+(the convention; Narayanan et al. 2021 eq. 3); a causal flash kernel does about half that
+work, which is what its time is charged for. HBM bytes of elementwise kernels follow the
+tensors each fused kernel reads and writes (2-byte activations, 1-byte dropout masks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from superscale.models.spec import ModelSpec
+from superscale.training.ops import CommOp, ComputeOp, Op
+
+ACT_BYTES = 2  # bf16/fp16 activations; fp8 runs keep activations in bf16 between GEMMs
+FLASH_BLOCK = 128  # query/key tile of fused attention: causal work = (s + block) / 2s of full
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shard:
+    """How one GPU's slice of a micro-batch is shaped."""
+
+    micro_batch: int
+    seq_len: int
+    tp: int = 1
+    cp: int = 1
+    ep: int = 1
+    sequence_parallel: bool = False
+    flash_attention: bool = True
+    dropout: bool = False
+
+    @property
+    def tokens(self) -> int:
+        """Tokens of the micro-batch this GPU's tensor-parallel group holds."""
+        return self.micro_batch * self.seq_len // self.cp
+
+    @property
+    def hidden_tokens(self) -> float:
+        """Tokens of hidden-width tensors per GPU (sharded by tp under sequence parallel)."""
+        return self.tokens / self.tp if self.sequence_parallel else float(self.tokens)
+
+
+def _gemm(name: str, m: float, n: float, k: float) -> ComputeOp:
+    flops = 2.0 * m * n * k
+    io_bytes = ACT_BYTES * (m * k + k * n + m * n)
+    return ComputeOp(
+        name=name,
+        kind="gemm",
+        flops=flops,
+        counted_flops=flops,
+        hbm_bytes=io_bytes,
+        shape=(max(1, round(m)), max(1, round(n)), max(1, round(k))),
+    )
+
+
+def _elementwise(name: str, hbm_bytes: float, kernels: int = 1) -> ComputeOp:
+    return ComputeOp(name=name, kind="elementwise", hbm_bytes=hbm_bytes, kernels=kernels)
+
+
+def _local_heads(heads: int, tp: int) -> float:
+    return max(heads / tp, 1.0)  # heads fewer than tp are replicated (GQA kv heads)
+
+
+def attention_ops(model: ModelSpec, sh: Shard) -> list[ComputeOp]:
+    """Norm, projections, core attention and residual of one layer's attention block."""
+    h, t, tok = model.hidden, sh.tp, sh.tokens
+    ht = sh.hidden_tokens
+    ops: list[ComputeOp] = [_elementwise("attn_norm", 2 * ACT_BYTES * ht * h)]
+    heads_local = model.heads / t
+    if model.mla is not None:
+        m = model.mla
+        d_qk, d_v = m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim
+        if m.q_lora_rank:
+            ops.append(_gemm("q_down", tok, m.q_lora_rank, h))
+            ops.append(_gemm("q_up", tok, heads_local * d_qk, m.q_lora_rank))
+        else:
+            ops.append(_gemm("q_proj", tok, heads_local * d_qk, h))
+        ops.append(_gemm("kv_down", tok, m.kv_lora_rank + m.qk_rope_head_dim, h))
+        ops.append(_gemm("kv_up", tok, heads_local * (m.qk_nope_head_dim + d_v), m.kv_lora_rank))
+        q_width, kv_width = heads_local * d_qk, heads_local * (d_qk + d_v)
+    else:
+        d_qk = d_v = model.d_head
+        kv_local = _local_heads(model.n_kv_heads, t)
+        q_width, kv_width = heads_local * d_qk, 2 * kv_local * d_qk
+        ops.append(_gemm("qkv", tok, q_width + kv_width, h))
+    if model.position_embeddings == 0:  # rotary embedding on q and k
+        ops.append(_elementwise("rope", 2 * ACT_BYTES * tok * (q_width + kv_width / 2)))
+    ops.extend(core_attention_ops(model, sh, d_qk=d_qk, d_v=d_v))
+    ops.append(_gemm("attn_out", tok, h, heads_local * d_v))
+    ops.append(_residual("attn_residual", h, ht, sh.dropout))
+    return ops
+
+
+def core_attention_ops(model: ModelSpec, sh: Shard, *, d_qk: int, d_v: int) -> list[ComputeOp]:
+    """softmax(QKᵀ)V for this GPU's heads and queries against all keys."""
+    b, s, heads_local = sh.micro_batch, sh.seq_len, model.heads / sh.tp
+    q_len = s / sh.cp
+    counted = 2.0 * b * heads_local * q_len * s * (d_qk + d_v)
+    if sh.flash_attention:
+        done = counted * min(1.0, (s + FLASH_BLOCK) / (2.0 * s))
+        io = ACT_BYTES * b * q_len * heads_local * (2 * d_qk + 2 * d_v)
+        return [
+            ComputeOp(
+                name="flash_attention",
+                kind="attention",
+                flops=done,
+                counted_flops=counted,
+                hbm_bytes=io,
+            )
+        ]
+    # Unfused (Megatron-LM 2021-22): two batched GEMMs plus softmax and dropout kernels on
+    # the b·a·s² score matrix, which dominate the layer's memory traffic at long sequences.
+    scores = b * heads_local * q_len * s
+    score_gemm = ComputeOp(
+        name="attn_scores",
+        kind="gemm",
+        flops=counted * d_qk / (d_qk + d_v),
+        counted_flops=counted * d_qk / (d_qk + d_v),
+        hbm_bytes=ACT_BYTES * (scores + b * heads_local * (q_len + s) * d_qk),
+        shape=(round(q_len), s, d_qk),
+    )
+    value_gemm = ComputeOp(
+        name="attn_values",
+        kind="gemm",
+        flops=counted * d_v / (d_qk + d_v),
+        counted_flops=counted * d_v / (d_qk + d_v),
+        hbm_bytes=ACT_BYTES * (scores + b * heads_local * (q_len + s) * d_v),
+        shape=(round(q_len), d_v, s),
+    )
+    softmax = _elementwise("softmax", 2 * ACT_BYTES * scores)  # fused scale-mask-softmax
+    ops = [score_gemm, softmax]
+    if sh.dropout:
+        ops.append(_elementwise("attn_dropout", (2 * ACT_BYTES + 1) * scores))
+    ops.append(value_gemm)
+    return ops
+
+
+def _residual(name: str, hidden: int, tokens: float, dropout: bool) -> ComputeOp:
+    # fused bias-dropout-add: read the branch and the residual, write the sum (+ mask)
+    return _elementwise(name, (3 * ACT_BYTES + (1 if dropout else 0)) * tokens * hidden)
+
+
+def _mlp(name: str, model: ModelSpec, tokens: float, ffn: float, m_rows: float) -> list[ComputeOp]:
+    """An MLP on `tokens` tokens whose FFN width on this GPU is `ffn`."""
+    h = model.hidden
+    up_width = (2 if model.gated_mlp else 1) * ffn
+    act_bytes = (3 if model.gated_mlp else 2) * ACT_BYTES * tokens * ffn
+    up = _gemm(f"{name}_up", tokens, up_width, h)
+    down = _gemm(f"{name}_down", tokens, h, ffn)
+    # GEMM efficiency depends on the rows each grouped GEMM sees (tokens per expert)
+    up = ComputeOp(
+        name=up.name,
+        kind="gemm",
+        flops=up.flops,
+        counted_flops=up.counted_flops,
+        hbm_bytes=up.hbm_bytes,
+        shape=(max(1, round(m_rows)), round(up_width), h),
+    )
+    down = ComputeOp(
+        name=down.name,
+        kind="gemm",
+        flops=down.flops,
+        counted_flops=down.counted_flops,
+        hbm_bytes=down.hbm_bytes,
+        shape=(max(1, round(m_rows)), h, max(1, round(ffn))),
+    )
+    return [up, _elementwise(f"{name}_act", act_bytes), down]
+
+
+def mlp_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[ComputeOp]:
+    """Norm, dense FFN or mixture of experts, and residual of one layer."""
+    h, t, tok = model.hidden, sh.tp, sh.tokens
+    ht = sh.hidden_tokens
+    ops: list[ComputeOp] = [_elementwise("mlp_norm", 2 * ACT_BYTES * ht * h)]
+    if moe_layer and model.moe is not None:
+        moe = model.moe
+        ops.append(_gemm("router", ht, moe.experts, h))
+        # Expert tensor parallelism is 1 (DeepSeek-V3, Megatron-Core's MoE recipes): each
+        # GPU routes its sequence-parallel token shard to top-k experts at full width, and
+        # with balanced routing receives as many token copies as it sends.
+        routed = ht * moe.top_k
+        ops.append(_elementwise("permute", 4 * ACT_BYTES * routed * h, kernels=4))
+        rows_per_expert = routed * sh.ep / moe.experts
+        ops.extend(_mlp("expert", model, routed, moe.expert_ffn_hidden, rows_per_expert))
+        if moe.shared_experts:
+            shared = moe.shared_experts * moe.shared_ffn
+            ops.extend(_mlp("shared_expert", model, tok, shared / t, tok))
+    else:
+        ops.extend(_mlp("mlp", model, tok, model.ffn_hidden / t, tok))
+    ops.append(_residual("mlp_residual", h, ht, sh.dropout))
+    return ops
+
+
+def layer_comm_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[CommOp]:
+    """Forward communication of one layer: TP, CP and EP collectives."""
+    ops: list[CommOp] = []
+    h, tok = model.hidden, sh.tokens
+    full_hidden = ACT_BYTES * tok * h  # the TP group's whole activation tensor
+    if sh.tp > 1:
+        if sh.sequence_parallel:
+            for block in ("attn", "mlp"):
+                ops.append(
+                    CommOp(
+                        name=f"{block}_all_gather",
+                        group="tp",
+                        collective="all_gather",
+                        payload_bytes=full_hidden,
+                        overlappable=True,
+                    )
+                )
+                ops.append(
+                    CommOp(
+                        name=f"{block}_reduce_scatter",
+                        group="tp",
+                        collective="reduce_scatter",
+                        payload_bytes=full_hidden,
+                        overlappable=True,
+                    )
+                )
+        else:
+            for block in ("attn", "mlp"):
+                ops.append(
+                    CommOp(
+                        name=f"{block}_all_reduce",
+                        group="tp",
+                        collective="all_reduce",
+                        payload_bytes=full_hidden,
+                        overlappable=True,
+                    )
+                )
+    if sh.cp > 1:
+        kv_width = _kv_width(model, sh.tp)
+        kv_all = ACT_BYTES * sh.micro_batch * sh.seq_len * kv_width
+        ops.append(
+            CommOp(
+                name="cp_kv_exchange",
+                group="cp",
+                collective="all_gather",
+                payload_bytes=kv_all,
+                overlappable=True,
+            )
+        )
+    if moe_layer and model.moe is not None and sh.ep > 1:
+        routed_bytes = ACT_BYTES * sh.hidden_tokens * model.moe.top_k * h
+        ops.append(
+            CommOp(
+                name="moe_dispatch", group="ep", collective="all_to_all", payload_bytes=routed_bytes
+            )
+        )
+        ops.append(
+            CommOp(
+                name="moe_combine", group="ep", collective="all_to_all", payload_bytes=routed_bytes
+            )
+        )
+    return ops
+
+
+def _kv_width(model: ModelSpec, tp: int) -> float:
+    """Width of this GPU's keys plus values per token."""
+    if model.mla is not None:
+        m = model.mla
+        return model.heads / tp * (m.qk_nope_head_dim + m.qk_rope_head_dim + m.v_head_dim)
+    return 2 * _local_heads(model.n_kv_heads, tp) * model.d_head
+
+
+def embedding_ops(model: ModelSpec, sh: Shard) -> list[ComputeOp]:
+    """Token embedding lookup (first stage)."""
+    width = model.hidden
+    return [
+        _elementwise(
+            "embedding", (2 * ACT_BYTES + (1 if sh.dropout else 0)) * sh.hidden_tokens * width
+        )
+    ]
+
+
+def logits_ops(model: ModelSpec, sh: Shard) -> list[ComputeOp]:
+    """Final norm, output projection and cross-entropy (last stage)."""
+    h, tok, v_local = model.hidden, sh.tokens, model.vocab / sh.tp
+    return [
+        _elementwise("final_norm", 2 * ACT_BYTES * sh.hidden_tokens * h),
+        _gemm("logits", tok, v_local, h),
+        # fp32 softmax cross-entropy over the vocabulary shard: read logits, write fp32
+        # probabilities, read them back for the loss and its gradient
+        _elementwise("cross_entropy", (ACT_BYTES + 4 + 4) * tok * v_local, kernels=3),
+    ]
+
+
+def vision_ops(model: ModelSpec, sh: Shard, images: int) -> list[ComputeOp]:
+    """The vision encoder on `images` images per micro-batch (first stage), all its layers."""
+    v = model.vision
+    if v is None or images == 0:
+        return []
+    t = sh.tp
+    tok = images * v.patches
+    hl = v.hidden / t
+    attn_counted = 4.0 * images * v.patches * v.patches * hl
+    attn = ComputeOp(  # bidirectional: no causal saving
+        name="vit_attention",
+        kind="attention",
+        flops=attn_counted,
+        counted_flops=attn_counted,
+        hbm_bytes=ACT_BYTES * tok * 4 * hl,
+    )
+    per_layer = [
+        _elementwise("vit_norms", 4 * ACT_BYTES * tok * v.hidden),
+        _gemm("vit_qkv", tok, 3 * hl, v.hidden),
+        attn,
+        _gemm("vit_out", tok, v.hidden, hl),
+        _gemm("vit_mlp_up", tok, (2 if v.gated_mlp else 1) * v.ffn_hidden / t, v.hidden),
+        _elementwise("vit_act", 2 * ACT_BYTES * tok * v.ffn_hidden / t),
+        _gemm("vit_mlp_down", tok, v.hidden, v.ffn_hidden / t),
+    ]
+    merged = v.hidden * v.pixel_shuffle**2
+    proj_tokens = tok / v.pixel_shuffle**2
+    projector = _gemm("vision_projector", proj_tokens, model.hidden / t, merged)
+    return [op.times(v.layers) for op in per_layer] + [projector]
+
+
+def forward_layer_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[Op]:
+    """All forward ops of one layer, compute and communication."""
+    ops: list[Op] = []
+    ops.extend(attention_ops(model, sh))
+    ops.extend(mlp_ops(model, sh, moe_layer=moe_layer))
+    ops.extend(layer_comm_ops(model, sh, moe_layer=moe_layer))
+    return ops

@@ -1,0 +1,256 @@
+"""Lower a scenario and its plan to per-stage programs: the ops each GPU of a stage runs.
+
+A stage's program has three parts: `forward` and `backward` run once per micro-batch (the
+backward part starts with any recomputation), `step` runs once per optimizer step (gradient
+reduction across data-parallel replicas and the optimizer update). Every GPU of a stage runs
+the same program (tensor-, context-, expert- and data-parallel ranks are symmetric under
+balanced routing), so one program per stage describes the whole cluster.
+
+Layers are split across pp·v model chunks as evenly as possible, earlier chunks taking the
+remainder; the embedding (and vision encoder) sits on the first stage, the output layer and
+loss on the last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from superscale.models.spec import ModelSpec
+from superscale.parallelism.plan import Plan
+from superscale.scenario import Scenario
+from superscale.training import layer
+from superscale.training.ops import CommOp, ComputeOp, Op
+
+GRAD_REDUCE_BYTES = 2  # gradients reduced in bf16/fp16 (Megatron-LM default)
+PARAM_GATHER_BYTES = 2  # distributed optimizer all-gathers bf16/fp16 parameters
+ADAM_BYTES_PER_PARAM = 4 * 4 + 4 * 3 + 2  # read fp32 grad, master, m, v; write 3; bf16 copy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageProgram:
+    """What every GPU of one pipeline stage does."""
+
+    index: int
+    layers: int
+    moe_layers: int
+    forward: tuple[Op, ...]
+    backward: tuple[Op, ...]
+    step: tuple[Op, ...]
+    dense_params: float  # parameters on one GPU of this stage, replicated across dp
+    expert_params: float  # routed-expert parameters on one GPU, replicated across edp
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Program:
+    """Per-stage programs for one training step."""
+
+    stages: tuple[StageProgram, ...]
+    micro_batches: int
+    tokens_per_step: int
+
+
+def split_layers(layers: int, chunks: int) -> list[int]:
+    """Layers per model chunk, as even as possible, earlier chunks taking the remainder."""
+    base, extra = divmod(layers, chunks)
+    return [base + (1 if i < extra else 0) for i in range(chunks)]
+
+
+def is_moe_layer(model: ModelSpec, index: int) -> bool:
+    moe = model.moe
+    if moe is None or index < moe.dense_layers:
+        return False
+    return (index - moe.dense_layers) % moe.layer_frequency == 0
+
+
+def _stage_layers(model: ModelSpec, plan: Plan) -> list[list[int]]:
+    """Layer indices held by each pipeline rank (its v chunks, interleaved)."""
+    chunks = split_layers(model.layers, plan.pp * plan.virtual_stages)
+    starts = [sum(chunks[:i]) for i in range(len(chunks))]
+    stages: list[list[int]] = [[] for _ in range(plan.pp)]
+    for chunk, (start, count) in enumerate(zip(starts, chunks, strict=True)):
+        stages[chunk % plan.pp].extend(range(start, start + count))
+    return stages
+
+
+def _backward_of(op: Op, *, flash: bool) -> Op:
+    if isinstance(op, CommOp):
+        return CommOp(
+            name=f"{op.name}.bwd",
+            group=op.group,
+            collective=_mirror(op.collective),
+            payload_bytes=op.payload_bytes * (2 if op.group == "cp" else 1),
+            overlappable=op.overlappable,
+            repeat=op.repeat,
+        )
+    if op.kind == "attention" and flash:
+        # flash backward recomputes the scores: 5 matmuls against the forward's 2
+        return op.backward(flops_factor=2.5, bytes_factor=2.5)
+    return op.backward()
+
+
+def _mirror(collective: str) -> str:  # type: ignore[return]
+    return {"all_gather": "reduce_scatter", "reduce_scatter": "all_gather"}.get(
+        collective, collective
+    )
+
+
+def _layer_params(model: ModelSpec, index: int) -> tuple[float, float]:
+    """(dense, routed-expert) parameters of one layer."""
+    if is_moe_layer(model, index):
+        assert model.moe is not None
+        experts = model.moe.experts * model.expert_params
+        return model.attention_params + model.moe_mlp_params - experts, experts
+    return model.attention_params + model.dense_mlp_params, 0.0
+
+
+def lower(scenario: Scenario, plan: Plan) -> Program:
+    """Build the per-stage programs of one training step."""
+    model, train = scenario.model, scenario.training
+    shard = layer.Shard(
+        micro_batch=plan.micro_batch,
+        seq_len=train.seq_len,
+        tp=plan.tp,
+        cp=plan.cp,
+        ep=plan.ep,
+        sequence_parallel=plan.sequence_parallel,
+        flash_attention=plan.flash_attention,
+        dropout=train.dropout,
+    )
+    dense_fwd = layer.forward_layer_ops(model, shard, moe_layer=False)
+    moe_fwd = layer.forward_layer_ops(model, shard, moe_layer=True) if model.moe else []
+    stages = []
+    for index, layer_ids in enumerate(_stage_layers(model, plan)):
+        first, last = index == 0, index == plan.pp - 1
+        n_moe = sum(is_moe_layer(model, i) for i in layer_ids)
+        n_dense = len(layer_ids) - n_moe
+        body: list[Op] = [op.times(n_dense) for op in dense_fwd] if n_dense else []
+        if n_moe:
+            body += [op.times(n_moe) for op in moe_fwd]
+        head: list[Op] = []
+        tail: list[Op] = []
+        if first:
+            head += layer.embedding_ops(model, shard)
+            head += layer.vision_ops(model, shard, plan.micro_batch * train.images_per_sample)
+        if last:
+            tail += layer.logits_ops(model, shard)
+        forward = tuple(head + body + tail + _pp_send(model, shard, plan, not last))
+        recompute = _recompute_ops(body, plan)
+        backward = tuple(
+            list(recompute)
+            + [_backward_of(op, flash=plan.flash_attention) for op in reversed(head + body + tail)]
+            + _pp_send(model, shard, plan, not first)
+        )
+        dense, expert = _stage_params(model, plan, layer_ids, first=first, last=last)
+        stages.append(
+            StageProgram(
+                index=index,
+                layers=len(layer_ids),
+                moe_layers=n_moe,
+                forward=forward,
+                backward=backward,
+                step=tuple(_step_ops(dense, expert, plan)),
+                dense_params=dense,
+                expert_params=expert,
+            )
+        )
+    return Program(
+        stages=tuple(stages),
+        micro_batches=plan.micro_batches,
+        tokens_per_step=train.global_batch * train.seq_len,
+    )
+
+
+def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, send: bool) -> list[Op]:
+    if plan.pp == 1 or not send:
+        return []
+    payload = layer.ACT_BYTES * shard.tokens * model.hidden
+    if plan.sequence_parallel:  # scatter-gather: each TP rank sends its 1/tp share
+        payload /= plan.tp
+    # each of the v model chunks hands its activations on once per micro-batch
+    return [
+        CommOp(
+            name="pp_send",
+            group="pp",
+            collective="send_recv",
+            payload_bytes=payload,
+            repeat=plan.virtual_stages,
+        )
+    ]
+
+
+def _recompute_ops(body: list[Op], plan: Plan) -> list[Op]:
+    """Forward work repeated before backward (Korthikanti et al. 2022)."""
+    if plan.recompute == "full":
+        return [op.recomputed() for op in body if isinstance(op, ComputeOp) or (op.group == "tp")]
+    if plan.recompute == "selective" and not plan.flash_attention:
+        core = {"attn_scores", "softmax", "attn_dropout", "attn_values"}
+        return [op.recomputed() for op in body if isinstance(op, ComputeOp) and op.name in core]
+    return []
+
+
+def _stage_params(
+    model: ModelSpec, plan: Plan, layer_ids: list[int], *, first: bool, last: bool
+) -> tuple[float, float]:
+    dense = expert = 0.0
+    for i in layer_ids:
+        d, e = _layer_params(model, i)
+        dense, expert = dense + d, expert + e
+    emb = model.vocab * model.hidden
+    if first:
+        dense += emb + model.position_embeddings * model.hidden + model.vision_params
+    if last and (not model.tied_embeddings or plan.pp > 1):
+        dense += emb  # untied head, or the tied copy Megatron keeps on the last stage
+    return dense / plan.tp, expert / plan.ep
+
+
+def _step_ops(dense: float, expert: float, plan: Plan) -> list[Op]:
+    """Gradient reduction and optimizer update, once per step."""
+    ops: list[Op] = []
+    for group, params, size in (
+        ("dp", dense, plan.dp * plan.cp),
+        ("edp", expert, plan.groups["edp"].size),
+    ):
+        if params == 0 or size == 1:
+            continue
+        grads = params * GRAD_REDUCE_BYTES
+        if plan.zero == 0:
+            ops.append(
+                CommOp(
+                    name=f"{group}_grad_all_reduce",
+                    group=group,  # type: ignore[arg-type]
+                    collective="all_reduce",
+                    payload_bytes=grads,
+                    overlappable=True,
+                )
+            )
+        else:
+            ops.append(
+                CommOp(
+                    name=f"{group}_grad_reduce_scatter",
+                    group=group,  # type: ignore[arg-type]
+                    collective="reduce_scatter",
+                    payload_bytes=grads,
+                    overlappable=True,
+                )
+            )
+            ops.append(
+                CommOp(
+                    name=f"{group}_param_all_gather",
+                    group=group,  # type: ignore[arg-type]
+                    collective="all_gather",
+                    payload_bytes=params * PARAM_GATHER_BYTES,
+                    overlappable=True,
+                )
+            )
+    shard_dense = plan.dp * plan.cp if plan.zero >= 1 else 1
+    shard_expert = plan.groups["edp"].size if plan.zero >= 1 else 1
+    updated = dense / shard_dense + expert / shard_expert
+    ops.append(
+        ComputeOp(
+            name="optimizer",
+            kind="elementwise",
+            hbm_bytes=updated * ADAM_BYTES_PER_PARAM,
+            kernels=8,
+        )
+    )
+    return ops

@@ -1,0 +1,170 @@
+"""Peak memory per GPU: weights, gradients, optimizer states, activations and workspace.
+
+Mixed-precision Adam keeps 16-bit weights (2 B/param), fp32 main gradients (4 B) and fp32
+master weights, momentum and variance (12 B): 18 B/param, the Megatron-LM accounting. ZeRO
+shards the optimizer states (stage 1), then gradients (2), then weights (3) across the
+data-parallel group (Rajbhandari et al. 2020); routed experts shard across their own
+expert-data-parallel group.
+
+Activations per layer generalise Korthikanti et al. 2022 (Sec. 4, Table 2) to grouped-query
+and latent attention, gated MLPs and experts: with tensor parallelism t, sequence
+parallelism, and the s² score terms only for unfused attention, a GPT layer stores
+sbh·(10 + 24/t + 5as/(ht)) bytes, sbh·(34 + 5as/h)/t with sequence parallelism, 34·sbh/t with
+selective recomputation, and only its 2·sbh input under full recomputation. Under 1F1B the
+first stage holds p micro-batches in flight, L(1 + (p−1)/(pv)) layers' worth when
+interleaved (Korthikanti et al. Sec. 4.2.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from superscale.models.spec import ModelSpec
+from superscale.parallelism.plan import Plan
+from superscale.scenario import Scenario
+from superscale.training.layer import ACT_BYTES, Shard
+from superscale.training.lower import Program, StageProgram
+from superscale.units import GIB
+
+WEIGHT_BYTES = 2
+GRAD_BYTES = 4
+OPTIMIZER_BYTES = 12
+# CUDA context, cuBLAS/cuDNN workspaces, NCCL buffers and allocator fragmentation: a
+# documented allowance, not a measurement (typical PyTorch jobs reserve 2–4 GiB beyond
+# tensors).
+WORKSPACE_BYTES = 2.5 * GIB
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Memory:
+    """Peak bytes per GPU on the stage that needs the most."""
+
+    stage: int
+    params_bytes: float
+    grads_bytes: float
+    optimizer_bytes: float
+    activations_bytes: float
+    workspace_bytes: float
+
+    @property
+    def peak_bytes(self) -> float:
+        return (
+            self.params_bytes
+            + self.grads_bytes
+            + self.optimizer_bytes
+            + self.activations_bytes
+            + self.workspace_bytes
+        )
+
+
+def layer_activation_bytes(
+    model: ModelSpec, sh: Shard, *, moe_layer: bool, recompute: str
+) -> float:
+    """Bytes one layer keeps for its backward pass, per micro-batch, on one GPU."""
+    h, t, tok, ht = model.hidden, sh.tp, sh.tokens, sh.hidden_tokens
+    if recompute == "full":
+        return ACT_BYTES * ht * h  # the layer's input only
+    mask = 1.0 if sh.dropout else 0.0
+    heads_local = model.heads / t
+    if model.mla is not None:
+        m = model.mla
+        d_qk, d_v = m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim
+        qkv_width = heads_local * (2 * d_qk + d_v)
+        qkv_width += (m.q_lora_rank or 0) + m.kv_lora_rank + m.qk_rope_head_dim  # latents
+    else:
+        d_qk = d_v = model.d_head
+        kv_local = max(model.n_kv_heads / t, 1.0)
+        qkv_width = (heads_local + 2 * kv_local) * d_qk
+    attention = (2 + 2) * ht * h + ACT_BYTES * tok * qkv_width
+    attention += ACT_BYTES * tok * heads_local * d_v + mask * ht * h  # out-proj input, mask
+    q_len = sh.seq_len / sh.cp
+    if sh.flash_attention:
+        attention += 4.0 * sh.micro_batch * heads_local * q_len  # fp32 log-sum-exp
+    elif recompute != "selective":
+        scores = sh.micro_batch * heads_local * q_len * sh.seq_len
+        attention += (ACT_BYTES + (1 + ACT_BYTES) * mask) * scores
+    mlp = (2 + 2) * ht * h + mask * ht * h
+    act_factor = 3 if model.gated_mlp else 2
+    if moe_layer and model.moe is not None:
+        routed = ht * model.moe.top_k
+        mlp += ACT_BYTES * routed * (2 * h + act_factor * model.moe.expert_ffn_hidden)
+        if model.moe.shared_experts:
+            mlp += (
+                ACT_BYTES * act_factor * tok * model.moe.shared_experts * model.moe.shared_ffn / t
+            )
+    else:
+        mlp += ACT_BYTES * act_factor * tok * model.ffn_hidden / t
+    return attention + mlp
+
+
+def _in_flight(plan: Plan, stage: int) -> float:
+    """Micro-batches whose activations a stage holds at once."""
+    p, m, v = plan.pp, plan.micro_batches, plan.virtual_stages
+    if plan.schedule == "gpipe":
+        return float(m)
+    if plan.schedule == "dualpipe":
+        return float(min(m, p + 1))
+    depth = p - stage
+    if v > 1:
+        return min(float(m), depth + (p - 1) / v)
+    return float(min(m, depth))
+
+
+def _stage_activation_bytes(
+    scenario: Scenario, plan: Plan, stage: StageProgram, sh: Shard
+) -> float:
+    model = scenario.model
+    recompute = plan.recompute
+    dense_layers = stage.layers - stage.moe_layers
+    per_mb = dense_layers * layer_activation_bytes(model, sh, moe_layer=False, recompute=recompute)
+    per_mb += stage.moe_layers * layer_activation_bytes(
+        model, sh, moe_layer=True, recompute=recompute
+    )
+    total = per_mb * _in_flight(plan, stage.index)
+    if recompute == "full":  # one layer rebuilt at a time during backward
+        total += layer_activation_bytes(model, sh, moe_layer=stage.moe_layers > 0, recompute="none")
+    if stage.index == plan.pp - 1:  # logits in 16 bits and fp32 softmax, one micro-batch
+        total += (ACT_BYTES + 4) * sh.tokens * model.vocab / plan.tp
+    if stage.index == 0 and model.vision is not None and scenario.training.images_per_sample:
+        v = model.vision
+        tokens = plan.micro_batch * scenario.training.images_per_sample * v.patches
+        per_layer = ACT_BYTES * tokens * (8 * v.hidden + 2 * v.ffn_hidden) / plan.tp
+        total += v.layers * per_layer * _in_flight(plan, 0)
+    return total
+
+
+def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
+    """Peak memory per GPU over all stages."""
+    sh = Shard(
+        micro_batch=plan.micro_batch,
+        seq_len=scenario.training.seq_len,
+        tp=plan.tp,
+        cp=plan.cp,
+        ep=plan.ep,
+        sequence_parallel=plan.sequence_parallel,
+        flash_attention=plan.flash_attention,
+        dropout=scenario.training.dropout,
+    )
+    dp_shard = plan.dp * plan.cp
+    edp_shard = plan.groups["edp"].size
+    best: Memory | None = None
+    for stage in program.stages:
+        dense, expert = stage.dense_params, stage.expert_params
+
+        def sharded(nbytes: float, min_stage: int, d: float = dense, e: float = expert) -> float:
+            return d * nbytes / (dp_shard if plan.zero >= min_stage else 1) + e * nbytes / (
+                edp_shard if plan.zero >= min_stage else 1
+            )
+
+        mem = Memory(
+            stage=stage.index,
+            params_bytes=sharded(WEIGHT_BYTES, 3),
+            grads_bytes=sharded(GRAD_BYTES, 2),
+            optimizer_bytes=sharded(OPTIMIZER_BYTES, 1),
+            activations_bytes=_stage_activation_bytes(scenario, plan, stage, sh),
+            workspace_bytes=WORKSPACE_BYTES,
+        )
+        if best is None or mem.peak_bytes > best.peak_bytes:
+            best = mem
+    assert best is not None  # a program has at least one stage
+    return best

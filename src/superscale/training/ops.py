@@ -1,0 +1,82 @@
+"""The operations of a lowered per-device program: compute kernels and communication.
+
+Ops are frozen values: what is done (FLOPs, HBM bytes, collective payloads), never how long
+it takes; cost models turn them into time. `flops` is the work the kernel does (a causal
+flash-attention kernel skips the masked half); `counted_flops` is the conventional count of
+published MFU/HFU figures (full s² attention; Narayanan et al. 2021 eq. 3). Recomputation
+ops count towards hardware FLOPs (HFU) but not model FLOPs (MFU). `repeat` stands for
+identical instances (one per layer), so a stage of 30 layers is one op with repeat=30.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+ComputeKind = Literal["gemm", "attention", "elementwise"]
+Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"]
+GroupKind = Literal["tp", "cp", "ep", "pp", "dp", "edp"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComputeOp:
+    """One kernel (or a fused group of kernels) on one GPU, per micro-batch."""
+
+    name: str
+    kind: ComputeKind
+    flops: float = 0.0
+    counted_flops: float = 0.0
+    hbm_bytes: float = 0.0
+    shape: tuple[int, int, int] | None = None  # (m, n, k) for GEMMs
+    kernels: int = 1
+    recompute: bool = False
+    repeat: int = 1
+
+    @property
+    def model_flops(self) -> float:
+        """Conventional FLOPs counted in MFU (all instances); recomputation excluded."""
+        return 0.0 if self.recompute else self.counted_flops * self.repeat
+
+    @property
+    def hardware_flops(self) -> float:
+        """Conventional FLOPs counted in HFU (all instances); recomputation included."""
+        return self.counted_flops * self.repeat
+
+    def backward(self, *, flops_factor: float = 2.0, bytes_factor: float = 2.0) -> ComputeOp:
+        """The gradient of this op: dgrad + wgrad for GEMMs (2× the forward work)."""
+        return replace(
+            self,
+            name=f"{self.name}.bwd",
+            flops=self.flops * flops_factor,
+            counted_flops=self.counted_flops * 2.0,
+            hbm_bytes=self.hbm_bytes * bytes_factor,
+            kernels=self.kernels * 2,
+        )
+
+    def recomputed(self) -> ComputeOp:
+        return replace(self, name=f"{self.name}.recompute", recompute=True)
+
+    def times(self, repeat: int) -> ComputeOp:
+        return replace(self, repeat=self.repeat * repeat)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommOp:
+    """One collective on one parallel group; `payload_bytes` is nccl-tests' size."""
+
+    name: str
+    group: GroupKind
+    collective: Collective
+    payload_bytes: float
+    overlappable: bool = False  # may hide behind compute when the plan enables overlap
+    recompute: bool = False
+    repeat: int = 1
+
+    def recomputed(self) -> CommOp:
+        return replace(self, name=f"{self.name}.recompute", recompute=True)
+
+    def times(self, repeat: int) -> CommOp:
+        return replace(self, repeat=self.repeat * repeat)
+
+
+Op = ComputeOp | CommOp

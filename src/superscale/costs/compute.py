@@ -1,14 +1,16 @@
 """Roofline time of a compute op with a shape-aware efficiency (per chip, from the catalog).
 
-time = max(FLOPs / (peak · efficiency), HBM bytes / (bandwidth · memory_fraction))
-       + kernels · kernel_overhead
+time = max(FLOPs / (peak · efficiency · sustained_clock_fraction),
+           HBM bytes / (bandwidth · memory_fraction)) + kernels · kernel_overhead
 
 GEMM efficiency = matmul_fraction · Π_d g(d) / g(8192) over (m, n, k), with the Hockney
 half-performance form g(d) = d / (d + d_½): a dimension far above d_½ runs at the
 large-shape rate (the measured maximum achievable matmul throughput, MAMF, is taken at such
 shapes), one near d_½ halves it (tile quantisation, low arithmetic intensity). Fused
 attention runs at `attention_fraction` of the 16-bit peak (no fp8 attention in the modelled
-stacks). Elementwise kernels are memory-bound. All parameters live in the chip's catalog
+stacks). Under fp8, each GEMM also quantizes its 16-bit inputs (read 2 B, write 1 B per
+element, plus the transposed copy backward needs; Transformer Engine's recipe), and the
+output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Elementwise kernels are memory-bound. All parameters live in the chip's catalog
 entry (`efficiency:`), so a measured profile can replace them.
 """
 
@@ -19,6 +21,8 @@ from superscale.training.ops import ComputeOp
 
 REFERENCE_DIM = 8192  # GEMM size at which MAMF-style measurements reach their maximum
 _16BIT = {"bf16", "fp16"}
+HIGH_PRECISION_GEMMS = frozenset({"logits", "router"})
+FP8_CAST_BYTES_PER_INPUT = 2 + 1 + 1  # read bf16, write fp8 and its transposed fp8 copy
 
 
 def shape_factor(shape: tuple[int, int, int], half_dim: float) -> float:
@@ -43,15 +47,24 @@ def gemm_efficiency(chip: Chip, precision: str, shape: tuple[int, int, int] | No
 def compute_time_s(op: ComputeOp, chip: Chip, precision: str) -> float:
     """Time of all `op.repeat` instances of `op` on one GPU, seconds."""
     eff = chip.efficiency
-    mem_s = op.hbm_bytes / (chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction)
+    hbm_rate = chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction
+    mem_s = op.hbm_bytes / hbm_rate
+    kernels = float(op.kernels)
+    flops_s = 0.0
     if op.kind == "gemm" and op.flops:
-        flops_s = op.flops / (
-            chip.peak_flops(precision) * gemm_efficiency(chip, precision, op.shape)
-        )
+        gemm_precision = precision
+        if precision not in _16BIT and op.name.split(".")[0] in HIGH_PRECISION_GEMMS:
+            gemm_precision = "bf16"
+        rate = chip.peak_flops(gemm_precision) * gemm_efficiency(chip, gemm_precision, op.shape)
+        flops_s = op.flops / (rate * eff.sustained_clock_fraction)
+        if gemm_precision == "fp8" and op.shape is not None:
+            m, n, k = op.shape
+            passes = op.flops / (2.0 * m * n * k)  # 1 forward, 2 for its backward
+            mem_s += passes * FP8_CAST_BYTES_PER_INPUT * m * k / hbm_rate
+            kernels += 2 * passes  # amax/scale and cast(+transpose) kernels per input
     elif op.kind == "attention" and op.flops:
         attn_precision = precision if precision in _16BIT else "bf16"
-        flops_s = op.flops / (chip.peak_flops(attn_precision) * eff.attention_fraction)
-    else:
-        flops_s = 0.0
-    one = max(flops_s, mem_s) + op.kernels * eff.kernel_overhead_us * 1e-6
+        rate = chip.peak_flops(attn_precision) * eff.attention_fraction
+        flops_s = op.flops / (rate * eff.sustained_clock_fraction)
+    one = max(flops_s, mem_s) + kernels * eff.kernel_overhead_us * 1e-6
     return one * op.repeat

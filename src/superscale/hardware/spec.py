@@ -69,6 +69,13 @@ class ComputeEfficiency(Spec):
     kernel_overhead_us: float = Field(
         4.0, ge=0, description="Fixed launch/tail cost per kernel, µs."
     )
+    sustained_clock_fraction: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Share of the datasheet tensor rate a chip sustains through hours of "
+        "training at its power limit (clocks settle below boost); scales compute-bound work.",
+    )
 
 
 class ScaleUpPort(Spec):

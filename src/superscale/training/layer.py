@@ -286,9 +286,17 @@ def logits_ops(model: ModelSpec, sh: Shard) -> list[ComputeOp]:
     return [
         _elementwise("final_norm", 2 * ACT_BYTES * sh.hidden_tokens * h),
         _gemm("logits", tok, v_local, h),
-        # fp32 softmax cross-entropy over the vocabulary shard: read logits, write fp32
-        # probabilities, read them back for the loss and its gradient
-        _elementwise("cross_entropy", (ACT_BYTES + 4 + 4) * tok * v_local, kernels=3),
+        # Vocab-parallel cross-entropy in fp32 (Megatron-LM): upcast the logits (read 2 B,
+        # write 4), max (4), subtract-exp (8), sum (4), normalise to the probabilities kept
+        # for backward (8), gather the target (4): 34 B per logit; the gradient reads the
+        # probabilities and writes 16-bit gradients (6 B).
+        ComputeOp(
+            name="cross_entropy",
+            kind="elementwise",
+            hbm_bytes=34.0 * tok * v_local,
+            kernels=6,
+            backward_bytes_factor=6.0 / 34.0,
+        ),
     ]
 
 

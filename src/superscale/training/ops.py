@@ -31,6 +31,7 @@ class ComputeOp:
     kernels: int = 1
     recompute: bool = False
     repeat: int = 1
+    backward_bytes_factor: float = 2.0  # HBM traffic of the gradient kernel / forward's
 
     @property
     def model_flops(self) -> float:
@@ -42,14 +43,17 @@ class ComputeOp:
         """Conventional FLOPs counted in HFU (all instances); recomputation included."""
         return self.counted_flops * self.repeat
 
-    def backward(self, *, flops_factor: float = 2.0, bytes_factor: float = 2.0) -> ComputeOp:
+    def backward(
+        self, *, flops_factor: float = 2.0, bytes_factor: float | None = None
+    ) -> ComputeOp:
         """The gradient of this op: dgrad + wgrad for GEMMs (2× the forward work)."""
+        factor = self.backward_bytes_factor if bytes_factor is None else bytes_factor
         return replace(
             self,
             name=f"{self.name}.bwd",
             flops=self.flops * flops_factor,
             counted_flops=self.counted_flops * 2.0,
-            hbm_bytes=self.hbm_bytes * bytes_factor,
+            hbm_bytes=self.hbm_bytes * factor,
             kernels=self.kernels * 2,
         )
 

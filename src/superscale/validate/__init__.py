@@ -1,0 +1,1 @@
+"""Predictions against published measurements (shared/reference, shipped as package data)."""

@@ -1,0 +1,240 @@
+"""Compare predicted training throughput with published runs, row by row.
+
+The reference table (`data/training-published.csv`, a copy of shared/reference with its
+source column) holds measured runs from Megatron-LM (Narayanan et al. 2021, Table 1),
+Korthikanti et al. 2022 (Table 5), Megatron-Core r0.8 weak scaling and NeMo 24.07. Each row
+becomes a scenario: the model from the catalog, the published plan, and the software
+features of the row's stack (2021–22 Megatron-LM: unfused attention, dropout 0.1, exposed
+tensor- and data-parallel communication; 2024 Megatron-Core and NeMo: flash attention,
+sequence parallelism, distributed optimizer, overlapped communication). The metric compared
+is the one the row reports: hardware TFLOP/s (recomputation counted), model TFLOP/s, or MFU.
+Nothing here is fitted per row: one set of efficiency parameters per chip serves all rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from superscale.errors import InfeasiblePlan, SpecError
+from superscale.pipeline import simulate
+from superscale.scenario import load_scenario
+
+REFERENCE_MODELS: dict[tuple[str, str], str] = {
+    **{
+        ("megatron_sc21_t1", f"GPT-{size}B"): f"gpt-{size}b"
+        for size in ("1.7", "3.6", "7.5", "18.4", "39.1", "76.1", "145.6", "310.1")
+    },
+    ("megatron_sc21_t1", "GPT-529.6B"): "gpt-530b",
+    ("megatron_sc21_t1", "GPT-1008.0B"): "gpt-1t",
+    ("korthikanti22_t5", "22B"): "gpt-22b",
+    ("korthikanti22_t5", "175B (GPT-3)"): "gpt3-175b",
+    ("korthikanti22_t5", "530B (MT-NLG)"): "gpt-530b",
+    ("korthikanti22_t5", "1T"): "gpt-1t",
+    ("korthikanti22_abstract", "530B (MT-NLG)"): "gpt-530b",
+    **{
+        ("mcore_r080_weak", f"GPT-{size}B"): f"mcore-gpt-{size}b"
+        for size in ("1.7", "7.1", "16", "32", "70", "119", "177", "314", "462")
+    },
+    ("mcore_r080_strong", "GPT-3 (~177B, vocab 131072)"): "mcore-gpt-177b",
+    ("nemo_2407", "GPT3-5B"): "nemo-gpt3-5b",
+    ("nemo_2407", "GPT3-20B"): "nemo-gpt3-20b",
+    ("nemo_2407", "GPT3-175B"): "gpt3-175b",
+    ("nemo_2407", "LLAMA2-7B"): "llama2-7b",
+    ("nemo_2407", "LLAMA2-13B"): "llama2-13b",
+    ("nemo_2407", "LLAMA2-70B"): "llama2-70b",
+    ("nemo_2407", "LLAMA3-8B"): "llama3-8b",
+    ("nemo_2407", "LLAMA3-70B"): "llama3-70b",
+    ("nemo_2407", "Nemotron-8B"): "nemotron-8b",
+    ("nemo_2407", "Nemotron-22B"): "nemotron-22b",
+    ("nemo_2407", "Nemotron-340B"): "nemotron4-340b",
+}
+
+# The software stack behind each source: what it ran, from the source's own description.
+_LEGACY_MEGATRON = {  # Megatron-LM 2021-22 (SC21 paper, Korthikanti et al.)
+    "flash_attention": False,
+    "sequence_parallel": False,
+    "zero": 0,
+    "tp_comm_overlap": False,
+    "dp_comm_overlap": False,
+}
+_MODERN = {  # Megatron-Core r0.8 / NeMo 24.07: "DP/TP/PP comm overlap on"
+    "flash_attention": True,
+    "sequence_parallel": True,
+    "zero": 1,
+    "tp_comm_overlap": True,
+    "dp_comm_overlap": True,
+}
+STACKS: dict[str, dict[str, Any]] = {
+    "megatron_sc21_t1": _LEGACY_MEGATRON,
+    "korthikanti22_t5": _LEGACY_MEGATRON,
+    "korthikanti22_abstract": _LEGACY_MEGATRON,
+    "mcore_r080_weak": _MODERN,
+    "mcore_r080_strong": _MODERN,
+    "nemo_2407": _MODERN,
+}
+SYSTEMS = {"A100": "dgx-a100", "H100": "dgx-h100"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Comparison:
+    """One reference row: what was published, what superscale predicts, or why skipped."""
+
+    row_id: int
+    source_key: str
+    model: str
+    gpus: str
+    metric: str
+    published: float | None
+    predicted: float | None
+    has_architecture: bool
+    skipped: str = ""
+
+    @property
+    def error_pct(self) -> float | None:
+        if self.published is None or self.predicted is None:
+            return None
+        return 100.0 * (self.predicted - self.published) / self.published
+
+
+def reference_rows() -> list[dict[str, str]]:
+    """The shipped copy of shared/reference/training-published.csv."""
+    text = (
+        resources.files("superscale.validate")
+        .joinpath("data/training-published.csv")
+        .read_text(encoding="utf-8")
+    )
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _int(value: str, default: int | None = None) -> int | None:
+    value = value.strip()
+    if not value:
+        return default
+    return int(float(value))
+
+
+def _metric(row: dict[str, str]) -> tuple[str, float | None]:
+    if row["tflops_per_gpu"].strip():
+        kind = (
+            "hardware_tflops_per_gpu"
+            if "recompute" in row["tflops_kind"]
+            else "model_tflops_per_gpu"
+        )
+        return kind, float(row["tflops_per_gpu"])
+    if row["mfu_pct"].strip():
+        try:
+            return "mfu_pct", float(row["mfu_pct"])
+        except ValueError:
+            return "mfu_pct", None
+    return "none", None
+
+
+def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
+    """The scenario a reference row describes (raises SpecError if it cannot)."""
+    key = (row["source_key"], row["model"])
+    if key not in REFERENCE_MODELS:
+        raise SpecError(f"row {row['row_id']}: no catalog model for {key}")
+    model = REFERENCE_MODELS[key]
+    gpus = _int(row["num_gpus"]) if row["num_gpus"].strip().isdigit() else None
+    batch = _int(row["global_batch_seqs"])
+    if gpus is None or batch is None:
+        raise SpecError("plan not published as a single point (GPU count or global batch)")
+    system = next((s for k, s in SYSTEMS.items() if k in row["gpu_type"]), None)
+    if system is None:
+        raise SpecError(f"no catalog system for '{row['gpu_type']}'")
+    stack = dict(STACKS[row["source_key"]])
+    recompute_text = row["recompute"].lower()
+    recompute = (
+        "full"
+        if "full" in recompute_text
+        else "selective"
+        if "selective" in recompute_text
+        else "none"
+    )
+    if "sequence parallel" in recompute_text:
+        stack["sequence_parallel"] = True
+    vp = _int(row["vp"], 1) or 1
+    tp = _int(row["tp"], 1) or 1
+    precision = row["precision"].lower()
+    return {
+        "model": model,
+        "cluster": {"system": system, "count": gpus // 8},
+        "training": {
+            "seq_len": _int(row["seq_len"]),
+            "global_batch": batch,
+            "precision": "fp8" if "fp8" in precision else "fp16" if "fp16" in precision else "bf16",
+            "dropout": model.startswith(("gpt", "mcore-gpt", "nemo-gpt")),
+        },
+        "parallel": {
+            "tp": tp,
+            "pp": _int(row["pp"], 1),
+            "cp": _int(row["cp"], 1),
+            "micro_batch": _int(row["micro_batch"], 1),
+            "virtual_stages": vp,
+            "schedule": "interleaved" if vp > 1 else "1f1b",
+            "recompute": recompute,
+            **{**stack, "sequence_parallel": stack["sequence_parallel"] and tp > 1},
+        },
+    }
+
+
+def compare_row(row: dict[str, str]) -> Comparison:
+    """Predict one row's metric."""
+    metric, published = _metric(row)
+    base = Comparison(
+        row_id=int(row["row_id"]),
+        source_key=row["source_key"],
+        model=row["model"],
+        gpus=row["num_gpus"],
+        metric=metric,
+        published=published,
+        predicted=None,
+        has_architecture=bool(row["layers"].strip()),
+    )
+    if published is None:
+        return _skip(base, "no single published figure")
+    try:
+        result = simulate(load_scenario(scenario_dict(row)))
+    except (SpecError, InfeasiblePlan) as exc:
+        return _skip(base, str(exc))
+    data = result.to_json()
+    predicted = data["mfu"] * 100 if metric == "mfu_pct" else data[metric]
+    return Comparison(**{**_fields(base), "predicted": predicted})
+
+
+def _fields(c: Comparison) -> dict[str, Any]:
+    return {f: getattr(c, f) for f in Comparison.__dataclass_fields__}
+
+
+def _skip(c: Comparison, reason: str) -> Comparison:
+    return Comparison(**{**_fields(c), "skipped": reason})
+
+
+def compare_all() -> list[Comparison]:
+    return [compare_row(row) for row in reference_rows()]
+
+
+def summarize_errors(rows: list[Comparison]) -> dict[str, Any]:
+    """Mean and worst absolute error overall, per source, and over rows with architecture."""
+
+    def stats(subset: list[Comparison]) -> dict[str, float | int]:
+        errors = [abs(c.error_pct) for c in subset if c.error_pct is not None]
+        if not errors:
+            return {"rows": 0, "mean_abs_error_pct": 0.0, "max_abs_error_pct": 0.0}
+        return {
+            "rows": len(errors),
+            "mean_abs_error_pct": sum(errors) / len(errors),
+            "max_abs_error_pct": max(errors),
+        }
+
+    sources = sorted({c.source_key for c in rows})
+    return {
+        "overall": stats(rows),
+        "with_architecture": stats([c for c in rows if c.has_architecture]),
+        "per_source": {s: stats([c for c in rows if c.source_key == s]) for s in sources},
+        "skipped": len([c for c in rows if c.skipped]),
+    }

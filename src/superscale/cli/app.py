@@ -24,7 +24,7 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def print_json(data: Any) -> None:
     """Print machine-readable JSON on stdout (no colour, stable key order)."""
-    typer.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    typer.echo(json.dumps(data, indent=2, sort_keys=False, default=str, ensure_ascii=False))
 
 
 @app.callback()

@@ -10,8 +10,9 @@ shapes), one near d_½ halves it (tile quantisation, low arithmetic intensity). 
 attention runs at `attention_fraction` of the 16-bit peak (no fp8 attention in the modelled
 stacks). Under fp8, each GEMM also quantizes its 16-bit inputs (read 2 B, write 1 B per
 element, plus the transposed copy backward needs; Transformer Engine's recipe), and the
-output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Elementwise kernels are memory-bound. All parameters live in the chip's catalog
-entry (`efficiency:`), so a measured profile can replace them.
+output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Elementwise kernels are
+memory-bound. All parameters live in the chip's catalog entry (`efficiency:`), so a measured
+profile can replace them.
 """
 
 from __future__ import annotations

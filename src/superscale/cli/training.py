@@ -1,1 +1,190 @@
 """`superscale simulate` and `validate`: training step time, memory and MFU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from superscale.cli.app import app, console, print_json
+from superscale.errors import SpecError
+from superscale.pipeline import simulate as simulate_scenario
+from superscale.report.result import BREAKDOWN_KEYS, Result
+from superscale.scenario import load_scenario
+
+ENGINES = ("analytical",)
+_BAR_WIDTH = 40
+_LABELS = {
+    "compute": "compute",
+    "tp_comm": "tensor-parallel comm",
+    "cp_comm": "context-parallel comm",
+    "ep_comm": "expert all-to-all",
+    "pp_comm": "pipeline send/recv",
+    "pp_bubble": "pipeline bubble",
+    "dp_comm": "data-parallel comm",
+    "other": "optimizer + other",
+}
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[
+        Path,
+        typer.Argument(
+            help="Scenario YAML (model, cluster, training, parallel).", show_default=False
+        ),
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    engine: Annotated[str, typer.Option(help="Engine: analytical (closed form).")] = "analytical",
+) -> None:
+    """Predict one training step: time, where it goes, MFU and memory per GPU.
+
+    Example: [bold]superscale simulate examples/llama3-70b-64xh100.yaml[/]
+
+    The step is split into compute, exposed communication per parallel group, pipeline
+    bubble and optimizer; memory is the peak per GPU (weights, gradients, optimizer states,
+    activations, workspace) and whether it fits in HBM. With --json the stable result keys
+    (step_time_s, tokens_per_s, mfu, memory, breakdown_s, ...) go to stdout.
+    """
+    if engine not in ENGINES:
+        raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {', '.join(ENGINES)})")
+    result = simulate_scenario(load_scenario(scenario), name=scenario.stem)
+    if json_out:
+        print_json(result.to_json())
+        return
+    _print_result(result)
+
+
+def _print_result(result: Result) -> None:
+    data = result.to_json()
+    mem = data["memory"]
+    plan = data["plan"]
+    console.print(
+        f"[bold]{result.model}[/] on [bold]{result.cluster}[/] ({result.gpus:,} × {result.chip},"
+        f" {result.precision})  plan tp={plan['tp']} pp={plan['pp']} cp={plan['cp']} "
+        f"ep={plan['ep']} dp={plan['dp']} mb={plan['micro_batch']}×{plan['micro_batches']} "
+        f"{plan['schedule']} zero={plan['zero']} recompute={plan['recompute']}"
+    )
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("step time", f"{data['step_time_s']:.3f} s")
+    table.add_row(
+        "tokens/s", f"{data['tokens_per_s']:,.0f}  ({data['tokens_per_s_per_gpu']:,.0f} per GPU)"
+    )
+    table.add_row("model TFLOP/s per GPU", f"{data['model_tflops_per_gpu']:.1f}")
+    table.add_row("MFU / HFU", f"{100 * data['mfu']:.1f}% / {100 * data['hfu']:.1f}%")
+    fits = (
+        f"[green]fits[/] ({mem['hbm_gib']:.0f} GiB HBM)"
+        if data["fits"]
+        else f"[bold red]does not fit[/]: needs {mem['peak_gib_per_gpu']:.1f} GiB, HBM "
+        f"{mem['hbm_gib']:.0f} GiB, over by {mem['over_by_gib']:.1f} GiB"
+    )
+    table.add_row("memory per GPU", f"{mem['peak_gib_per_gpu']:.1f} GiB  {fits}")
+    table.add_row(
+        "",
+        f"weights {mem['params_gib']:.1f} · grads {mem['grads_gib']:.1f} · "
+        f"optimizer {mem['optimizer_gib']:.1f} · activations "
+        f"{mem['activations_gib']:.1f} · workspace {mem['workspace_gib']:.1f} GiB",
+    )
+    console.print(table)
+    console.print()
+    console.print("[bold]where the step goes[/]")
+    _print_breakdown(data["breakdown_s"], data["step_time_s"])
+    for warning in data["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+def _print_breakdown(breakdown: dict[str, float], step_s: float) -> None:
+    for key in BREAKDOWN_KEYS:
+        if key == "exposed_comm":
+            continue
+        value = breakdown[key]
+        share = value / step_s if step_s else 0.0
+        bar = "█" * round(share * _BAR_WIDTH)
+        console.print(f"  {_LABELS[key]:<22} {value:9.3f} s {100 * share:5.1f}%  [cyan]{bar}[/]")
+    console.print(
+        f"  {'exposed communication':<22} {breakdown['exposed_comm']:9.3f} s "
+        f"{100 * breakdown['exposed_comm'] / step_s:5.1f}%"
+    )
+
+
+@app.command()
+def validate(
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print rows and errors as JSON.")
+    ] = False,
+    source: Annotated[str | None, typer.Option(help="Only rows of this source_key.")] = None,
+) -> None:
+    """Compare predictions with published training runs, row by row.
+
+    Example: [bold]superscale validate[/]  or  [bold]superscale validate --source nemo_2407[/]
+
+    Reads the shipped copy of shared/reference/training-published.csv (Megatron-LM 2021,
+    Korthikanti et al. 2022, Megatron-Core 2024, NeMo 24.07), builds each row's scenario
+    from the catalog and the published plan, and prints the metric the row reports
+    (hardware or model TFLOP/s per GPU, or MFU) beside the prediction, with the error per
+    row, the mean absolute error per source and overall. One set of efficiency parameters
+    per chip serves every row.
+    """
+    from superscale.validate.training import compare_all, summarize_errors
+
+    rows = compare_all()
+    if source is not None:
+        known = sorted({r.source_key for r in rows})
+        if source not in known:
+            raise SpecError(f"--source: unknown source '{source}' (known: {', '.join(known)})")
+        rows = [r for r in rows if r.source_key == source]
+    summary = summarize_errors(rows)
+    if json_out:
+        print_json({"rows": [_row_json(r) for r in rows], "summary": summary})
+        return
+    table = Table(title="predicted vs published training throughput")
+    for col in ("row", "source", "model", "GPUs", "metric", "published", "predicted", "error"):
+        table.add_column(
+            col,
+            justify="right"
+            if col in {"row", "GPUs", "published", "predicted", "error"}
+            else "left",
+        )
+    for r in rows:
+        err = r.error_pct
+        table.add_row(
+            str(r.row_id),
+            r.source_key,
+            r.model,
+            r.gpus,
+            r.metric,
+            "" if r.published is None else f"{r.published:.1f}",
+            "" if r.predicted is None else f"{r.predicted:.1f}",
+            f"skipped: {r.skipped}" if r.skipped else f"{err:+.1f}%",
+        )
+    console.print(table)
+    for name, stats in summary["per_source"].items():
+        if stats["rows"]:
+            console.print(
+                f"  {name:<24} {stats['rows']:3d} rows  mean |error| "
+                f"{stats['mean_abs_error_pct']:5.1f}%  max {stats['max_abs_error_pct']:5.1f}%"
+            )
+    for label, key in (("all rows", "overall"), ("rows with architecture", "with_architecture")):
+        stats = summary[key]
+        console.print(
+            f"[bold]  {label:<24} {stats['rows']:3d} rows  mean |error| "
+            f"{stats['mean_abs_error_pct']:5.1f}%  max {stats['max_abs_error_pct']:5.1f}%[/]"
+        )
+
+
+def _row_json(r: Any) -> dict[str, Any]:
+    return {
+        "row_id": r.row_id,
+        "source_key": r.source_key,
+        "model": r.model,
+        "gpus": r.gpus,
+        "metric": r.metric,
+        "published": r.published,
+        "predicted": r.predicted,
+        "error_pct": r.error_pct,
+        "skipped": r.skipped or None,
+    }

@@ -1,0 +1,96 @@
+"""`superscale simulate` and `validate` in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from superscale.cli import main
+from superscale.report.result import BREAKDOWN_KEYS
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+RESULT_KEYS = {
+    "step_time_s",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    "model_tflops_per_gpu",
+    "hardware_tflops_per_gpu",
+    "mfu",
+    "hfu",
+    "gpus",
+    "fits",
+    "memory",
+    "breakdown_s",
+}
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_simulate_every_example(example: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", str(example), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) >= RESULT_KEYS
+    assert set(BREAKDOWN_KEYS) == set(data["breakdown_s"])
+    assert {
+        "peak_gib_per_gpu",
+        "params_gib",
+        "grads_gib",
+        "optimizer_gib",
+        "activations_gib",
+    } <= set(data["memory"])
+    assert 0 < data["mfu"] < 1 and data["step_time_s"] > 0
+
+
+def test_simulate_table_shows_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", str(EXAMPLES[0])]) == 0
+    out = capsys.readouterr().out
+    assert "where the step goes" in out and "pipeline bubble" in out and "MFU" in out
+
+
+def test_plan_that_does_not_fit_is_a_clear_answer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(
+        "model: llama3-405b\ncluster: {system: dgx-h100, count: 1}\n"
+        "training: {seq_len: 8192, global_batch: 8}\nparallel: {tp: 8}\n"
+    )
+    assert main(["simulate", str(path)]) == 0
+    assert "does not fit" in capsys.readouterr().out
+
+
+def test_precision_the_chip_lacks_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "fp8.yaml"
+    path.write_text(
+        "model: llama3-8b\ncluster: {system: metax-c500-8x, count: 1}\n"
+        "training: {seq_len: 4096, global_batch: 8, precision: fp8}\n"
+    )
+    assert main(["simulate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "c500" in err and "fp8" in err and "Traceback" not in err
+
+
+def test_unknown_engine_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", str(EXAMPLES[0]), "--engine", "magic"]) == 2
+    assert "analytical" in capsys.readouterr().err
+
+
+def test_validate_json_reports_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--json", "--source", "korthikanti22_t5"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["overall"]["rows"] == 8
+    assert all(r["error_pct"] is not None for r in data["rows"])
+
+
+def test_validate_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate"]) == 0
+    out = capsys.readouterr().out
+    assert "mean |error|" in out and "megatron_sc21_t1" in out
+
+
+def test_validate_unknown_source(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--source", "nope"]) == 2
+    assert "nemo_2407" in capsys.readouterr().err

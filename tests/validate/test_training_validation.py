@@ -1,0 +1,56 @@
+"""Predictions against published training runs (shared/reference/training-published.csv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from superscale.validate.training import compare_all, reference_rows, summarize_errors
+
+SHARED_CSV = Path(__file__).resolve().parents[3] / "shared" / "reference" / "training-published.csv"
+
+
+@pytest.fixture(scope="module")
+def comparisons():  # type: ignore[no-untyped-def]
+    return compare_all()
+
+
+def test_shipped_copy_matches_shared_reference() -> None:
+    if not SHARED_CSV.exists():
+        pytest.skip("shared/reference is not beside this checkout")
+    from importlib import resources
+
+    shipped = (
+        resources.files("superscale.validate")
+        .joinpath("data/training-published.csv")
+        .read_text(encoding="utf-8")
+    )
+    assert shipped == SHARED_CSV.read_text(encoding="utf-8")
+
+
+def test_every_row_is_predicted_or_skipped_with_a_reason(comparisons) -> None:  # type: ignore[no-untyped-def]
+    assert len(comparisons) == len(reference_rows())
+    for c in comparisons:
+        assert (c.predicted is not None) != bool(c.skipped), c
+    assert sum(1 for c in comparisons if c.skipped) <= 2  # rows 19 and 29: no single plan
+
+
+def test_error_bounds_over_rows_with_architecture(comparisons) -> None:  # type: ignore[no-untyped-def]
+    stats = summarize_errors(comparisons)["with_architecture"]
+    assert stats["rows"] >= 27
+    assert stats["mean_abs_error_pct"] <= 8.0
+    assert stats["max_abs_error_pct"] <= 20.0
+
+
+def test_error_bounds_over_all_rows(comparisons) -> None:  # type: ignore[no-untyped-def]
+    stats = summarize_errors(comparisons)["overall"]
+    assert stats["rows"] >= 39
+    assert stats["mean_abs_error_pct"] <= 8.0
+    assert stats["max_abs_error_pct"] <= 20.0
+
+
+def test_selective_recompute_rows_beat_their_full_recompute_baselines(comparisons) -> None:  # type: ignore[no-untyped-def]
+    by_id = {c.row_id: c for c in comparisons}
+    for selective, full in ((11, 12), (13, 14), (15, 16), (17, 18)):
+        assert by_id[selective].predicted > by_id[full].predicted  # type: ignore[operator]

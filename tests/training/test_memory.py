@@ -92,3 +92,10 @@ def test_plan_that_does_not_fit_says_by_how_much() -> None:
     assert data["memory"]["over_by_gib"] == pytest.approx(
         data["memory"]["peak_gib_per_gpu"] - data["memory"]["hbm_gib"]
     )
+
+
+def test_zero3_prefetch_costs_some_time_but_saves_memory() -> None:
+    z1 = simulate(load_scenario(_llama_scenario(zero=1)))
+    z3 = simulate(load_scenario(_llama_scenario(zero=3)))
+    assert z3.memory.peak_bytes < z1.memory.peak_bytes
+    assert z3.step_time_s >= z1.step_time_s

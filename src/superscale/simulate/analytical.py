@@ -77,7 +77,7 @@ class StepTime:
     hardware_flops_per_gpu: float
 
 
-def _group(op: CommOp, plan: Plan, cluster: Cluster) -> GroupPlacement:
+def _placement(op: CommOp, plan: Plan, cluster: Cluster) -> GroupPlacement:
     if op.group == "dp" and plan.cp > 1:  # gradients reduce over dp·cp
         return place_group("dp", plan.dp * plan.cp, plan.tp, cluster)
     return plan.groups[op.group]
@@ -96,20 +96,19 @@ def _pass_time(
             compute += t
             gemm += t if op.kind == "gemm" else 0.0
             attention += t if op.kind == "attention" else 0.0
-        elif op.group in comm:
-            t = (
-                collective_time_s(
-                    op.collective, op.payload_bytes, _group(op, plan, cluster), cluster
-                )
-                * op.repeat
-            )
-            comm[op.group] += t
+        else:
+            group = _placement(op, plan, cluster)
+            t = collective_time_s(op.collective, op.payload_bytes, group, cluster) * op.repeat
+            key = "dp" if op.group in {"dp", "edp"} else op.group  # ZeRO-3 weight prefetch
+            comm[key] = comm.get(key, 0.0) + t
             if op.overlappable:
-                overlappable[op.group] += t
+                overlappable[key] = overlappable.get(key, 0.0) + t
     exposed = dict(comm)
     if plan.tp_comm_overlap:
         exposed["tp"] = comm["tp"] - overlappable["tp"] + _hidden(overlappable["tp"], gemm)
     exposed["cp"] = comm["cp"] - overlappable["cp"] + _hidden(overlappable["cp"], attention)
+    if "dp" in comm:  # prefetched layer by layer behind the pass's compute
+        exposed["dp"] = comm["dp"] - overlappable["dp"] + _hidden(overlappable["dp"], compute)
     return PassTime(
         compute_s=compute, gemm_s=gemm, attention_s=attention, comm_s=comm, exposed_s=exposed
     )
@@ -130,7 +129,7 @@ def _stage_time(stage: StageProgram, plan: Plan, cluster: Cluster, precision: st
         else:
             t = (
                 collective_time_s(
-                    op.collective, op.payload_bytes, _group(op, plan, cluster), cluster
+                    op.collective, op.payload_bytes, _placement(op, plan, cluster), cluster
                 )
                 * op.repeat
             )
@@ -181,7 +180,8 @@ def estimate_step(program: Program, plan: Plan, cluster: Cluster, precision: str
             f"{g}_comm": m * (c.forward.exposed_s[g] + c.backward.exposed_s[g]) for g in COMM_GROUPS
         },
         "pp_bubble": pipeline - m * times[crit],
-        "dp_comm": dp_comm,
+        "dp_comm": dp_comm
+        + m * (c.forward.exposed_s.get("dp", 0.0) + c.backward.exposed_s.get("dp", 0.0)),
         "other": other,
     }
     step = pipeline + tails[tail_stage] + max(heads)

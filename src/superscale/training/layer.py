@@ -47,16 +47,21 @@ class Shard:
         return self.tokens / self.tp if self.sequence_parallel else float(self.tokens)
 
 
-def _gemm(name: str, m: float, n: float, k: float) -> ComputeOp:
-    flops = 2.0 * m * n * k
-    io_bytes = ACT_BYTES * (m * k + k * n + m * n)
+def _gemm(
+    name: str, m: float, n: float, k: float, *, batch: float = 1.0, rows: float | None = None
+) -> ComputeOp:
+    """`batch` GEMMs of (m, n, k); `rows` overrides the m its efficiency sees (grouped GEMMs
+    of experts see the tokens per expert, not all routed tokens)."""
+    flops = 2.0 * batch * m * n * k
+    io_bytes = ACT_BYTES * batch * (m * k + k * n + m * n)
+    shape_m = m if rows is None else rows
     return ComputeOp(
         name=name,
         kind="gemm",
         flops=flops,
         counted_flops=flops,
         hbm_bytes=io_bytes,
-        shape=(max(1, round(m)), max(1, round(n)), max(1, round(k))),
+        shape=(max(1, round(shape_m)), max(1, round(n)), max(1, round(k))),
     )
 
 
@@ -118,22 +123,9 @@ def core_attention_ops(model: ModelSpec, sh: Shard, *, d_qk: int, d_v: int) -> l
     # Unfused (Megatron-LM 2021-22): two batched GEMMs plus softmax and dropout kernels on
     # the b·a·s² score matrix, which dominate the layer's memory traffic at long sequences.
     scores = b * heads_local * q_len * s
-    score_gemm = ComputeOp(
-        name="attn_scores",
-        kind="gemm",
-        flops=counted * d_qk / (d_qk + d_v),
-        counted_flops=counted * d_qk / (d_qk + d_v),
-        hbm_bytes=ACT_BYTES * (scores + b * heads_local * (q_len + s) * d_qk),
-        shape=(round(q_len), s, d_qk),
-    )
-    value_gemm = ComputeOp(
-        name="attn_values",
-        kind="gemm",
-        flops=counted * d_v / (d_qk + d_v),
-        counted_flops=counted * d_v / (d_qk + d_v),
-        hbm_bytes=ACT_BYTES * (scores + b * heads_local * (q_len + s) * d_v),
-        shape=(round(q_len), d_v, s),
-    )
+    batch = b * heads_local
+    score_gemm = _gemm("attn_scores", q_len, s, d_qk, batch=batch)
+    value_gemm = _gemm("attn_values", q_len, d_v, s, batch=batch)
     softmax = _elementwise("softmax", 2 * ACT_BYTES * scores)  # fused scale-mask-softmax
     ops = [score_gemm, softmax]
     if sh.dropout:
@@ -152,25 +144,8 @@ def _mlp(name: str, model: ModelSpec, tokens: float, ffn: float, m_rows: float) 
     h = model.hidden
     up_width = (2 if model.gated_mlp else 1) * ffn
     act_bytes = (3 if model.gated_mlp else 2) * ACT_BYTES * tokens * ffn
-    up = _gemm(f"{name}_up", tokens, up_width, h)
-    down = _gemm(f"{name}_down", tokens, h, ffn)
-    # GEMM efficiency depends on the rows each grouped GEMM sees (tokens per expert)
-    up = ComputeOp(
-        name=up.name,
-        kind="gemm",
-        flops=up.flops,
-        counted_flops=up.counted_flops,
-        hbm_bytes=up.hbm_bytes,
-        shape=(max(1, round(m_rows)), round(up_width), h),
-    )
-    down = ComputeOp(
-        name=down.name,
-        kind="gemm",
-        flops=down.flops,
-        counted_flops=down.counted_flops,
-        hbm_bytes=down.hbm_bytes,
-        shape=(max(1, round(m_rows)), h, max(1, round(ffn))),
-    )
+    up = _gemm(f"{name}_up", tokens, up_width, h, rows=m_rows)
+    down = _gemm(f"{name}_down", tokens, h, ffn, rows=m_rows)
     return [up, _elementwise(f"{name}_act", act_bytes), down]
 
 

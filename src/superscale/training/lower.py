@@ -133,14 +133,16 @@ def lower(scenario: Scenario, plan: Plan) -> Program:
             head += layer.vision_ops(model, shard, plan.micro_batch * train.images_per_sample)
         if last:
             tail += layer.logits_ops(model, shard)
-        forward = tuple(head + body + tail + _pp_send(model, shard, plan, not last))
+        dense, expert = _stage_params(model, plan, layer_ids, first=first, last=last)
+        gathers = _zero3_gathers(dense, expert, plan)
+        forward = tuple(gathers + head + body + tail + _pp_send(model, shard, plan, not last))
         recompute = _recompute_ops(body, plan)
         backward = tuple(
-            list(recompute)
+            gathers
+            + list(recompute)
             + [_backward_of(op, flash=plan.flash_attention) for op in reversed(head + body + tail)]
             + _pp_send(model, shard, plan, not first)
         )
-        dense, expert = _stage_params(model, plan, layer_ids, first=first, last=last)
         stages.append(
             StageProgram(
                 index=index,
@@ -203,6 +205,26 @@ def _stage_params(
     return dense / plan.tp, expert / plan.ep
 
 
+def _zero3_gathers(dense: float, expert: float, plan: Plan) -> list[Op]:
+    """ZeRO-3/FSDP: every pass all-gathers the stage's sharded weights (prefetched layer by
+    layer, so they overlap compute; Rajbhandari et al. 2020)."""
+    if plan.zero < 3:
+        return []
+    ops: list[Op] = []
+    for group, params in (("dp", dense), ("edp", expert)):
+        if params and plan.groups[group].size > 1:
+            ops.append(
+                CommOp(
+                    name=f"{group}_param_prefetch",
+                    group=group,  # type: ignore[arg-type]
+                    collective="all_gather",
+                    payload_bytes=params * PARAM_GATHER_BYTES,
+                    overlappable=True,
+                )
+            )
+    return ops
+
+
 def _step_ops(dense: float, expert: float, plan: Plan) -> list[Op]:
     """Gradient reduction and optimizer update, once per step."""
     ops: list[Op] = []
@@ -223,16 +245,17 @@ def _step_ops(dense: float, expert: float, plan: Plan) -> list[Op]:
                     overlappable=True,
                 )
             )
-        else:
-            ops.append(
-                CommOp(
-                    name=f"{group}_grad_reduce_scatter",
-                    group=group,  # type: ignore[arg-type]
-                    collective="reduce_scatter",
-                    payload_bytes=grads,
-                    overlappable=True,
-                )
+            continue
+        ops.append(
+            CommOp(
+                name=f"{group}_grad_reduce_scatter",
+                group=group,  # type: ignore[arg-type]
+                collective="reduce_scatter",
+                payload_bytes=grads,
+                overlappable=True,
             )
+        )
+        if plan.zero < 3:  # ZeRO-3 gathers weights every pass instead (_zero3_gathers)
             ops.append(
                 CommOp(
                     name=f"{group}_param_all_gather",

@@ -16,7 +16,9 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from superscale.errors import SpecError
+from superscale.facility.spec import FacilitySpec
 from superscale.hardware.spec import Cluster
+from superscale.inference.spec import ServingSpec
 from superscale.models.spec import ModelSpec
 from superscale.spec import Spec, spec_error_from
 
@@ -38,6 +40,9 @@ class TrainingSpec(Spec):
     )
     dropout: bool = Field(
         False, description="Dropout on (Megatron GPT: 0.1): stores 1-byte masks, adds kernels."
+    )
+    tokens: float | None = Field(
+        None, gt=0, description="Tokens of the whole run, for time, energy and cost to train."
     )
 
 
@@ -113,8 +118,10 @@ class Scenario(Spec):
 
     model: ModelSpec
     cluster: Cluster
-    training: TrainingSpec
+    training: TrainingSpec | None = Field(None, description="A training step (simulate).")
+    serving: ServingSpec | None = Field(None, description="A deployment (serve).")
     parallel: ParallelSpec = Field(default_factory=ParallelSpec)
+    facility: FacilitySpec = Field(default_factory=FacilitySpec)
 
     @field_validator("model", mode="before")
     @classmethod
@@ -126,6 +133,10 @@ class Scenario(Spec):
 
     @model_validator(mode="after")
     def _plan_fits_cluster(self) -> Scenario:
+        if self.training is None and self.serving is None:
+            raise ValueError("a scenario needs a training or a serving section")
+        if self.training is None:
+            return self  # serving plans are validated by the serving model
         p, m, gpus = self.parallel, self.model, self.cluster.gpus
         mp = p.tp * p.pp * p.cp
         if gpus % mp:
@@ -173,6 +184,15 @@ class Scenario(Spec):
         if self.training.images_per_sample and m.vision is None:
             raise ValueError("training.images_per_sample > 0 needs a model with a vision encoder")
         return self
+
+    def require_training(self) -> TrainingSpec:
+        """The training section, or a SpecError saying the scenario has none."""
+        if self.training is None:
+            raise SpecError(
+                "this scenario has no training section (training: {seq_len, "
+                "global_batch, ...}); it describes serving, see 'superscale serve'"
+            )
+        return self.training
 
     @property
     def dp(self) -> int:

@@ -436,7 +436,7 @@ def show_command(
 
 
 def _check_json(scenario: Scenario, plan: Plan) -> dict[str, Any]:
-    m, cl, t = scenario.model, scenario.cluster, scenario.training
+    m, cl, t = scenario.model, scenario.cluster, scenario.require_training()
     return {
         "gpus": plan.gpus,
         "dp": plan.dp,
@@ -480,7 +480,7 @@ def _check_json(scenario: Scenario, plan: Plan) -> dict[str, Any]:
 
 
 def _print_check(path: str, scenario: Scenario, plan: Plan) -> None:
-    m, cl, t = scenario.model, scenario.cluster, scenario.training
+    m, cl, t = scenario.model, scenario.cluster, scenario.require_training()
     params = f"{_billions(m.params)} B params"
     if m.moe is not None:
         params += f", {_billions(m.active_params)} B active"

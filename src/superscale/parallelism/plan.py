@@ -114,7 +114,7 @@ def resolve(scenario: Scenario) -> Plan:
                 f"domain of {domain.gpus} ({domain.link.display_name}): {what}-parallel "
                 f"traffic crosses {g.link.display_name}"
             )
-    micro_batches = scenario.training.global_batch // (dp * p.micro_batch)
+    micro_batches = scenario.require_training().global_batch // (dp * p.micro_batch)
     if p.schedule == "interleaved" and micro_batches % p.pp:
         warnings.append(
             f"interleaved schedule with {micro_batches} micro-batches, not a multiple of "

@@ -118,7 +118,7 @@ def summarize(
 ) -> Result:
     """Assemble the result of one simulated step."""
     cluster = scenario.cluster
-    precision = scenario.training.precision
+    precision = scenario.require_training().precision
     plan_fields = {
         "tp": plan.tp,
         "pp": plan.pp,
@@ -141,7 +141,8 @@ def summarize(
         precision=precision,
         gpus=cluster.gpus,
         step_time_s=step.step_time_s,
-        tokens_per_step=scenario.training.global_batch * scenario.training.seq_len,
+        tokens_per_step=scenario.require_training().global_batch
+        * scenario.require_training().seq_len,
         model_flops_per_gpu=step.model_flops_per_gpu,
         hardware_flops_per_gpu=step.hardware_flops_per_gpu,
         peak_flops=cluster.chip.peak_flops(precision),

@@ -105,7 +105,7 @@ def _layer_params(model: ModelSpec, index: int) -> tuple[float, float]:
 
 def lower(scenario: Scenario, plan: Plan) -> Program:
     """Build the per-stage programs of one training step."""
-    model, train = scenario.model, scenario.training
+    model, train = scenario.model, scenario.require_training()
     shard = layer.Shard(
         micro_batch=plan.micro_batch,
         seq_len=train.seq_len,

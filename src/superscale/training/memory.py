@@ -125,9 +125,13 @@ def _stage_activation_bytes(
         total += layer_activation_bytes(model, sh, moe_layer=stage.moe_layers > 0, recompute="none")
     if stage.index == plan.pp - 1:  # logits in 16 bits and fp32 softmax, one micro-batch
         total += (ACT_BYTES + 4) * sh.tokens * model.vocab / plan.tp
-    if stage.index == 0 and model.vision is not None and scenario.training.images_per_sample:
+    if (
+        stage.index == 0
+        and model.vision is not None
+        and scenario.require_training().images_per_sample
+    ):
         v = model.vision
-        tokens = plan.micro_batch * scenario.training.images_per_sample * v.patches
+        tokens = plan.micro_batch * scenario.require_training().images_per_sample * v.patches
         per_layer = ACT_BYTES * tokens * (8 * v.hidden + 2 * v.ffn_hidden) / plan.tp
         total += v.layers * per_layer * _in_flight(plan, 0)
     return total
@@ -137,13 +141,13 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
     """Peak memory per GPU over all stages."""
     sh = Shard(
         micro_batch=plan.micro_batch,
-        seq_len=scenario.training.seq_len,
+        seq_len=scenario.require_training().seq_len,
         tp=plan.tp,
         cp=plan.cp,
         ep=plan.ep,
         sequence_parallel=plan.sequence_parallel,
         flash_attention=plan.flash_attention,
-        dropout=scenario.training.dropout,
+        dropout=scenario.require_training().dropout,
     )
     dp_shard = plan.dp * plan.cp
     edp_shard = plan.groups["edp"].size

@@ -1,0 +1,1 @@
+"""Facility: power, cooling, floor space, reliability and cost."""

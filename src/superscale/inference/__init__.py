@@ -1,0 +1,1 @@
+"""Serving: prefill and decode, KV cache, batching, disaggregation, SLO capacity planning."""

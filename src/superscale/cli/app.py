@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
 
 app = typer.Typer(
     name="superscale",
@@ -30,3 +32,13 @@ def print_json(data: Any) -> None:
 @app.callback()
 def _root() -> None:
     """superscale: model GPU clusters, from the chip to the thousand-card cluster."""
+
+
+def print_table(table: Table) -> None:
+    """Print a table; when piped (not a terminal), at its natural width so no cell wraps."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update_width(1000), table).maximum
+    wide = Console(file=console.file, width=max(console.width, natural), highlight=False)
+    wide.print(table)

@@ -173,6 +173,19 @@ class Link(Sourced):
     unified_memory: bool = Field(
         False, description="Load/store across GPUs in one address space over this fabric."
     )
+    protocol_efficiency: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Share of the link rate a bulk collective achieves (packet headers, "
+        "protocol); default by kind: scale-up 0.80, host 0.80, scale-out 0.90.",
+    )
+    in_network_reduction_efficiency: float = Field(
+        0.60,
+        gt=0,
+        le=1,
+        description="Share of the link rate an in-switch reduction (NVLS/SHARP) achieves.",
+    )
 
     @model_validator(mode="after")
     def _one_bandwidth(self) -> Link:
@@ -190,6 +203,13 @@ class Link(Sourced):
     @property
     def latency_s(self) -> float:
         return units.us_to_s(self.latency_us)
+
+    @property
+    def efficiency(self) -> float:
+        """Achieved share of the link rate for bulk transfers."""
+        if self.protocol_efficiency is not None:
+            return self.protocol_efficiency
+        return {"scale-up": 0.80, "host": 0.80, "scale-out": 0.90}[self.kind]
 
 
 def _resolve(kind: str, value: Any) -> Any:
@@ -286,6 +306,15 @@ class ScaleOut(Spec):
     )
     oversubscription: float = Field(
         1.0, ge=1.0, description="Downlink:uplink ratio at the leaf tier; 1 = non-blocking."
+    )
+    pod_oversubscription: float = Field(
+        1.0, ge=1.0, description="Downlink:uplink ratio at the spine (pod) tier."
+    )
+    leaf_radix: int = Field(
+        64, ge=4, description="Ports per leaf switch (64 for 400G Quantum-2 / Tomahawk-class)."
+    )
+    pod_gpus: int | None = Field(
+        None, gt=0, description="GPUs under one spine block (pod); default from leaf_radix."
     )
 
     _net = field_validator("network", mode="before")(lambda v: _resolve("link", v))

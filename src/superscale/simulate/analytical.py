@@ -12,16 +12,17 @@ uniform stages give the familiar (m + (p−1)/v)·t and bubble fraction (p−1)/
 ZB-H1 removes about two thirds of the 1F1B bubble (Qi et al. 2024: β = 1/3) and DualPipe
 half of it (DeepSeek-AI 2024); the event engine models these schedules exactly.
 
-Gradient reduction runs after the last micro-batch's backward; with overlap it hides behind
-that backward, and stage i also has the i·t_b cool-down slack before stage 0 finishes. The
-parameter all-gather of a distributed optimizer hides likewise behind the next forward.
+Gradient reduction runs after the last micro-batch's backward; with overlap it hides
+behind that backward (less the residual every overlapped collective pays), and stage i
+also has the i·t_b cool-down slack before stage 0 finishes. The parameter all-gather of a
+distributed optimizer hides likewise behind the next forward.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from superscale.collectives.basic import collective_time_s
+from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, Plan, place_group
@@ -84,8 +85,9 @@ def _placement(op: CommOp, plan: Plan, cluster: Cluster) -> GroupPlacement:
 
 
 def _pass_time(
-    ops: tuple[Op, ...] | list[Op], plan: Plan, cluster: Cluster, precision: str
+    ops: tuple[Op, ...] | list[Op], plan: Plan, comm_model: CommModel, precision: str
 ) -> PassTime:
+    cluster = comm_model.cluster
     chip = cluster.chip
     compute = gemm = attention = 0.0
     comm = dict.fromkeys(COMM_GROUPS, 0.0)
@@ -98,7 +100,7 @@ def _pass_time(
             attention += t if op.kind == "attention" else 0.0
         else:
             group = _placement(op, plan, cluster)
-            t = collective_time_s(op.collective, op.payload_bytes, group, cluster) * op.repeat
+            t = comm_model.time_s(op.collective, op.payload_bytes, group) * op.repeat
             key = "dp" if op.group in {"dp", "edp"} else op.group  # ZeRO-3 weight prefetch
             comm[key] = comm.get(key, 0.0) + t
             if op.overlappable:
@@ -119,20 +121,19 @@ def _hidden(comm_s: float, window_s: float) -> float:
     return max(0.0, comm_s - window_s) + OVERLAP_RESIDUAL * min(comm_s, window_s)
 
 
-def _stage_time(stage: StageProgram, plan: Plan, cluster: Cluster, precision: str) -> StageTime:
-    fwd = _pass_time(stage.forward, plan, cluster, precision)
-    bwd = _pass_time(stage.backward, plan, cluster, precision)
+def _stage_time(
+    stage: StageProgram, plan: Plan, comm_model: CommModel, precision: str
+) -> StageTime:
+    cluster = comm_model.cluster
+    fwd = _pass_time(stage.forward, plan, comm_model, precision)
+    bwd = _pass_time(stage.backward, plan, comm_model, precision)
     grad = param = opt = 0.0
     for op in stage.step:
         if isinstance(op, ComputeOp):
             opt += compute_time_s(op, cluster.chip, precision)
         else:
-            t = (
-                collective_time_s(
-                    op.collective, op.payload_bytes, _placement(op, plan, cluster), cluster
-                )
-                * op.repeat
-            )
+            group = _placement(op, plan, cluster)
+            t = comm_model.time_s(op.collective, op.payload_bytes, group) * op.repeat
             if op.collective == "all_gather":
                 param += t
             else:
@@ -152,9 +153,20 @@ def _stage_time(stage: StageProgram, plan: Plan, cluster: Cluster, precision: st
     )
 
 
-def estimate_step(program: Program, plan: Plan, cluster: Cluster, precision: str) -> StepTime:
-    """Step time and its breakdown for `program` under `plan` on `cluster`."""
-    stages = tuple(_stage_time(s, plan, cluster, precision) for s in program.stages)
+def estimate_step(
+    program: Program,
+    plan: Plan,
+    cluster: Cluster,
+    precision: str,
+    *,
+    comm_model: CommModel | None = None,
+) -> StepTime:
+    """Step time and its breakdown for `program` under `plan` on `cluster`.
+
+    Pass a `comm_model` to reuse routed collective costs across calls on one cluster.
+    """
+    comm = comm_model or CommModel(cluster)
+    stages = tuple(_stage_time(s, plan, comm, precision) for s in program.stages)
     m = program.micro_batches
     times = [s.micro_batch_s for s in stages]
     crit = max(range(len(stages)), key=lambda i: times[i])
@@ -166,9 +178,10 @@ def estimate_step(program: Program, plan: Plan, cluster: Cluster, precision: str
     for s in stages:
         slack_b = s.index * s.backward.total_s
         slack_f = s.index * s.forward.total_s
-        grad_exposed = max(0.0, s.grad_sync_s - window * s.backward.total_s)
+        grad_exposed = _hidden(s.grad_sync_s, window * s.backward.total_s)
         tails.append(max(0.0, grad_exposed + s.optimizer_s - slack_b))
-        heads.append(max(0.0, s.param_sync_s - window * s.forward.total_s - slack_f))
+        param_exposed = _hidden(s.param_sync_s, window * s.forward.total_s)
+        heads.append(max(0.0, param_exposed - slack_f))
     tail_stage = max(range(len(stages)), key=lambda i: tails[i])
     other = min(tails[tail_stage], stages[tail_stage].optimizer_s)
     dp_comm = tails[tail_stage] - other + max(heads)

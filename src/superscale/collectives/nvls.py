@@ -1,0 +1,43 @@
+"""In-network reduction: NVLink SHARP (NVLS) inside a switched domain, IB SHARP across.
+
+With NVLS each GPU pushes its buffer into the switch, which reduces it, and multicast
+returns the result: per GPU about S(1 + 1/n) each way instead of 2(n−1)/n·S, and no
+per-step latency chain (NVIDIA, NVLink SHARP in NCCL 2.17+). Across systems whose NICs
+support SHARP, the inter-system all-reduce of the shard is done in the switches likewise.
+Achieved rates use the link's `in_network_reduction_efficiency`.
+"""
+
+from __future__ import annotations
+
+from superscale.collectives.base import LAUNCH_S, STEP_S, LinearCost, register, subgroups
+from superscale.topology.graph import IntArray, Topology
+
+
+@register("nvls")
+class InNetworkReduction:
+    """Switch-side all-reduce where the fabric reduces (NVLS, SHARP)."""
+
+    name = "nvls"
+
+    def cost(self, collective: str, groups: IntArray, topo: Topology) -> LinearCost | None:
+        if collective != "all_reduce":
+            return None
+        system = topo.cluster.system
+        link = system.scale_up.link
+        if not link.in_network_reduction or system.scale_up.topology != "switch":
+            return None
+        n = groups.shape[1]
+        rate = system.scale_up_bytes_per_s * link.in_network_reduction_efficiency
+        domains = groups // topo.domain
+        if (domains == domains[:, :1]).all():  # the whole group inside one domain
+            return LinearCost(LAUNCH_S + 2 * (link.latency_s + STEP_S), (1 + 1 / n) / rate)
+        split = subgroups(groups, topo)
+        nic = topo.cluster.nic
+        if split is None or not nic.in_network_reduction or topo.domain < topo.per_system:
+            return None
+        k = split[0].shape[1]
+        inside = LinearCost(2 * (link.latency_s + STEP_S), (1 + 1 / k) / rate)
+        # SHARP: each position-group sends its 1/k shard up and receives it back once
+        nic_rate = nic.bandwidth_bytes_per_s * nic.in_network_reduction_efficiency
+        across = LinearCost(2 * nic.latency_s, 1.0 / (k * nic_rate))
+        return LinearCost(LAUNCH_S, 0.0) + inside + across

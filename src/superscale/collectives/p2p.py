@@ -1,0 +1,25 @@
+"""Point-to-point send/receive between consecutive members of each group (pipeline
+stages hand activations on), all pairs at once so shared NICs count."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from superscale.collectives.base import LAUNCH_S, STEP_S, LinearCost, register
+from superscale.topology.graph import IntArray, Topology
+
+
+@register("p2p")
+class SendRecv:
+    """Each member sends the payload to the next member of its group."""
+
+    name = "p2p"
+
+    def cost(self, collective: str, groups: IntArray, topo: Topology) -> LinearCost | None:
+        if collective != "send_recv" or groups.shape[1] < 2:
+            return None
+        src = groups[:, :-1].reshape(-1)
+        dst = groups[:, 1:].reshape(-1)
+        per_byte = topo.transfer_s_per_byte(src, dst, 1.0)
+        latency = float(np.max(topo.latency_s(src, dst)))
+        return LinearCost(LAUNCH_S + latency + STEP_S, per_byte)

@@ -1,0 +1,273 @@
+"""The link graph of a cluster, with vectorized routing and per-link load counting.
+
+A GPU is addressed by coordinates: system, scale-up domain inside it, local index. The
+links a flow crosses follow from those coordinates, so a 16,384-GPU cluster needs no
+explicit edge list and routing a million flows is a few numpy operations:
+
+- inside one domain: the sender's scale-up port (`up_tx`) and the receiver's (`up_rx`) on a
+  switched fabric (NVSwitch, MetaXLink switch, UB); on a full mesh the pair's own link
+  (`mesh`, the GPU's scale-up rate split over its D−1 peers, as xGMI and 8-GPU MetaXLink);
+- between domains of one system: each GPU's domain link (`host_tx`/`host_rx`, e.g. PCIe);
+- between systems: the sender's NIC (`nic_tx`), its leaf switch's aggregate uplink
+  (`leaf_up`) unless both NICs share a leaf, the pod uplinks (`pod_up`/`pod_down`) when
+  the leaves sit in different pods, the receiver's leaf downlink (`leaf_down`) and NIC
+  (`nic_rx`).
+
+Leaves have `leaf_radix` ports split between NIC-facing downlinks and uplinks by the
+oversubscription ratio; ECMP spreads a leaf's cross-leaf traffic evenly over its uplinks,
+so they act as one aggregate link (Al-Fares et al. 2008). Rail-optimized fabrics put NIC
+i of every server on rail i's leaves (NVIDIA DGX SuperPOD reference architecture), so same-rail
+traffic stays one switch away; a fat-tree puts all NICs of a server on one leaf.
+Capacities are per direction, times each link's achieved protocol efficiency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from numpy.typing import NDArray
+
+from superscale.hardware.spec import Cluster
+
+SWITCH_HOP_S = 0.25e-6  # port-to-port latency of one switch traversal (IB NDR class)
+LINK_CLASSES = (
+    "up_tx",
+    "up_rx",
+    "mesh",
+    "host_tx",
+    "host_rx",
+    "nic_tx",
+    "nic_rx",
+    "leaf_up",
+    "leaf_down",
+    "pod_up",
+    "pod_down",
+)
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hop:
+    """One link on a route, for people and tests."""
+
+    link: str  # class name
+    index: int
+    capacity_bytes_per_s: float
+    latency_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkLoads:
+    """Bytes each link carries, per link class (arrays indexed by link id)."""
+
+    bytes: dict[str, FloatArray]
+
+    def busiest(self, capacity: dict[str, float]) -> tuple[str, int, float]:
+        """(class, link id, seconds) of the link that takes longest to drain."""
+        best = ("", -1, 0.0)
+        for name, load in self.bytes.items():
+            if load.size == 0:
+                continue
+            i = int(np.argmax(load))
+            t = float(load[i]) / capacity[name]
+            if t > best[2]:
+                best = (name, i, t)
+        return best
+
+    def flows_per_link(self) -> dict[str, int]:
+        """Largest load on any link of each class (in the unit of `bytes`)."""
+        return {k: int(v.max()) for k, v in self.bytes.items() if v.size}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Topology:
+    """The link structure of a cluster."""
+
+    cluster: Cluster
+
+    # ---- sizes ----------------------------------------------------------------------
+    @property
+    def gpus(self) -> int:
+        return self.cluster.gpus
+
+    @property
+    def per_system(self) -> int:
+        return self.cluster.system.gpus
+
+    @property
+    def domain(self) -> int:
+        return self.cluster.system.scale_up.gpus
+
+    @property
+    def nics_per_system(self) -> int:
+        return self.cluster.system.nics.count
+
+    @property
+    def rail_optimized(self) -> bool:
+        return self.cluster.scale_out.topology in {"rail-optimized", "rail-fat-tree"}
+
+    @cached_property
+    def leaf_downlinks(self) -> int:
+        o = self.cluster.scale_out.oversubscription
+        return max(1, int(self.cluster.scale_out.leaf_radix * o / (1 + o)))
+
+    @cached_property
+    def systems_per_leaf(self) -> int:
+        if self.rail_optimized:
+            return self.leaf_downlinks  # one NIC per system on each rail's leaf
+        return max(1, self.leaf_downlinks // self.nics_per_system)
+
+    @cached_property
+    def systems_per_pod(self) -> int:
+        """Systems under one spine block (radix/2 leaves, or leaf groups on rails)."""
+        if self.cluster.scale_out.pod_gpus is not None:
+            return max(1, self.cluster.scale_out.pod_gpus // self.per_system)
+        leaves_per_group = self.nics_per_system if self.rail_optimized else 1
+        groups = max(1, (self.cluster.scale_out.leaf_radix // 2) // leaves_per_group)
+        return self.systems_per_leaf * groups
+
+    # ---- capacities and latencies ---------------------------------------------------
+    @cached_property
+    def capacity(self) -> dict[str, float]:
+        """Achieved bytes/s per direction of one link of each class."""
+        system, so = self.cluster.system, self.cluster.scale_out
+        up = system.scale_up_bytes_per_s * system.scale_up.link.efficiency
+        nic = self.cluster.nic.bandwidth_bytes_per_s * self.cluster.nic.efficiency
+        host = up
+        if system.domain_link is not None:
+            host = system.domain_link.bandwidth_bytes_per_s * system.domain_link.efficiency
+        leaf_up = self.leaf_downlinks * nic / so.oversubscription
+        pod_up = (
+            leaf_up
+            * (self.systems_per_pod // self.systems_per_leaf)
+            * (self.nics_per_system if self.rail_optimized else 1)
+            / so.pod_oversubscription
+        )
+        return {
+            "up_tx": up,
+            "up_rx": up,
+            "mesh": up / max(1, self.domain - 1),
+            "host_tx": host,
+            "host_rx": host,
+            "nic_tx": nic,
+            "nic_rx": nic,
+            "leaf_up": leaf_up,
+            "leaf_down": leaf_up,
+            "pod_up": pod_up,
+            "pod_down": pod_up,
+        }
+
+    @property
+    def mesh(self) -> bool:
+        return self.cluster.system.scale_up.topology != "switch"
+
+    # ---- coordinates ----------------------------------------------------------------
+    def _coords(self, g: IntArray) -> dict[str, IntArray]:
+        p, d, k = self.per_system, self.domain, self.nics_per_system
+        system, local = g // p, g % p
+        rail = local * k // p
+        nic = system * k + rail
+        leaf_block = system // self.systems_per_leaf
+        if self.rail_optimized:
+            blocks = -(-self.cluster.count // self.systems_per_leaf)
+            leaf = rail * blocks + leaf_block
+        else:
+            leaf = leaf_block
+        return {
+            "system": system,
+            "local": local,
+            "domain": system * (p // d) + local // d,
+            "nic": nic,
+            "rail": rail,
+            "leaf": leaf,
+            "pod": system // self.systems_per_pod,
+        }
+
+    # ---- routing --------------------------------------------------------------------
+    def loads(self, src: IntArray, dst: IntArray, nbytes: float | FloatArray = 1.0) -> LinkLoads:
+        """Bytes on every link when each flow src[i] → dst[i] carries nbytes[i]."""
+        src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+        w = np.broadcast_to(np.asarray(nbytes, dtype=np.float64), src.shape)
+        s, t = self._coords(src), self._coords(dst)
+        same_domain = s["domain"] == t["domain"]
+        same_system = s["system"] == t["system"]
+        out: dict[str, FloatArray] = {}
+
+        def add(name: str, mask: NDArray[np.bool_], index: IntArray, size: int) -> None:
+            if mask.any():
+                counts = np.bincount(index[mask], weights=w[mask], minlength=size)
+                out[name] = out[name] + counts if name in out else counts
+
+        inner = same_domain & (src != dst)
+        if self.mesh:
+            d = self.domain
+            add("mesh", inner, src * d + t["local"] % d, self.gpus * d)
+        else:
+            add("up_tx", inner, src, self.gpus)
+            add("up_rx", inner, dst, self.gpus)
+        across_domains = same_system & ~same_domain
+        add("host_tx", across_domains, src, self.gpus)
+        add("host_rx", across_domains, dst, self.gpus)
+        net = ~same_system
+        if net.any():
+            nics = self.cluster.count * self.nics_per_system
+            add("nic_tx", net, s["nic"], nics)
+            add("nic_rx", net, t["nic"], nics)
+            cross_leaf = net & (s["leaf"] != t["leaf"])
+            leaves = int(max(s["leaf"].max(), t["leaf"].max())) + 1
+            add("leaf_up", cross_leaf, s["leaf"], leaves)
+            add("leaf_down", cross_leaf, t["leaf"], leaves)
+            cross_pod = net & (s["pod"] != t["pod"])
+            pods = int(max(s["pod"].max(), t["pod"].max())) + 1
+            add("pod_up", cross_pod, s["pod"], pods)
+            add("pod_down", cross_pod, t["pod"], pods)
+        return LinkLoads(bytes=out)
+
+    def latency_s(self, src: IntArray, dst: IntArray) -> FloatArray:
+        """One-way latency of each flow: link latencies plus switch traversals."""
+        src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
+        s, t = self._coords(src), self._coords(dst)
+        system = self.cluster.system
+        lat = np.full(src.shape, system.scale_up.link.latency_s)
+        across = (s["system"] == t["system"]) & (s["domain"] != t["domain"])
+        if system.domain_link is not None:
+            lat = np.where(across, system.domain_link.latency_s, lat)
+        net = s["system"] != t["system"]
+        hops = 1 + 2 * (s["leaf"] != t["leaf"]) + 2 * (s["pod"] != t["pod"])
+        lat = np.where(net, self.cluster.nic.latency_s + hops * SWITCH_HOP_S, lat)
+        return np.where(src == dst, 0.0, lat)
+
+    def transfer_s_per_byte(
+        self, src: IntArray, dst: IntArray, nbytes: float | FloatArray = 1.0
+    ) -> float:
+        """Seconds per unit of `nbytes` until every flow has drained (busiest link)."""
+        return self.loads(src, dst, nbytes).busiest(self.capacity)[2]
+
+    def route(self, src: int, dst: int) -> list[Hop]:
+        """The links one flow crosses, in order."""
+        loads = self.loads(np.array([src]), np.array([dst]))
+        order = [c for c in LINK_CLASSES if c in loads.bytes]
+        latency = float(self.latency_s(np.array([src]), np.array([dst]))[0])
+        return [
+            Hop(
+                link=c,
+                index=int(np.argmax(loads.bytes[c])),
+                capacity_bytes_per_s=self.capacity[c],
+                latency_s=latency / max(1, len(order)),
+            )
+            for c in order
+        ]
+
+
+def groups_of(size: int, stride: int, gpus: int) -> IntArray:
+    """All groups of `size` ranks spaced `stride` apart, one group per row (rank order
+    tp fastest: the layout of parallelism.plan)."""
+    block = size * stride
+    if gpus % block:
+        raise ValueError(f"groups of {size}×stride {stride} do not tile {gpus} GPUs")
+    ranks = np.arange(gpus, dtype=np.int64).reshape(gpus // block, size, stride)
+    return ranks.transpose(0, 2, 1).reshape(-1, size)

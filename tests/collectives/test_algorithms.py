@@ -1,0 +1,111 @@
+"""Properties of the collective algorithms on real topologies."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from superscale.collectives import COLLECTIVES, CommModel, algorithms, costs_for
+from superscale.hardware.catalog import clusters, systems
+from superscale.hardware.spec import Cluster, ScaleOut
+from superscale.topology import Topology, groups_of
+
+GIB = 2**30
+
+
+def _cluster(system: str, count: int, **scale_out: object) -> Cluster:
+    return Cluster(
+        system=systems().get(system), count=count, scale_out=ScaleOut.model_validate(scale_out)
+    )
+
+
+@pytest.mark.parametrize("name", sorted(algorithms()))
+@pytest.mark.parametrize("collective", COLLECTIVES)
+def test_contract_every_algorithm(name: str, collective: str) -> None:
+    """Each registered algorithm either declines or gives a positive, increasing cost."""
+    topo = Topology(cluster=_cluster("dgx-h100", 4))
+    for size, stride in ((8, 1), (4, 8), (32, 1)):
+        cost = algorithms()[name].cost(collective, groups_of(size, stride, 32), topo)
+        if cost is None:
+            continue
+        assert cost.fixed_s > 0 and cost.per_byte_s > 0
+        assert cost.time_s(2 * GIB) > cost.time_s(GIB)
+
+
+def test_ring_time_is_linear_in_bytes_at_large_sizes() -> None:
+    model = CommModel(_cluster("dgx-h100", 4))
+    t = [model.best("all_reduce", s, 32, 1, algorithm="ring")[1] for s in (GIB, 2 * GIB, 4 * GIB)]
+    assert t[2] - t[1] == pytest.approx(2 * (t[1] - t[0]), rel=1e-9)
+    assert t[1] / t[0] == pytest.approx(2.0, rel=0.02)  # latency negligible at 1 GiB
+
+
+def test_ring_latency_term_grows_with_group_size() -> None:
+    model = CommModel(clusters().get("h100-16k"))
+    fixed = [model.costs("all_reduce", n, 8)["ring"].fixed_s for n in (2, 16, 128, 1024)]
+    assert fixed == sorted(fixed) and fixed[-1] > 10 * fixed[0]
+    # small messages are latency-bound: per-rank bytes barely matter
+    tiny = [model.best("all_reduce", 8, n, 8, algorithm="ring")[1] for n in (16, 128)]
+    assert tiny[1] / tiny[0] == pytest.approx(127 / 15, rel=0.05)
+
+
+def test_moe_all_to_all_slows_as_more_traffic_leaves_the_super_node() -> None:
+    model = CommModel(_cluster("metax-cube-128", 4))
+    times = []
+    for stride in (1, 2, 4):  # 128-member groups over 1, 2, 4 cabinets
+        times.append(model.best("all_to_all", 256 * 2**20, 128, stride)[1])
+    assert times[0] < times[1] < times[2]
+
+
+def test_super_node_all_to_all_beats_eight_gpu_servers() -> None:
+    cube = CommModel(_cluster("metax-cube-128", 1))
+    servers = CommModel(_cluster("metax-c550-8x", 16, network="roce-400g"))
+    size = 64 * 2**20
+    t_cube = cube.best("all_to_all", size, 128, 1)[1]
+    t_servers = servers.best("all_to_all", size, 128, 1)[1]
+    factor = t_servers / t_cube
+    print(
+        f"128-GPU all-to-all of {size >> 20} MiB: metax-cube-128 {t_cube * 1e3:.2f} ms, "
+        f"16x metax-c550-8x over 400G RoCE {t_servers * 1e3:.2f} ms: {factor:.1f}x faster"
+    )
+    assert factor > 2
+
+
+def test_oversubscribed_fat_tree_slows_cross_rack_all_reduce() -> None:
+    """Groups with one member per rack (leaf), all running at once: every ring flow crosses
+    the leaf uplinks, which 4:1 oversubscription cuts to a quarter (same 32-port leaves)."""
+    flat = CommModel(
+        _cluster("dgx-h100", 64, topology="fat-tree", oversubscription=1.0, leaf_radix=64)
+    )
+    thin = CommModel(
+        _cluster("dgx-h100", 64, topology="fat-tree", oversubscription=4.0, leaf_radix=40)
+    )
+    assert flat.topology.systems_per_leaf == thin.topology.systems_per_leaf == 4
+    t_flat = flat.best("all_reduce", GIB, 16, 32)[1]  # stride 32 GPUs = one leaf
+    t_thin = thin.best("all_reduce", GIB, 16, 32)[1]
+    assert t_thin > 2.5 * t_flat
+    # inside one server nothing crosses the leaf uplinks
+    assert flat.best("all_reduce", GIB, 8, 1)[1] == pytest.approx(
+        thin.best("all_reduce", GIB, 8, 1)[1]
+    )
+
+
+def test_concurrent_groups_share_nics() -> None:
+    """All 8 data-parallel groups of a tp=8 job share each server's NICs; one group alone
+    (the other 7 idle) would get more of them when it has fewer members per server."""
+    cluster = _cluster("dgx-h100", 16)
+    topo = Topology(cluster=cluster)
+    everyone = groups_of(16, 8, cluster.gpus)
+    alone = everyone[:1]
+    t_all = costs_for("all_reduce", everyone, topo)["ring"].time_s(GIB)
+    t_one = costs_for("all_reduce", alone, topo)["ring"].time_s(GIB)
+    assert t_all >= t_one
+
+
+def test_load_store_only_on_unified_memory_fabrics() -> None:
+    cube = Topology(cluster=_cluster("metax-cube-128", 1))
+    h100 = Topology(cluster=_cluster("dgx-h100", 1))
+    g = np.arange(8, dtype=np.int64).reshape(1, 8)
+    assert "load_store" in costs_for("all_to_all", g, cube)
+    assert "load_store" not in costs_for("all_to_all", g, h100)
+    table = costs_for("all_to_all", g, cube)
+    assert table["load_store"].fixed_s < table["direct"].fixed_s

@@ -21,6 +21,7 @@ app = _app_module.app
 # Importing the verb modules registers their commands on `app`.
 from superscale.cli import catalog as _catalog  # noqa: E402,F401
 from superscale.cli import collective as _collective  # noqa: E402,F401
+from superscale.cli import facility as _facility  # noqa: E402,F401
 from superscale.cli import training as _training  # noqa: E402,F401
 
 

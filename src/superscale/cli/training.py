@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from superscale.cli.app import app, console, print_json
+from superscale.cli.facility import facility_lines
 from superscale.errors import SpecError
 from superscale.pipeline import simulate as simulate_scenario
 from superscale.report.result import BREAKDOWN_KEYS, Result
@@ -93,6 +94,12 @@ def _print_result(result: Result) -> None:
     console.print()
     console.print("[bold]where the step goes[/]")
     _print_breakdown(data["breakdown_s"], data["step_time_s"])
+    lines = facility_lines(data)
+    if lines:
+        console.print()
+        console.print("[bold]facility, reliability and cost[/]")
+        for line in lines:
+            console.print(line)
     for warning in data["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}")
 

@@ -2,7 +2,9 @@
 
 MFU = model FLOPs per second per GPU / the chip's dense peak at the run's precision; HFU
 adds recomputation to the numerator (Chowdhery et al. 2022, App. B; Korthikanti et al.
-2022). Memory figures are per GPU on the stage that needs the most.
+2022). Memory figures are per GPU on the stage that needs the most. The optional facility,
+reliability and cost sections come from `superscale.facility.assess` (power, cabinets, floor,
+failures, checkpoints, goodput, time and money to train).
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ class Result:
     groups: dict[str, str]
     warnings: tuple[str, ...]
     engine: str
+    facility: dict[str, Any] | None = None
+    reliability: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None
+
+    @property
+    def utilization(self) -> float:
+        """Busy share of the critical GPU's step: (compute + optimizer) / step time."""
+        busy = self.breakdown_s["compute"] + self.breakdown_s["other"]
+        return min(1.0, busy / self.step_time_s) if self.step_time_s > 0 else 0.0
 
     @property
     def tokens_per_s(self) -> float:
@@ -69,9 +80,9 @@ class Result:
         return self.memory.peak_bytes <= self.hbm_bytes
 
     def to_json(self) -> dict[str, Any]:
-        """The stable result keys of DESIGN.md, then context."""
+        """The stable result keys of DESIGN.md, then context, then the facility sections."""
         mem = self.memory
-        return {
+        data: dict[str, Any] = {
             "step_time_s": self.step_time_s,
             "tokens_per_s": self.tokens_per_s,
             "tokens_per_s_per_gpu": self.tokens_per_s / self.gpus,
@@ -105,6 +116,9 @@ class Result:
             "warnings": list(self.warnings),
             "engine": self.engine,
         }
+        sections = {"facility": self.facility, "reliability": self.reliability, "cost": self.cost}
+        data |= {key: value for key, value in sections.items() if value is not None}
+        return data
 
 
 def summarize(

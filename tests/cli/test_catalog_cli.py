@@ -12,7 +12,11 @@ from superscale.cli import main
 from superscale.hardware.catalog import clusters, systems
 from superscale.models.catalog import models
 
-EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.yaml"))
+EXAMPLES = sorted(
+    p
+    for p in (Path(__file__).parents[2] / "examples").glob("*.yaml")
+    if not p.name.startswith("serve-")  # serving scenarios: tests/cli/test_serving_cli.py
+)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

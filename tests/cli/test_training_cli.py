@@ -10,7 +10,11 @@ import pytest
 from superscale.cli import main
 from superscale.report.result import BREAKDOWN_KEYS
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+EXAMPLES = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[2] / "examples").glob("*.yaml")
+    if not p.name.startswith("serve-")  # serving scenarios: tests/cli/test_serving_cli.py
+)
 RESULT_KEYS = {
     "step_time_s",
     "tokens_per_s",

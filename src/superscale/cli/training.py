@@ -124,6 +124,9 @@ def validate(
         bool, typer.Option("--json", help="Print rows and errors as JSON.")
     ] = False,
     source: Annotated[str | None, typer.Option(help="Only rows of this source_key.")] = None,
+    inference: Annotated[
+        bool, typer.Option("--inference", help="Serving rows (inference-published.csv).")
+    ] = False,
 ) -> None:
     """Compare predictions with published training runs, row by row.
 
@@ -136,6 +139,11 @@ def validate(
     row, the mean absolute error per source and overall. One set of efficiency parameters
     per chip serves every row.
     """
+    if inference:
+        from superscale.cli.serving import print_inference_validation
+
+        print_inference_validation(json_out=json_out, source=source)
+        return
     from superscale.validate.training import compare_all, summarize_errors
 
     rows = compare_all()

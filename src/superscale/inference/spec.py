@@ -1,9 +1,202 @@
-"""The `serving:` section of a scenario (extended by the serving issue)."""
+"""The `serving:` section of a scenario: what a deployment serves, how, and within which SLOs.
+
+A deployment runs `dp` identical model instances ("replicas"). One instance spans
+tp · attention_dp GPUs per pipeline stage and pp stages. Attention (and the dense layers)
+are split tp-ways and replicated attention_dp-ways, each attention-dp rank holding its own
+requests and KV cache (SGLang's DP attention for latent-attention models, whose single
+latent KV head cannot be split by tp); the routed experts of a mixture-of-experts model are
+spread ep-ways over the tp · attention_dp GPUs of a stage (expert tensor parallelism
+tp·attention_dp/ep). With `disaggregation`, prefill and decode run on separate pools of
+GPUs (DistServe, Zhong et al. 2024; Splitwise, Patel et al. 2024), each with its own plan,
+and the KV cache of each prompt crosses the fabric between them.
+
+Checks that need the model or the cluster (tp divides the heads, the pools fit the cluster)
+live in `superscale.inference.deploy.resolve`, which names the field path of each mistake.
+"""
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
 from superscale.spec import Spec
+
+ServePrecision = Literal["auto", "bf16", "fp16", "fp8", "fp4"]
+KvPrecision = Literal["auto", "bf16", "fp16", "fp8"]
+Distribution = Literal["fixed", "uniform", "exponential", "lognormal"]
+
+
+class LengthSpec(Spec):
+    """Token counts of prompts or outputs: a fixed number or a distribution (integers >= 1).
+
+    A bare integer in YAML means `{distribution: fixed, mean: N}`.
+    """
+
+    distribution: Distribution = Field("fixed", description="Shape of the distribution.")
+    mean: float = Field(gt=0, description="Mean tokens (before clipping to [min, max]).")
+    min: int = Field(1, ge=1, description="Smallest length, tokens.")
+    max: int | None = Field(None, ge=1, description="Largest length, tokens; None: no cap.")
+    sigma: float = Field(1.0, gt=0, description="Log-space standard deviation (lognormal only).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_int(cls, data: Any) -> Any:
+        if isinstance(data, int | float) and not isinstance(data, bool):
+            return {"distribution": "fixed", "mean": data}
+        return data
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LengthSpec:
+        if self.max is not None and self.max < self.min:
+            raise ValueError(f"max ({self.max}) must be >= min ({self.min})")
+        return self
+
+
+class WorkloadSpec(Spec):
+    """Which requests arrive, and when."""
+
+    arrival: Literal["poisson", "offline", "trace"] = Field(
+        "poisson",
+        description="poisson: exponential gaps at rate_per_s; offline: every request "
+        "waits at t=0 (MLPerf Offline, request rate inf); trace: a CSV of arrival_s, "
+        "prompt_tokens, output_tokens.",
+    )
+    rate_per_s: float | None = Field(None, gt=0, description="Requests per second (poisson).")
+    trace: str | None = Field(
+        None, description="Trace CSV path, relative to the scenario file (arrival: trace)."
+    )
+    prompt_tokens: LengthSpec = Field(
+        default_factory=lambda: LengthSpec(mean=512), description="Prompt length, tokens."
+    )
+    output_tokens: LengthSpec = Field(
+        default_factory=lambda: LengthSpec(mean=256), description="Output length, tokens."
+    )
+    requests: int | None = Field(
+        None, gt=0, description="Requests to simulate; default 2000 unless duration_s is given."
+    )
+    duration_s: float | None = Field(
+        None, gt=0, description="Simulate arrivals over this many seconds instead (poisson)."
+    )
+    seed: int = Field(0, ge=0, description="Seed of the arrival and length generator.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkloadSpec:
+        if self.arrival == "poisson" and self.rate_per_s is None:
+            raise ValueError("arrival 'poisson' needs rate_per_s")
+        if self.arrival == "trace" and not self.trace:
+            raise ValueError("arrival 'trace' needs trace: path/to/requests.csv")
+        if self.arrival != "trace" and self.trace:
+            raise ValueError(f"trace is given but arrival is '{self.arrival}' (use 'trace')")
+        if self.requests is not None and self.duration_s is not None:
+            raise ValueError("give requests or duration_s, not both")
+        if self.duration_s is not None and self.arrival != "poisson":
+            raise ValueError("duration_s needs arrival 'poisson'")
+        return self
+
+
+class SchedulerSpec(Spec):
+    """Continuous batching (Orca, Yu et al. 2022) with a token budget per iteration."""
+
+    max_batch_tokens: int = Field(
+        8192, gt=0, description="Token budget of one iteration (decode + prefill tokens)."
+    )
+    max_batch: int = Field(256, gt=0, description="Most requests running at once per engine.")
+    chunked_prefill: bool = Field(
+        True,
+        description="Split prompts into chunks that share iterations with decode "
+        "(Sarathi-Serve, Agrawal et al. 2024); false: prefill-only iterations pause decode.",
+    )
+    prefix_cache_hit_rate: float = Field(
+        0.0, ge=0, lt=1, description="Share of prompt tokens found in the prefix cache."
+    )
+    gpu_memory_utilization: float = Field(
+        0.90, gt=0, le=1, description="Share of HBM the engine may use (vLLM's default 0.9)."
+    )
+    iteration_overhead_us: float = Field(
+        300.0,
+        ge=0,
+        description="Host time per iteration not hidden behind the GPU (scheduling, "
+        "sampling, launch), µs.",
+    )
+    request_overhead_us: float = Field(
+        0.0,
+        ge=0,
+        description="Host time per running request per iteration not hidden behind the GPU "
+        "(Python schedulers and detokenizers without an overlapped scheduler), µs.",
+    )
+
+
+class PlanSpec(Spec):
+    """How one pool of GPUs is split into model instances."""
+
+    tp: int = Field(1, gt=0, description="Tensor-parallel size (attention and dense layers).")
+    pp: int = Field(1, gt=0, description="Pipeline stages per instance.")
+    ep: int = Field(
+        1, gt=0, description="Expert-parallel size over the tp·attention_dp GPUs of a stage."
+    )
+    attention_dp: int = Field(
+        1, gt=0, description="Attention data-parallel ranks per instance (latent attention)."
+    )
+    dp: int | None = Field(
+        None, gt=0, description="Instances; default: the pool's GPUs / (tp·pp·attention_dp)."
+    )
+
+    @model_validator(mode="after")
+    def _ep_divides_stage(self) -> PlanSpec:
+        stage = self.tp * self.attention_dp
+        if stage % self.ep:
+            raise ValueError(
+                f"ep ({self.ep}) must divide tp·attention_dp = {self.tp}·{self.attention_dp}"
+            )
+        return self
+
+    @property
+    def instance_gpus(self) -> int:
+        return self.tp * self.pp * self.attention_dp
+
+
+class DisaggregationSpec(Spec):
+    """Separate prefill and decode pools; the KV cache moves from one to the other."""
+
+    prefill_gpus: int = Field(gt=0, description="GPUs of the prefill pool.")
+    decode_gpus: int = Field(gt=0, description="GPUs of the decode pool.")
+    prefill_plan: PlanSpec | None = Field(None, description="Default: serving.plan.")
+    decode_plan: PlanSpec | None = Field(None, description="Default: serving.plan.")
+    prefill_max_batch_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="Token budget of a prefill iteration; default scheduler.max_batch_tokens.",
+    )
+
+
+class SloSpec(Spec):
+    """Latency targets a request must meet to count towards goodput."""
+
+    ttft_p99_s: float | None = Field(None, gt=0, description="Time to first token, p99, s.")
+    tpot_p99_s: float | None = Field(None, gt=0, description="Time per output token, p99, s.")
 
 
 class ServingSpec(Spec):
-    """What a deployment serves; fields are added by the serving model."""
+    """A deployment: precision, plan, workload, scheduler, optional disaggregation, SLOs."""
+
+    precision: ServePrecision = Field(
+        "auto", description="Weights and GEMMs; auto: fp8 where the chip has it, else bf16."
+    )
+    kv_precision: KvPrecision = Field(
+        "auto", description="KV cache; auto: fp8 with fp8 weights, else bf16."
+    )
+    plan: PlanSpec = Field(default_factory=PlanSpec, description="The aggregated plan.")
+    workload: WorkloadSpec = Field(
+        default_factory=lambda: WorkloadSpec(arrival="offline"), description="The requests."
+    )
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    disaggregation: DisaggregationSpec | None = Field(
+        None, description="Prefill/decode pools; null: every instance does both."
+    )
+    slo: SloSpec = Field(default_factory=SloSpec)
+
+    @field_validator("disaggregation", mode="before")
+    @classmethod
+    def _null(cls, value: Any) -> Any:
+        return None if value in ({}, "none") else value

@@ -1,0 +1,272 @@
+"""`superscale serve` and `serve-plan`: simulate a deployment; plan GPUs for a rate and SLOs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from superscale.cli.app import app, console, print_json
+from superscale.errors import SpecError
+from superscale.scenario import load_scenario
+
+
+def _facility_hook(scenario: Any, result: dict[str, Any]) -> dict[str, Any] | None:
+    """Facility, reliability and cost of the deployment (`superscale.facility.assess`).
+
+    One second of serving is the unit of work: its busy share is the engines' measured
+    utilization and its tokens the output tokens served per second.
+    """
+    from superscale import facility
+
+    assess = getattr(facility, "assess", None)
+    if assess is None or not result.get("fits") or "throughput" not in result:
+        return None
+    out: dict[str, Any] = assess(
+        scenario,
+        utilization=result["utilization"],
+        seconds_per_unit=1.0,
+        tokens_per_unit=result["throughput"]["output_tokens_per_s"],
+        gpus=result["gpus"],
+        kind="serving",
+    )
+    return out
+
+
+def _read_trace(scenario_path: Path, trace: str) -> Any:
+    from superscale.inference.workload import parse_trace
+
+    path = Path(trace)
+    if not path.is_absolute():
+        path = scenario_path.resolve().parent / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read trace {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"trace {path} is not UTF-8 text") from None
+    return parse_trace(text, origin=str(path))
+
+
+@app.command()
+def serve(
+    scenario: Annotated[
+        Path, typer.Argument(help="Scenario YAML with a serving: section.", show_default=False)
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Simulate serving: TTFT, TPOT and latency percentiles, throughput, goodput, memory.
+
+    Example: [bold]superscale serve examples/serve-llama2-70b-h200.yaml[/]
+
+    Requests arrive (Poisson, offline or a trace), are batched continuously with a token
+    budget and chunked prefill, optionally on separate prefill and decode pools; each
+    iteration's time comes from the model, the plan and the chip. Memory per GPU shows
+    weights, workspace and the KV cache left, and the largest batch that fits.
+    """
+    from superscale.inference.serve import serve as run_serve
+
+    spec = load_scenario(scenario)
+    requests = None
+    if spec.serving is not None and spec.serving.workload.arrival == "trace":
+        assert spec.serving.workload.trace is not None  # WorkloadSpec requires it
+        requests = _read_trace(scenario, spec.serving.workload.trace)
+    result = run_serve(spec, requests=requests, name=scenario.stem)
+    data = result.to_json()
+    facility = _facility_hook(spec, data)
+    if facility is not None:
+        warnings = [*data["warnings"], *facility.pop("warnings", [])]
+        data.update(facility)
+        data["warnings"] = warnings
+    if json_out:
+        print_json(data)
+        return
+    _print_serve(data)
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{1e3 * value:,.1f}"
+
+
+def _print_serve(data: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{data['model']}[/] on [bold]{data['cluster']}[/] ({data['gpus']} × "
+        f"{data['chip']}, {data['precision']} weights, {data['kv_precision']} KV)"
+    )
+    for pool in data["pools"]:
+        p, mem = pool["plan"], pool["memory"]
+        fits = (
+            "[green]fits[/]"
+            if mem["fits"]
+            else f"[bold red]does not fit[/]: over by {mem['over_by_gib']:.1f} GiB"
+        )
+        console.print(
+            f"  {pool['role']:<7} {pool['gpus']:>5} GPUs  tp={p['tp']} pp={p['pp']} "
+            f"ep={p['ep']} attention_dp={p['attention_dp']} dp={p['dp']}  weights "
+            f"{mem['weights_gib']:.1f} + workspace {mem['workspace_gib']:.1f} + KV "
+            f"{mem['kv_cache_gib']:.1f} GiB per GPU, {mem['kv_tokens_per_instance']:,} KV "
+            f"tokens per instance, largest batch {pool['max_batch_that_fits']}  {fits}"
+        )
+    for warning in data["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if not data["fits"]:
+        return
+    thr, lat, good = data["throughput"], data["latency_s"], data["goodput"]
+    table = Table(title=f"{data['completed']:,} requests in {data['duration_s']:.1f} s")
+    for col in ("ms", "mean", "p50", "p90", "p99"):
+        table.add_column(col, justify="left" if col == "ms" else "right")
+    for key, label in (("ttft", "time to first token"), ("tpot", "time per output token"),
+                       ("e2e", "end-to-end")):  # fmt: skip
+        s = lat[key]
+        table.add_row(label, _ms(s["mean"]), _ms(s["p50"]), _ms(s["p90"]), _ms(s["p99"]))
+    console.print(table)
+    console.print(
+        f"  throughput  {thr['requests_per_s']:,.2f} req/s · input {thr['input_tokens_per_s']:,.0f}"
+        f" tok/s · output {thr['output_tokens_per_s']:,.0f} tok/s "
+        f"({thr['output_tokens_per_s_per_gpu']:,.0f} per GPU)"
+    )
+    if good["ttft_p99_s"] is not None or good["tpot_p99_s"] is not None:
+        console.print(
+            f"  goodput     {good['requests_per_s']:,.2f} req/s within the SLOs "
+            f"({100 * good['attainment']:.1f}% of requests); SLOs "
+            f"{'met' if data['slo_met'] else '[bold red]missed[/]'} at p99"
+        )
+    if data["rejected"]:
+        console.print(f"[yellow]warning:[/] {data['rejected']} requests never fit the KV cache")
+
+
+@app.command("serve-plan")
+def serve_plan(
+    scenario: Annotated[
+        Path, typer.Argument(help="Scenario YAML with a serving: section.", show_default=False)
+    ],
+    rate: Annotated[float, typer.Option("--rate", help="Requests per second to serve.")],
+    ttft_p99: Annotated[
+        float | None, typer.Option("--ttft-p99", help="TTFT p99 target, seconds.")
+    ] = None,
+    tpot_p99: Annotated[
+        float | None, typer.Option("--tpot-p99", help="TPOT p99 target, seconds.")
+    ] = None,
+    requests: Annotated[
+        int, typer.Option(help="Requests per capacity simulation.", min=100)
+    ] = 1500,
+    no_disaggregation: Annotated[
+        bool, typer.Option("--no-disaggregation", help="Only aggregated plans.")
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Fewest GPUs, and the best plan, that serve --rate within the SLOs.
+
+    Example: [bold]superscale serve-plan examples/serve-llama2-70b-h200.yaml --rate 20
+    --ttft-p99 2 --tpot-p99 0.1[/]
+
+    Tries aggregated instances (tp, pp, ep, attention data parallelism) and disaggregated
+    prefill:decode groups, finds each one's largest rate within the SLOs by simulation,
+    and prints the winner, the candidates and the Pareto front of output tokens/s per GPU
+    against tokens/s per user.
+    """
+    from superscale.inference.plan_search import plan_capacity
+    from superscale.inference.spec import SloSpec
+
+    if rate <= 0:
+        raise SpecError(f"--rate must be > 0, got {rate}")
+    for name, value in (("--ttft-p99", ttft_p99), ("--tpot-p99", tpot_p99)):
+        if value is not None and value <= 0:
+            raise SpecError(f"{name} must be > 0, got {value}")
+    spec = load_scenario(scenario)
+    slo = SloSpec(ttft_p99_s=ttft_p99, tpot_p99_s=tpot_p99)
+    out = plan_capacity(
+        spec, rate_per_s=rate, slo=slo, requests=requests, disaggregation=not no_disaggregation
+    )
+    if json_out:
+        print_json(out)
+        return
+    best = out["best"]
+    if best is None:
+        console.print("[bold red]no plan meets the SLOs[/] at any rate on this hardware")
+        return
+    console.print(
+        f"[bold]{best['total_gpus']} GPUs[/]: {best['units']} × {best['plan']} "
+        f"({best['rate_per_s']:.2f} req/s each, TTFT p99 {_ms(best['ttft_p99_s'])} ms, "
+        f"TPOT p99 {_ms(best['tpot_p99_s'])} ms)"
+    )
+    table = Table(title="candidates (fewest GPUs first)")
+    for col in ("plan", "GPUs", "req/s per unit", "tok/s per GPU", "tok/s per user"):
+        table.add_column(col, justify="left" if col == "plan" else "right")
+    for c in out["candidates"][:12]:
+        user = c["output_tokens_per_s_per_user"]
+        table.add_row(c["plan"], str(c["total_gpus"]), f"{c['rate_per_s']:.2f}",
+                      f"{c['output_tokens_per_s_per_gpu']:.0f}",
+                      "—" if user is None else f"{user:.1f}")  # fmt: skip
+    console.print(table)
+    console.print("[bold]Pareto front[/] (tokens/s per GPU against tokens/s per user)")
+    for p in out["pareto_front"]:
+        console.print(
+            f"  {p['output_tokens_per_s_per_gpu']:8.0f} tok/s/GPU  "
+            f"{p['output_tokens_per_s_per_user']:7.1f} tok/s/user  {p['plan']}"
+        )
+
+
+def print_inference_validation(*, json_out: bool, source: str | None) -> None:
+    """`superscale validate --inference`: serving predictions against published rows."""
+    from superscale.validate.inference import compare_all, summarize_errors
+
+    rows = compare_all()
+    if source is not None:
+        known = sorted({r.source_key for r in rows})
+        if source not in known:
+            raise SpecError(f"--source: unknown source '{source}' (known: {', '.join(known)})")
+        rows = [r for r in rows if r.source_key == source]
+    summary = summarize_errors(rows)
+    if json_out:
+        print_json(
+            {
+                "rows": [
+                    {
+                        "row_id": r.row_id,
+                        "source_key": r.source_key,
+                        "model": r.model,
+                        "hardware": r.hardware,
+                        "framework": r.framework,
+                        "metric": r.metric,
+                        "unit": r.unit,
+                        "kind": r.kind,
+                        "published": r.published,
+                        "predicted": r.predicted,
+                        "error_pct": r.error_pct,
+                        "plan": r.plan,
+                        "skipped": r.skipped or None,
+                    }
+                    for r in rows
+                ],
+                "summary": summary,
+            }
+        )
+        return
+    table = Table(title="predicted vs published serving results")
+    for col in ("row", "framework", "hardware", "metric", "plan", "published", "predicted",
+                "error"):  # fmt: skip
+        right = col in {"row", "published", "predicted", "error"}
+        table.add_column(col, justify="right" if right else "left")
+    for r in rows:
+        err = r.error_pct
+        table.add_row(
+            str(r.row_id),
+            r.framework,
+            r.hardware,
+            r.metric,
+            r.plan,
+            f"{r.published:,.1f}",
+            "" if r.predicted is None else f"{r.predicted:,.1f}",
+            f"skipped: {r.skipped}" if err is None else f"{err:+.1f}%",
+        )
+    console.print(table)
+    for label, key in (("throughput rows", "throughput"), ("latency rows", "latency")):
+        stats = summary[key]
+        if stats["rows"]:
+            console.print(
+                f"[bold]  {label:<18} {stats['rows']:3d} rows  mean |error| "
+                f"{stats['mean_abs_error_pct']:5.1f}%  max {stats['max_abs_error_pct']:5.1f}%[/]"
+            )

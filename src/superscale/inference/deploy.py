@@ -1,0 +1,271 @@
+"""Resolve a scenario's serving section into pools of engines laid out on the cluster.
+
+Checks the plan against the model and the cluster (every mistake is a `SpecError` naming
+its field path), picks the precisions, places the pools on consecutive GPUs (prefill pool
+first), sizes each instance's KV cache and tabulates its iteration time. A pipelined
+instance of pp stages becomes pp engines, each holding a 1/pp share of the KV cache and
+running its own batch through all stages (the pp micro-batches in flight of vLLM's and
+TensorRT-LLM's pipeline schedulers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from superscale.errors import SpecError
+from superscale.hardware.spec import Chip, Cluster
+from superscale.inference.kv import KvBudget, kv_budget, kv_bytes_per_token
+from superscale.inference.sim import EngineConfig, KvTransfer, Role
+from superscale.inference.spec import PlanSpec, SchedulerSpec, ServingSpec
+from superscale.inference.step import StepModel, build_step_model
+from superscale.models.spec import ModelSpec
+from superscale.scenario import Scenario
+
+# Achieved share of a link's rate for bulk point-to-point copies (nccl-tests bus bandwidths,
+# e.g. 8×H100 367 of 450 GB/s; hardware.csv row 5).
+LINK_EFFICIENCY = {"scale-up": 0.80, "host": 0.80, "scale-out": 0.90}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pool:
+    """Identical instances doing one role on consecutive GPUs."""
+
+    role: Role
+    plan: PlanSpec
+    instances: int
+    first_gpu: int
+    budget: KvBudget
+    step: StepModel | None  # None when the model does not fit
+
+    @property
+    def gpus(self) -> int:
+        return self.instances * self.plan.instance_gpus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deployment:
+    """Pools, precisions and the KV transfer between pools of one serving scenario."""
+
+    pools: tuple[Pool, ...]
+    precision: str
+    kv_precision: str
+    scheduler: SchedulerSpec
+    transfer: KvTransfer | None
+    warnings: tuple[str, ...]
+    prefill_max_batch_tokens: int | None = None
+
+    @property
+    def gpus(self) -> int:
+        return sum(p.gpus for p in self.pools)
+
+    @property
+    def fits(self) -> bool:
+        return all(p.budget.fits for p in self.pools)
+
+    @property
+    def disaggregated(self) -> bool:
+        return any(p.role == "prefill" for p in self.pools)
+
+
+def resolve_precisions(serving: ServingSpec, chip: Chip) -> tuple[str, str]:
+    """(weights, KV) precisions; raises InfeasiblePlan for a precision the chip lacks."""
+    precision = serving.precision
+    if precision == "auto":
+        precision = "fp8" if "fp8" in chip.peak_tflops else "bf16"
+    chip.peak_flops(precision)  # InfeasiblePlan names the chip and what it supports
+    kv = serving.kv_precision
+    if kv == "auto":
+        kv = "fp8" if precision in {"fp8", "fp4"} else "bf16"
+    return precision, kv
+
+
+def check_plan(plan: PlanSpec, model: ModelSpec, path: str) -> None:
+    """Model-dependent rules of a serving plan; SpecError names `path`."""
+    if model.heads % plan.tp:
+        raise SpecError(f"tp ({plan.tp}) must divide the model's {model.heads} heads", path=path)
+    if plan.pp > model.layers:
+        raise SpecError(f"pp ({plan.pp}) exceeds the model's {model.layers} layers", path=path)
+    if plan.ep > 1:
+        if model.moe is None:
+            raise SpecError(f"ep ({plan.ep}) > 1 needs a mixture-of-experts model", path=path)
+        if model.moe.experts % plan.ep:
+            raise SpecError(
+                f"ep ({plan.ep}) must divide the model's {model.moe.experts} experts", path=path
+            )
+
+
+def _instances(plan: PlanSpec, pool_gpus: int, path: str) -> int:
+    size = plan.instance_gpus
+    if plan.dp is not None:
+        if plan.dp * size > pool_gpus:
+            raise SpecError(
+                f"dp·tp·pp·attention_dp = {plan.dp}·{size} = {plan.dp * size} GPUs exceeds "
+                f"the {pool_gpus} available",
+                path=path,
+            )
+        return plan.dp
+    if pool_gpus % size:
+        raise SpecError(
+            f"tp·pp·attention_dp = {plan.tp}·{plan.pp}·{plan.attention_dp} = {size} does not "
+            f"divide the {pool_gpus} GPUs (give dp to use fewer)",
+            path=path,
+        )
+    return pool_gpus // size
+
+
+def _pool(
+    role: Role,
+    plan: PlanSpec,
+    instances: int,
+    first_gpu: int,
+    model: ModelSpec,
+    cluster: Cluster,
+    *,
+    precision: str,
+    kv_precision: str,
+    scheduler: SchedulerSpec,
+    max_tokens: int | None = None,
+) -> Pool:
+    budget = kv_budget(
+        model,
+        plan,
+        cluster.chip,
+        precision=precision,
+        kv_precision=kv_precision,
+        scheduler=scheduler,
+    )
+    step = None
+    if budget.fits:
+        step = build_step_model(
+            model,
+            plan,
+            cluster,
+            precision=precision,
+            kv_precision=kv_precision,
+            max_tokens=max_tokens or scheduler.max_batch_tokens + scheduler.max_batch,
+            iteration_overhead_s=scheduler.iteration_overhead_us * 1e-6,
+            request_overhead_s=scheduler.request_overhead_us * 1e-6,
+        )
+    return Pool(
+        role=role,
+        plan=plan,
+        instances=instances,
+        first_gpu=first_gpu,
+        budget=budget,
+        step=step,
+    )
+
+
+def kv_transfer(
+    model: ModelSpec, cluster: Cluster, prefill: Pool, decode_gpus: int, *, kv_precision: str
+) -> KvTransfer:
+    """KV move from a prefill instance to a decode instance over the fabric between them.
+
+    Each GPU of the prefill instance sends its shard at once over its own link: the
+    scale-up fabric when both pools sit in one scale-up domain, else its share of the
+    system's NICs (the pools are consecutive, prefill first). Achieved link fractions are
+    `LINK_EFFICIENCY`.
+    """
+    system = cluster.system
+    if prefill.gpus + decode_gpus <= system.scale_up.gpus:
+        link = system.scale_up.link
+        bandwidth = system.scale_up_bytes_per_s
+    else:
+        link = cluster.nic
+        bandwidth = cluster.nic_bytes_per_s_per_system / system.gpus
+    bandwidth *= LINK_EFFICIENCY.get(link.kind, 1.0)
+    per_token = kv_bytes_per_token(model, kv_precision) / prefill.plan.instance_gpus
+    return KvTransfer(latency_s=link.latency_s, s_per_prompt_token=per_token / bandwidth)
+
+
+def resolve(scenario: Scenario) -> Deployment:
+    """The deployment a scenario's serving section describes.
+
+    Raises:
+        SpecError: the plan does not suit the model or the cluster (names the field).
+        InfeasiblePlan: the chip lacks the asked precision.
+    """
+    serving = scenario.serving
+    if serving is None:
+        raise SpecError(
+            "this scenario has no serving section (serving: {plan, workload, ...}); "
+            "it describes training, see 'superscale simulate'"
+        )
+    model, cluster = scenario.model, scenario.cluster
+    precision, kv_precision = resolve_precisions(serving, cluster.chip)
+    sched = serving.scheduler
+
+    def make(role: Role, plan: PlanSpec, n: int, first: int, tokens: int | None = None) -> Pool:
+        return _pool(role, plan, n, first, model, cluster, precision=precision,
+                     kv_precision=kv_precision, scheduler=sched, max_tokens=tokens)  # fmt: skip
+
+    warnings: list[str] = []
+    dis = serving.disaggregation
+    if dis is None:
+        check_plan(serving.plan, model, "serving.plan")
+        n = _instances(serving.plan, cluster.gpus, "serving.plan")
+        pools: tuple[Pool, ...] = (make("mixed", serving.plan, n, 0),)
+        transfer = None
+    else:
+        if dis.prefill_gpus + dis.decode_gpus > cluster.gpus:
+            raise SpecError(
+                f"prefill_gpus + decode_gpus = {dis.prefill_gpus + dis.decode_gpus} exceeds "
+                f"the cluster's {cluster.gpus} GPUs",
+                path="serving.disaggregation",
+            )
+        p_plan = dis.prefill_plan or serving.plan
+        d_plan = dis.decode_plan or serving.plan
+        p_path = "serving.disaggregation.prefill_plan" if dis.prefill_plan else "serving.plan"
+        d_path = "serving.disaggregation.decode_plan" if dis.decode_plan else "serving.plan"
+        check_plan(p_plan, model, p_path)
+        check_plan(d_plan, model, d_path)
+        n_p = _instances(p_plan, dis.prefill_gpus, p_path)
+        n_d = _instances(d_plan, dis.decode_gpus, d_path)
+        p_tokens = None
+        if dis.prefill_max_batch_tokens is not None:
+            p_tokens = dis.prefill_max_batch_tokens + sched.max_batch
+        prefill = make("prefill", p_plan, n_p, 0, p_tokens)
+        decode = make("decode", d_plan, n_d, dis.prefill_gpus)
+        pools = (prefill, decode)
+        transfer = kv_transfer(model, cluster, prefill, decode.gpus, kv_precision=kv_precision)
+    for pool in pools:
+        tp_span = pool.plan.tp * pool.plan.attention_dp
+        if tp_span > cluster.system.scale_up.gpus:
+            warnings.append(
+                f"{pool.role} instances span {tp_span} GPUs per stage, more than the "
+                f"scale-up domain of {cluster.system.scale_up.gpus}: tensor/expert traffic "
+                "crosses the scale-out network"
+            )
+    return Deployment(
+        pools=pools,
+        precision=precision,
+        kv_precision=kv_precision,
+        scheduler=sched,
+        transfer=transfer,
+        warnings=tuple(warnings),
+        prefill_max_batch_tokens=dis.prefill_max_batch_tokens if dis is not None else None,
+    )
+
+
+def engine_configs(dep: Deployment) -> list[EngineConfig]:
+    """The simulator's engines: pp engines per instance, each with 1/pp of its KV cache."""
+    sched = dep.scheduler
+    out: list[EngineConfig] = []
+    for pool in dep.pools:
+        if pool.step is None:
+            raise SpecError(f"the model does not fit on the {pool.role} pool's GPUs")
+        pp = pool.plan.pp
+        budget = sched.max_batch_tokens
+        if pool.role == "prefill" and dep.prefill_max_batch_tokens is not None:
+            budget = dep.prefill_max_batch_tokens
+        cfg = EngineConfig(
+            role=pool.role,
+            step=pool.step,
+            kv_tokens=pool.budget.kv_tokens_per_instance // pp,
+            max_batch=sched.max_batch,
+            max_batch_tokens=budget,
+            chunked_prefill=sched.chunked_prefill,
+            prefix_cache_hit_rate=sched.prefix_cache_hit_rate,
+        )
+        out.extend([cfg] * (pool.instances * pp))
+    return out

@@ -1,0 +1,155 @@
+"""KV-cache bytes per token, weights per GPU, and the HBM left for the KV cache.
+
+Grouped-query attention keeps keys and values of `kv_heads` heads per layer:
+2 · kv_heads · d_head elements per token (Ainslie et al. 2023); tensor parallelism splits the
+heads, replicating them when tp exceeds kv_heads. Multi-head latent attention keeps one
+compressed latent of kv_lora_rank elements plus the decoupled rotary key of
+qk_rope_head_dim per token and layer (DeepSeek-AI 2024, DeepSeek-V2 Sec. 2.1), shared by all
+heads, so tensor parallelism replicates it: that is why latent-attention models use attention
+data parallelism, each rank keeping the cache of its own requests.
+
+Memory per GPU = weights of its stage + workspace (activations of one iteration's token
+budget, logits, and a fixed runtime reserve) + KV cache, within `gpu_memory_utilization` of
+HBM (vLLM's `gpu_memory_utilization`, default 0.9).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from superscale import units
+from superscale.hardware.spec import Chip
+from superscale.inference.spec import PlanSpec, SchedulerSpec
+from superscale.models.spec import ModelSpec
+
+BYTES_PER_ELEMENT = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
+ACT_BYTES = 2.0  # activations stay in 16 bits between GEMMs
+HEAD_BYTES = 2.0  # embedding and output head stay in 16 bits (TensorRT-LLM fp8 recipes)
+RUNTIME_RESERVE_BYTES = 1.5 * units.GIB  # CUDA context, NCCL buffers, CUDA graphs
+
+
+def kv_elements_per_token_layer(model: ModelSpec) -> int:
+    """Cached elements per token and layer, for the whole model (all heads)."""
+    if model.mla is not None:
+        return model.mla.kv_lora_rank + model.mla.qk_rope_head_dim
+    return 2 * model.n_kv_heads * model.d_head
+
+
+def kv_bytes_per_token(model: ModelSpec, kv_precision: str) -> float:
+    """KV-cache bytes one token occupies across the whole model (all layers, all heads)."""
+    return kv_elements_per_token_layer(model) * model.layers * BYTES_PER_ELEMENT[kv_precision]
+
+
+def kv_bytes_per_token_layer_per_gpu(model: ModelSpec, tp: int, kv_precision: str) -> float:
+    """KV bytes of one token in one layer on one GPU of a tensor-parallel group."""
+    b = BYTES_PER_ELEMENT[kv_precision]
+    if model.mla is not None:
+        return kv_elements_per_token_layer(model) * b  # latent replicated across tp
+    return 2 * max(model.n_kv_heads / tp, 1.0) * model.d_head * b
+
+
+def _stage_layers(model: ModelSpec, pp: int) -> float:
+    return math.ceil(model.layers / pp)
+
+
+def weight_bytes_per_gpu(model: ModelSpec, plan: PlanSpec, precision: str) -> float:
+    """Weights one GPU holds: its stage's layers, its tp shard, its experts (largest stage)."""
+    wb = BYTES_PER_ELEMENT[precision]
+    stage_gpus = plan.tp * plan.attention_dp
+    share = _stage_layers(model, plan.pp) / model.layers
+    total = model.layers * model.attention_params / plan.tp
+    total += model.dense_layers * model.dense_mlp_params / plan.tp
+    if model.moe is not None:
+        moe = model.moe
+        experts = moe.experts * model.expert_params / stage_gpus  # ep × expert-tp = stage
+        shared = moe.shared_experts * model._mlp_params(moe.shared_ffn) / plan.tp
+        router = model.hidden * moe.experts
+        total += model.moe_layers * (experts + shared + router)
+    emb = model.embedding_params * HEAD_BYTES / plan.tp
+    if plan.pp > 1:
+        emb /= 2  # embedding on the first stage, head on the last
+    return total * share * wb + emb
+
+
+def workspace_bytes_per_gpu(model: ModelSpec, plan: PlanSpec, sched: SchedulerSpec) -> float:
+    """Activations of one iteration's token budget, its logits, and the runtime reserve."""
+    tokens = sched.max_batch_tokens / plan.attention_dp
+    ffn = model.ffn_hidden if model.moe is None else model.moe.expert_ffn_hidden * model.moe.top_k
+    acts = tokens * (4 * model.hidden + 2 * ffn / plan.tp) * ACT_BYTES
+    logits = sched.max_batch * model.vocab / plan.tp * 4.0  # fp32 logits of sampled tokens
+    return acts + logits + RUNTIME_RESERVE_BYTES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KvBudget:
+    """Where one GPU's HBM goes, and how many tokens of KV cache an instance holds."""
+
+    hbm_bytes: float
+    usable_bytes: float
+    weights_bytes: float
+    workspace_bytes: float
+    kv_bytes: float  # left for the KV cache, per GPU (negative: does not fit)
+    kv_bytes_per_token_per_gpu: float
+    kv_tokens_per_instance: int
+
+    @property
+    def fits(self) -> bool:
+        return self.kv_bytes > 0 and self.kv_tokens_per_instance > 0
+
+    def to_json(self) -> dict[str, float | int | bool]:
+        gib = units.bytes_to_gib
+        return {
+            "hbm_gib": gib(self.hbm_bytes),
+            "usable_gib": gib(self.usable_bytes),
+            "weights_gib": gib(self.weights_bytes),
+            "workspace_gib": gib(self.workspace_bytes),
+            "kv_cache_gib": gib(max(self.kv_bytes, 0.0)),
+            "kv_bytes_per_token_per_gpu": self.kv_bytes_per_token_per_gpu,
+            "kv_tokens_per_instance": self.kv_tokens_per_instance,
+            "fits": self.fits,
+            "over_by_gib": gib(max(-self.kv_bytes, 0.0)),
+        }
+
+
+def kv_budget(
+    model: ModelSpec,
+    plan: PlanSpec,
+    chip: Chip,
+    *,
+    precision: str,
+    kv_precision: str,
+    scheduler: SchedulerSpec,
+) -> KvBudget:
+    """HBM split of one GPU and the KV tokens one instance can hold.
+
+    Args:
+        precision: weight precision (bf16, fp8, fp4).
+        kv_precision: KV-cache precision.
+    Returns:
+        The budget; `kv_tokens_per_instance` counts tokens over the instance's attention-dp
+        ranks (each rank caches its own requests).
+    """
+    usable = chip.hbm_bytes * scheduler.gpu_memory_utilization
+    weights = weight_bytes_per_gpu(model, plan, precision)
+    workspace = workspace_bytes_per_gpu(model, plan, scheduler)
+    kv = usable - weights - workspace
+    per_token = kv_bytes_per_token_layer_per_gpu(model, plan.tp, kv_precision)
+    per_token *= _stage_layers(model, plan.pp)
+    tokens = int(max(kv, 0.0) // per_token) * plan.attention_dp
+    return KvBudget(
+        hbm_bytes=chip.hbm_bytes,
+        usable_bytes=usable,
+        weights_bytes=weights,
+        workspace_bytes=workspace,
+        kv_bytes=kv,
+        kv_bytes_per_token_per_gpu=per_token,
+        kv_tokens_per_instance=tokens,
+    )
+
+
+def max_batch_that_fits(budget: KvBudget, context_tokens: float) -> int:
+    """Requests of `context_tokens` (prompt + output) whose KV fits in one instance."""
+    if context_tokens <= 0:
+        return 0
+    return int(budget.kv_tokens_per_instance // math.ceil(context_tokens))

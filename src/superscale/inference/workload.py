@@ -1,0 +1,123 @@
+"""Requests to serve: Poisson or offline arrivals with sampled lengths, or a parsed trace.
+
+Poisson arrivals have exponential gaps at the given rate (the MLPerf Server scenario and
+`sglang.bench_serving --request-rate`); offline requests all wait at t = 0 (MLPerf Offline,
+request rate inf). Lengths are drawn from the workload's distributions and clipped to
+[min, max]; a lognormal of mean μ and log-sd σ has log-mean ln μ − σ²/2. Everything is drawn
+from one `numpy.random.Generator` seeded by the workload's seed, so a seed fixes the
+requests. A trace is CSV text with columns arrival_s, prompt_tokens, output_tokens (a
+header row, any order); the CLI reads the file, this module only parses text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from superscale.errors import SpecError
+from superscale.inference.spec import LengthSpec, WorkloadSpec
+
+DEFAULT_REQUESTS = 2000
+TRACE_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Requests:
+    """Arrival times (s, sorted) and token counts of every request."""
+
+    arrival_s: np.ndarray
+    prompt_tokens: np.ndarray
+    output_tokens: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.arrival_s)
+
+
+def sample_lengths(spec: LengthSpec, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` integer lengths from `spec`, clipped to [min, max]."""
+    mean = spec.mean
+    if spec.distribution == "fixed":
+        values = np.full(n, mean)
+    elif spec.distribution == "uniform":
+        values = rng.uniform(spec.min, max(2 * mean - spec.min, spec.min), n)
+    elif spec.distribution == "exponential":
+        values = rng.exponential(mean, n)
+    else:
+        mu = np.log(mean) - spec.sigma**2 / 2
+        values = rng.lognormal(mu, spec.sigma, n)
+    upper = spec.max if spec.max is not None else np.inf
+    lengths: np.ndarray = np.clip(np.rint(values), spec.min, upper).astype(np.int64)
+    return lengths
+
+
+def generate(spec: WorkloadSpec, *, requests: int | None = None) -> Requests:
+    """Draw the requests of a Poisson or offline workload (not trace: see `parse_trace`).
+
+    Args:
+        requests: overrides the spec's request count.
+    """
+    if spec.arrival == "trace":
+        raise SpecError("serving.workload: a trace workload is read with parse_trace")
+    rng = np.random.default_rng(spec.seed)
+    if spec.arrival == "poisson" and spec.duration_s is not None and requests is None:
+        assert spec.rate_per_s is not None  # WorkloadSpec checks poisson has a rate
+        n = max(1, int(rng.poisson(spec.rate_per_s * spec.duration_s)))
+    else:
+        n = requests or spec.requests or DEFAULT_REQUESTS
+    if spec.arrival == "poisson":
+        assert spec.rate_per_s is not None
+        arrivals = np.cumsum(rng.exponential(1.0 / spec.rate_per_s, n))
+    else:
+        arrivals = np.zeros(n)
+    return Requests(
+        arrival_s=arrivals,
+        prompt_tokens=sample_lengths(spec.prompt_tokens, n, rng),
+        output_tokens=sample_lengths(spec.output_tokens, n, rng),
+    )
+
+
+def with_rate(reqs: Requests, rate_per_s: float, seed: int) -> Requests:
+    """The same requests arriving as a Poisson process at `rate_per_s` (capacity search)."""
+    rng = np.random.default_rng(seed)
+    arrivals = np.cumsum(rng.exponential(1.0 / rate_per_s, len(reqs)))
+    return Requests(
+        arrival_s=arrivals, prompt_tokens=reqs.prompt_tokens, output_tokens=reqs.output_tokens
+    )
+
+
+def parse_trace(text: str, *, origin: str = "trace") -> Requests:
+    """Parse trace CSV text (arrival_s, prompt_tokens, output_tokens) into requests.
+
+    Raises:
+        SpecError: naming the line and column of the first bad value.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    columns = set(reader.fieldnames or ())
+    missing = [c for c in TRACE_COLUMNS if c not in columns]
+    if missing:
+        raise SpecError(
+            f"{origin}: missing column(s) {', '.join(missing)} (needs {', '.join(TRACE_COLUMNS)})"
+        )
+    arrivals, prompts, outputs = [], [], []
+    for line, row in enumerate(reader, start=2):
+        try:
+            t = float(row["arrival_s"])
+            p, o = int(row["prompt_tokens"]), int(row["output_tokens"])
+        except (TypeError, ValueError):
+            raise SpecError(f"{origin}, line {line}: not a number in {dict(row)}") from None
+        if t < 0 or p < 1 or o < 1 or not np.isfinite(t):
+            raise SpecError(f"{origin}, line {line}: arrival_s must be >= 0 and token counts >= 1")
+        arrivals.append(t)
+        prompts.append(p)
+        outputs.append(o)
+    if not arrivals:
+        raise SpecError(f"{origin}: no requests")
+    order = np.argsort(np.asarray(arrivals), kind="stable")
+    return Requests(
+        arrival_s=np.asarray(arrivals, dtype=np.float64)[order],
+        prompt_tokens=np.asarray(prompts, dtype=np.int64)[order],
+        output_tokens=np.asarray(outputs, dtype=np.int64)[order],
+    )

@@ -98,3 +98,26 @@ def test_validate_table(capsys: pytest.CaptureFixture[str]) -> None:
 def test_validate_unknown_source(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--source", "nope"]) == 2
     assert "nemo_2407" in capsys.readouterr().err
+
+
+def test_event_engine_and_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "step.json"
+    assert (
+        main(["simulate", str(EXAMPLES[0]), "--engine", "event", "--trace", str(trace), "--json"])
+        == 0
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert data["engine"] == "event" and set(data) >= RESULT_KEYS
+    events = json.loads(trace.read_text())["traceEvents"]
+    assert any(e["ph"] == "X" for e in events) and any(e["ph"] == "s" for e in events)
+
+
+def test_trace_needs_the_event_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", str(EXAMPLES[0]), "--trace", str(tmp_path / "t.json")]) == 2
+    assert "--engine event" in capsys.readouterr().err
+
+
+def test_validate_with_event_engine(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--engine", "event", "--source", "korthikanti22_t5", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["overall"]["rows"] == 8

@@ -22,20 +22,22 @@ def _uniform_program(stages: int, micro_batches: int) -> Program:
     op = ComputeOp(
         name="work", kind="gemm", flops=1e12, counted_flops=1e12, shape=(8192, 8192, 8192)
     )
+    stage_programs = tuple(
+        StageProgram(
+            index=i,
+            layers=1,
+            moe_layers=0,
+            forward=(op,),
+            backward=(op.backward(),),
+            step=(),
+            dense_params=0.0,
+            expert_params=0.0,
+        )
+        for i in range(stages)
+    )
     return Program(
-        stages=tuple(
-            StageProgram(
-                index=i,
-                layers=1,
-                moe_layers=0,
-                forward=(op,),
-                backward=(op.backward(),),
-                step=(),
-                dense_params=0.0,
-                expert_params=0.0,
-            )
-            for i in range(stages)
-        ),
+        stages=stage_programs,
+        virtual=stage_programs,
         micro_batches=micro_batches,
         tokens_per_step=1,
     )

@@ -54,3 +54,11 @@ def test_selective_recompute_rows_beat_their_full_recompute_baselines(comparison
     by_id = {c.row_id: c for c in comparisons}
     for selective, full in ((11, 12), (13, 14), (15, 16), (17, 18)):
         assert by_id[selective].predicted > by_id[full].predicted  # type: ignore[operator]
+
+
+def test_event_engine_is_no_worse_than_analytical(comparisons) -> None:  # type: ignore[no-untyped-def]
+    event = summarize_errors(compare_all(engine="event"))["overall"]
+    analytical = summarize_errors(comparisons)["overall"]
+    assert event["rows"] == analytical["rows"]
+    assert event["mean_abs_error_pct"] <= analytical["mean_abs_error_pct"]
+    assert event["max_abs_error_pct"] <= 20.0

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from superscale.cli.app import app, console, print_json
+from superscale.cli.app import app, console, err_console, print_json
 from superscale.cli.facility import facility_lines
 from superscale.errors import SpecError
-from superscale.pipeline import simulate as simulate_scenario
+from superscale.pipeline import ENGINES, simulate_timeline
 from superscale.report.result import BREAKDOWN_KEYS, Result
 from superscale.scenario import load_scenario
+from superscale.simulate.event import Timeline
+from superscale.simulate.trace import chrome_trace
 
-ENGINES = ("analytical",)
 _BAR_WIDTH = 40
 _LABELS = {
     "compute": "compute",
@@ -38,11 +40,29 @@ def simulate(
         ),
     ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
-    engine: Annotated[str, typer.Option(help="Engine: analytical (closed form).")] = "analytical",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="analytical (closed form, instant) or event (discrete events: "
+            "pipeline schedules, overlap, shared links)."
+        ),
+    ] = "analytical",
+    ranks: Annotated[
+        str,
+        typer.Option(
+            help="Event engine: 'stage' (one rank per pipeline stage, any size) or "
+            "'all' (every GPU; small clusters)."
+        ),
+    ] = "stage",
+    trace: Annotated[
+        Path | None,
+        typer.Option(help="Event engine: write a Chrome trace (open in ui.perfetto.dev)."),
+    ] = None,
 ) -> None:
     """Predict one training step: time, where it goes, MFU and memory per GPU.
 
     Example: [bold]superscale simulate examples/llama3-70b-64xh100.yaml[/]
+    or [bold]superscale simulate SCENARIO.yaml --engine event --trace step.json[/]
 
     The step is split into compute, exposed communication per parallel group, pipeline
     bubble and optimizer; memory is the peak per GPU (weights, gradients, optimizer states,
@@ -51,11 +71,31 @@ def simulate(
     """
     if engine not in ENGINES:
         raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {', '.join(ENGINES)})")
-    result = simulate_scenario(load_scenario(scenario), name=scenario.stem)
+    if trace is not None and engine != "event":
+        raise SpecError("--trace needs --engine event (the analytical engine has no timeline)")
+    result, timeline = simulate_timeline(
+        load_scenario(scenario),
+        name=scenario.stem,
+        engine=engine,
+        ranks=ranks,
+        spans=trace is not None,
+    )
+    if trace is not None and timeline is not None:
+        _write_trace(trace, timeline, title=scenario.stem)
     if json_out:
         print_json(result.to_json())
         return
     _print_result(result)
+
+
+def _write_trace(path: Path, timeline: Timeline, *, title: str) -> None:
+    try:
+        path.write_text(json.dumps(chrome_trace(timeline, title=title)), encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"--trace: cannot write {path}: {exc.strerror}") from None
+    err_console.print(
+        f"wrote {path} ({len(timeline.spans):,} spans; open in ui.perfetto.dev or chrome://tracing)"
+    )
 
 
 def _print_result(result: Result) -> None:
@@ -124,6 +164,9 @@ def validate(
         bool, typer.Option("--json", help="Print rows and errors as JSON.")
     ] = False,
     source: Annotated[str | None, typer.Option(help="Only rows of this source_key.")] = None,
+    engine: Annotated[
+        str, typer.Option(help="Training rows: analytical or event engine.")
+    ] = "analytical",
     inference: Annotated[
         bool, typer.Option("--inference", help="Serving rows (inference-published.csv).")
     ] = False,
@@ -146,7 +189,9 @@ def validate(
         return
     from superscale.validate.training import compare_all, summarize_errors
 
-    rows = compare_all()
+    if engine not in ENGINES:
+        raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {', '.join(ENGINES)})")
+    rows = compare_all(engine=engine)
     if source is not None:
         known = sorted({r.source_key for r in rows})
         if source not in known:

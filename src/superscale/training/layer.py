@@ -307,9 +307,36 @@ def vision_ops(model: ModelSpec, sh: Shard, images: int) -> list[ComputeOp]:
 
 
 def forward_layer_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[Op]:
-    """All forward ops of one layer, compute and communication."""
+    """All forward ops of one layer in execution order, collectives where they run.
+
+    Tensor-parallel all-gathers precede the GEMMs that consume them; reduce-scatters or
+    all-reduces follow the GEMMs that produce them; the context-parallel K/V exchange
+    precedes attention; expert dispatch and combine bracket the experts. Costs do not
+    depend on the order; overlap in the event engine does.
+    """
+    comm = {op.name: op for op in layer_comm_ops(model, sh, moe_layer=moe_layer)}
+    before = {  # compute op -> collectives issued just before it
+        "flash_attention": ["cp_kv_exchange"],
+        "attn_scores": ["cp_kv_exchange"],
+        "expert_up": ["moe_dispatch"],
+    }
+    after = {  # compute op -> collectives issued just after it
+        "attn_norm": ["attn_all_gather"],
+        "attn_out": ["attn_reduce_scatter", "attn_all_reduce"],
+        "expert_down": ["moe_combine"],
+    }
     ops: list[Op] = []
-    ops.extend(attention_ops(model, sh))
-    ops.extend(mlp_ops(model, sh, moe_layer=moe_layer))
-    ops.extend(layer_comm_ops(model, sh, moe_layer=moe_layer))
+    compute = [*attention_ops(model, sh), *mlp_ops(model, sh, moe_layer=moe_layer)]
+    mlp_first = next(i for i, op in enumerate(compute) if op.name == "mlp_norm") + 1
+    for i, op in enumerate(compute):
+        if i == mlp_first:
+            ops.extend(comm[n] for n in ("mlp_all_gather",) if n in comm)
+        if op.name == "mlp_residual":  # the block's last GEMM is done
+            ops.extend(comm[n] for n in ("mlp_reduce_scatter", "mlp_all_reduce") if n in comm)
+        ops.extend(comm[n] for n in before.get(op.name, []) if n in comm)
+        ops.append(op)
+        ops.extend(comm[n] for n in after.get(op.name, []) if n in comm)
+    placed = {op.name for op in ops if isinstance(op, CommOp)}
+    missing = set(comm) - placed
+    assert not missing, f"collectives without a place in the layer: {missing}"
     return ops

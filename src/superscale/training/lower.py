@@ -42,9 +42,14 @@ class StageProgram:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Program:
-    """Per-stage programs for one training step."""
+    """Per-stage programs for one training step.
+
+    `stages` holds one program per pipeline rank (all its model chunks); `virtual` one per
+    model chunk (virtual stage k·p + s runs on rank s), equal to `stages` when v = 1.
+    """
 
     stages: tuple[StageProgram, ...]
+    virtual: tuple[StageProgram, ...]
     micro_batches: int
     tokens_per_step: int
 
@@ -104,7 +109,7 @@ def _layer_params(model: ModelSpec, index: int) -> tuple[float, float]:
 
 
 def lower(scenario: Scenario, plan: Plan) -> Program:
-    """Build the per-stage programs of one training step."""
+    """Build the per-stage programs of one training step (and per model chunk)."""
     model, train = scenario.model, scenario.require_training()
     shard = layer.Shard(
         micro_batch=plan.micro_batch,
@@ -116,53 +121,95 @@ def lower(scenario: Scenario, plan: Plan) -> Program:
         flash_attention=plan.flash_attention,
         dropout=train.dropout,
     )
-    dense_fwd = layer.forward_layer_ops(model, shard, moe_layer=False)
-    moe_fwd = layer.forward_layer_ops(model, shard, moe_layer=True) if model.moe else []
-    stages = []
-    for index, layer_ids in enumerate(_stage_layers(model, plan)):
-        first, last = index == 0, index == plan.pp - 1
-        n_moe = sum(is_moe_layer(model, i) for i in layer_ids)
-        n_dense = len(layer_ids) - n_moe
-        body: list[Op] = [op.times(n_dense) for op in dense_fwd] if n_dense else []
-        if n_moe:
-            body += [op.times(n_moe) for op in moe_fwd]
-        head: list[Op] = []
-        tail: list[Op] = []
-        if first:
-            head += layer.embedding_ops(model, shard)
-            head += layer.vision_ops(model, shard, plan.micro_batch * train.images_per_sample)
-        if last:
-            tail += layer.logits_ops(model, shard)
-        dense, expert = _stage_params(model, plan, layer_ids, first=first, last=last)
-        gathers = _zero3_gathers(dense, expert, plan)
-        forward = tuple(gathers + head + body + tail + _pp_send(model, shard, plan, not last))
-        recompute = _recompute_ops(body, plan)
-        backward = tuple(
-            gathers
-            + list(recompute)
-            + [_backward_of(op, flash=plan.flash_attention) for op in reversed(head + body + tail)]
-            + _pp_send(model, shard, plan, not first)
+    parts = _Parts(
+        model=model,
+        shard=shard,
+        plan=plan,
+        images=plan.micro_batch * train.images_per_sample,
+        dense_fwd=layer.forward_layer_ops(model, shard, moe_layer=False),
+        moe_fwd=layer.forward_layer_ops(model, shard, moe_layer=True) if model.moe else [],
+    )
+    last_rank = plan.pp - 1
+    stages = tuple(
+        parts.lower(
+            index=i, layer_ids=ids, first=i == 0, last=i == last_rank, sends=plan.virtual_stages
         )
-        stages.append(
-            StageProgram(
-                index=index,
-                layers=len(layer_ids),
-                moe_layers=n_moe,
-                forward=forward,
-                backward=backward,
-                step=tuple(_step_ops(dense, expert, plan)),
-                dense_params=dense,
-                expert_params=expert,
+        for i, ids in enumerate(_stage_layers(model, plan))
+    )
+    virtual = stages
+    if plan.virtual_stages > 1:
+        chunks = split_layers(model.layers, plan.pp * plan.virtual_stages)
+        starts = [sum(chunks[:i]) for i in range(len(chunks))]
+        last_chunk = len(chunks) - 1
+        virtual = tuple(
+            parts.lower(
+                index=k,
+                layer_ids=list(range(start, start + count)),
+                first=k == 0,
+                last=k == last_chunk,
+                sends=1,
             )
+            for k, (start, count) in enumerate(zip(starts, chunks, strict=True))
         )
     return Program(
-        stages=tuple(stages),
+        stages=stages,
+        virtual=virtual,
         micro_batches=plan.micro_batches,
         tokens_per_step=train.global_batch * train.seq_len,
     )
 
 
-def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, send: bool) -> list[Op]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Parts:
+    """What lowering one run of consecutive layers needs."""
+
+    model: ModelSpec
+    shard: layer.Shard
+    plan: Plan
+    images: int
+    dense_fwd: list[Op]
+    moe_fwd: list[Op]
+
+    def lower(
+        self, *, index: int, layer_ids: list[int], first: bool, last: bool, sends: int
+    ) -> StageProgram:
+        model, shard, plan = self.model, self.shard, self.plan
+        n_moe = sum(is_moe_layer(model, i) for i in layer_ids)
+        n_dense = len(layer_ids) - n_moe
+        body: list[Op] = [op.times(n_dense) for op in self.dense_fwd] if n_dense else []
+        if n_moe:
+            body += [op.times(n_moe) for op in self.moe_fwd]
+        head: list[Op] = []
+        tail: list[Op] = []
+        if first:
+            head += layer.embedding_ops(model, shard)
+            head += layer.vision_ops(model, shard, self.images)
+        if last:
+            tail += layer.logits_ops(model, shard)
+        dense, expert = _stage_params(model, plan, layer_ids, first=first, last=last)
+        gathers = _zero3_gathers(dense, expert, plan)
+        forward = tuple(
+            gathers + head + body + tail + _pp_send(model, shard, plan, not last, sends)
+        )
+        backward = tuple(
+            gathers
+            + _recompute_ops(body, plan)
+            + [_backward_of(op, flash=plan.flash_attention) for op in reversed(head + body + tail)]
+            + _pp_send(model, shard, plan, not first, sends)
+        )
+        return StageProgram(
+            index=index,
+            layers=len(layer_ids),
+            moe_layers=n_moe,
+            forward=forward,
+            backward=backward,
+            step=tuple(_step_ops(dense, expert, plan)),
+            dense_params=dense,
+            expert_params=expert,
+        )
+
+
+def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, send: bool, repeat: int) -> list[Op]:
     if plan.pp == 1 or not send:
         return []
     payload = layer.ACT_BYTES * shard.tokens * model.hidden
@@ -175,7 +222,7 @@ def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, send: bool) -> li
             group="pp",
             collective="send_recv",
             payload_bytes=payload,
-            repeat=plan.virtual_stages,
+            repeat=repeat,
         )
     ]
 

@@ -151,9 +151,10 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
     )
     dp_shard = plan.dp * plan.cp
     edp_shard = plan.groups["edp"].size
+    copies = 2 if plan.schedule == "dualpipe" else 1  # DualPipe keeps two model copies
     best: Memory | None = None
     for stage in program.stages:
-        dense, expert = stage.dense_params, stage.expert_params
+        dense, expert = stage.dense_params * copies, stage.expert_params * copies
 
         def sharded(nbytes: float, min_stage: int, d: float = dense, e: float = expert) -> float:
             return d * nbytes / (dp_shard if plan.zero >= min_stage else 1) + e * nbytes / (

@@ -182,8 +182,8 @@ def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def compare_row(row: dict[str, str]) -> Comparison:
-    """Predict one row's metric."""
+def compare_row(row: dict[str, str], *, engine: str = "analytical") -> Comparison:
+    """Predict one row's metric with `engine` ("analytical" or "event")."""
     metric, published = _metric(row)
     base = Comparison(
         row_id=int(row["row_id"]),
@@ -198,7 +198,7 @@ def compare_row(row: dict[str, str]) -> Comparison:
     if published is None:
         return _skip(base, "no single published figure")
     try:
-        result = simulate(load_scenario(scenario_dict(row)))
+        result = simulate(load_scenario(scenario_dict(row)), engine=engine)
     except (SpecError, InfeasiblePlan) as exc:
         return _skip(base, str(exc))
     data = result.to_json()
@@ -214,8 +214,8 @@ def _skip(c: Comparison, reason: str) -> Comparison:
     return Comparison(**{**_fields(c), "skipped": reason})
 
 
-def compare_all() -> list[Comparison]:
-    return [compare_row(row) for row in reference_rows()]
+def compare_all(*, engine: str = "analytical") -> list[Comparison]:
+    return [compare_row(row, engine=engine) for row in reference_rows()]
 
 
 def summarize_errors(rows: list[Comparison]) -> dict[str, Any]:

@@ -1,0 +1,74 @@
+"""Pipeline schedules: the order in which each stage runs its forward and backward work.
+
+A schedule lists, per pipeline rank, its tasks in execution order: F (forward), B
+(backward; with a split backward, the input-gradient part) and W (weight-gradient part,
+only in zero-bubble schedules), each for a micro-batch and a model chunk. Virtual stage
+k·p + s lives on rank s (Megatron-LM's interleaving). The engine runs each rank's list in
+order, waiting for cross-stage inputs; a schedule may mark W tasks as fillers, which the
+engine runs whenever the next listed task is not ready yet (zero-bubble scheduling).
+Adding a schedule = one module implementing `Schedule` plus `@register("name")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+Kind = Literal["F", "B", "W"]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    kind: Kind
+    micro_batch: int
+    chunk: int  # model chunk on this rank: virtual stage = chunk·p + rank
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shape:
+    """What a schedule is laid out for."""
+
+    stages: int  # p
+    micro_batches: int  # m
+    chunks: int  # v (model chunks per rank)
+
+
+class Schedule(Protocol):
+    name: str
+    split_backward: bool  # True: B and W are separate tasks
+    bidirectional: bool  # True: micro-batches enter from both ends (DualPipe)
+
+    def tasks(self, shape: Shape, rank: int) -> list[Task]: ...
+
+
+_REGISTRY: dict[str, Schedule] = {}
+S = TypeVar("S")
+
+
+def register(name: str) -> Callable[[type[S]], type[S]]:
+    def wrap(cls: type[S]) -> type[S]:
+        instance = cls()
+        instance.name = name  # type: ignore[attr-defined]
+        _REGISTRY[name] = instance  # type: ignore[assignment]
+        return cls
+
+    return wrap
+
+
+def schedules() -> dict[str, Schedule]:
+    return dict(_REGISTRY)
+
+
+def one_f_one_b(m: int, p: int, rank: int, *, warmup: int | None = None) -> list[tuple[str, int]]:
+    """The 1F1B order of one rank: warm-up forwards, alternate, cool-down backwards."""
+    w = min(m, p - rank - 1 if warmup is None else warmup)
+    order: list[tuple[str, int]] = [("F", i) for i in range(w)]
+    f, b = w, 0
+    while b < m:
+        if f < m:
+            order.append(("F", f))
+            f += 1
+        order.append(("B", b))
+        b += 1
+    return order

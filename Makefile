@@ -14,11 +14,17 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
+# The [torch] extra lets the tests run `superscale calibrate` on the CPU (the 2.13.0 CPU
+# build, ~40 s to install); `make demo` stays torch-free.
+$(VENV)/.torch: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[dev,torch]'
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/superscale check $(DEMO)
 	$(BIN)/superscale simulate $(DEMO)
 
-test: $(VENV)/.installed
+test: $(VENV)/.torch
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest
@@ -28,7 +34,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.torch
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
 
 clean:

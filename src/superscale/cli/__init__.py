@@ -19,11 +19,12 @@ from superscale.errors import InfeasiblePlan, SpecError
 app = _app_module.app
 
 # Importing the verb modules registers their commands on `app`.
+from superscale.cli import calibrate as _calibrate  # noqa: E402,F401
 from superscale.cli import catalog as _catalog  # noqa: E402,F401
 from superscale.cli import collective as _collective  # noqa: E402,F401
 from superscale.cli import facility as _facility  # noqa: E402,F401
-from superscale.cli import training as _training  # noqa: E402,F401
 from superscale.cli import serving as _serving  # noqa: E402,F401
+from superscale.cli import training as _training  # noqa: E402,F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from superscale.catalog import Catalog
 from superscale.cli.app import app, console, print_json
 from superscale.errors import SpecError, unknown_name_message
 from superscale.hardware import catalog as hardware_catalog
+from superscale.hardware.profile import efficiency_source
 from superscale.hardware.spec import Chip, Cluster, Link, System
 from superscale.models import catalog as model_catalog
 from superscale.models.spec import ModelSpec
@@ -135,6 +136,7 @@ def _derived(entry: Any) -> dict[str, Any]:
         return {
             "hbm_bytes": entry.hbm_bytes,
             "hbm_bandwidth_bytes_per_s": entry.hbm_bandwidth_bytes_per_s,
+            "efficiency_source": efficiency_source(entry),
         }
     if isinstance(entry, Link):
         return {"bandwidth_bytes_per_s": entry.bandwidth_bytes_per_s, "latency_s": entry.latency_s}
@@ -184,6 +186,8 @@ def _show_one(kind: str, entry: Any) -> None:
     elif "gpus" in derived:
         console.print(f"[bold]derived[/]  {derived['gpus']:,} GPUs")
     console.print(f"[bold]source[/]   {escape(str(getattr(entry, 'source', None) or _NA))}")
+    if isinstance(entry, Chip):
+        console.print(f"[bold]efficiency[/] {escape(efficiency_source(entry))}")
     if getattr(entry, "estimate", False):
         which = "all figures" if all_estimated else "fields marked *"
         reason = getattr(entry, "estimate_reason", None) or ""

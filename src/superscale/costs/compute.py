@@ -11,12 +11,19 @@ attention runs at `attention_fraction` of the 16-bit peak (no fp8 attention in t
 stacks). Under fp8, each GEMM also quantizes its 16-bit inputs (read 2 B, write 1 B per
 element, plus the transposed copy backward needs; Transformer Engine's recipe), and the
 output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Elementwise kernels are
-memory-bound. All parameters live in the chip's catalog entry (`efficiency:`), so a measured
-profile can replace them.
+memory-bound. All parameters live in the chip's catalog entry (`efficiency:`).
+
+A chip with a measured profile (hardware/profile.py: a `ProfiledChip`, or a catalog file
+`catalog/profiles/<chip>.yaml`) replaces these formulas by its measurements: a GEMM runs at
+the rate measured for its shape and precision, attention at the rate measured for its key
+length, and memory traffic at the bandwidth measured for its transfer size per kernel. The
+measured times include launch and tail costs, so no per-kernel overhead is added; a
+precision the profile did not measure falls back to the formulas above for that op.
 """
 
 from __future__ import annotations
 
+from superscale.hardware.profile import EfficiencyProfile, profile_of
 from superscale.hardware.spec import Chip
 from superscale.training.ops import ComputeOp
 
@@ -46,7 +53,60 @@ def gemm_efficiency(chip: Chip, precision: str, shape: tuple[int, int, int] | No
 
 
 def compute_time_s(op: ComputeOp, chip: Chip, precision: str) -> float:
-    """Time of all `op.repeat` instances of `op` on one GPU, seconds."""
+    """Time of all `op.repeat` instances of `op` on one GPU, seconds.
+
+    Uses the chip's measured profile when it has one, else the documented formulas.
+    """
+    profile = profile_of(chip)
+    if profile is not None:
+        return _profiled_time_s(op, chip, precision, profile)
+    return _formula_time_s(op, chip, precision)
+
+
+def _gemm_precision(op: ComputeOp, precision: str) -> str:
+    if precision not in _16BIT and op.name.split(".")[0] in HIGH_PRECISION_GEMMS:
+        return "bf16"
+    return precision
+
+
+def attention_key_len(op: ComputeOp) -> float:
+    """Key length of a fused attention op: its shape is (queries, keys, head size)."""
+    return float(op.shape[1]) if op.shape is not None else 1.0
+
+
+def _profiled_time_s(
+    op: ComputeOp, chip: Chip, precision: str, profile: EfficiencyProfile
+) -> float:
+    eff = chip.efficiency
+    per_kernel = op.hbm_bytes / max(op.kernels, 1)
+    hbm_rate = profile.memory_bytes_per_s(per_kernel)
+    mem_s = op.hbm_bytes / hbm_rate
+    flops_s = 0.0
+    if op.kind == "gemm" and op.flops:
+        gemm_precision = _gemm_precision(op, precision)
+        if op.shape is None:
+            rate = profile.peak_tflops.get(gemm_precision)
+            rate = rate * 1e12 if rate is not None else None
+        else:
+            rate = profile.gemm_flops_per_s(gemm_precision, op.shape)
+        if rate is None:
+            return _formula_time_s(op, chip, precision)
+        flops_s = op.flops / (rate * eff.sustained_clock_fraction)
+        if gemm_precision == "fp8" and op.shape is not None:
+            m, n, k = op.shape
+            passes = op.flops / (2.0 * m * n * k)
+            cast_bytes = FP8_CAST_BYTES_PER_INPUT * m * k
+            mem_s += passes * cast_bytes / profile.memory_bytes_per_s(cast_bytes)
+    elif op.kind == "attention" and op.flops:
+        attn_precision = precision if precision in _16BIT else "bf16"
+        rate = profile.attention_flops_per_s(attn_precision, attention_key_len(op))
+        if rate is None:
+            return _formula_time_s(op, chip, precision)
+        flops_s = op.flops / (rate * eff.sustained_clock_fraction)
+    return max(flops_s, mem_s) * op.repeat
+
+
+def _formula_time_s(op: ComputeOp, chip: Chip, precision: str) -> float:
     eff = chip.efficiency
     hbm_rate = chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction
     mem_s = op.hbm_bytes / hbm_rate

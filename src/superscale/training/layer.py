@@ -118,6 +118,7 @@ def core_attention_ops(model: ModelSpec, sh: Shard, *, d_qk: int, d_v: int) -> l
                 flops=done,
                 counted_flops=counted,
                 hbm_bytes=io,
+                shape=(max(1, round(q_len)), s, d_qk),  # (queries, keys, head size)
             )
         ]
     # Unfused (Megatron-LM 2021-22): two batched GEMMs plus softmax and dropout kernels on
@@ -290,6 +291,7 @@ def vision_ops(model: ModelSpec, sh: Shard, images: int) -> list[ComputeOp]:
         flops=attn_counted,
         counted_flops=attn_counted,
         hbm_bytes=ACT_BYTES * tok * 4 * hl,
+        shape=(v.patches, v.patches, v.hidden // v.heads),
     )
     per_layer = [
         _elementwise("vit_norms", 4 * ACT_BYTES * tok * v.hidden),

@@ -1,0 +1,349 @@
+"""Measured efficiency profiles: what a device's kernels actually reach, by shape and size.
+
+Every accurate performance model in this field is a formula skeleton plus measured tables: a
+datasheet peak is not what a kernel gets (Calculon's efficiency tables; the MAMF method of
+stas00/ml-engineering). A profile holds, for one device, the achieved
+
+- matmul rate by GEMM shape (m, n, k) and precision,
+- memory bandwidth by transfer size (bytes read + written by one kernel),
+- fused causal attention rate (forward + backward) by key length and head size,
+- collective bus bandwidth by collective, payload size and group size, where measured,
+
+and interpolates between the measured points: GEMM rates by inverse-distance weighting of
+log(rate) over the nearest measured shapes in (log m, log n, log k) space, the other tables
+piecewise-linearly in log-log space. Queries outside the measured range are clamped to its
+edge. Rates come from `superscale calibrate` (superscale.calibrate) or any tool that writes
+the same YAML; a catalog chip may ship one as `catalog/profiles/<chip>.yaml`.
+
+A device with no catalog entry (a CPU, a new accelerator) is described by its profile alone:
+`to_chip` synthesizes a `Chip` whose peak is the best measured matmul rate and whose memory
+bandwidth is the best measured copy rate, carrying the profile (`ProfiledChip`).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache, cached_property
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from pydantic import Field, ValidationError, model_validator
+
+from superscale.errors import SpecError
+from superscale.hardware.spec import Chip, ComputeEfficiency, Precision
+from superscale.spec import Spec, spec_error_from
+
+if TYPE_CHECKING:
+    from superscale.scenario import Scenario
+
+PROFILE_FORMAT = "superscale-profile/1"
+MAX_PROFILE_BYTES = 4 * 1024 * 1024
+NEAREST_SHAPES = 8  # corners of the enclosing cell on a full (m, n, k) grid
+CollectiveName = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all"]
+
+
+class DeviceInfo(Spec):
+    """Which device was measured, with what software, when and where."""
+
+    name: str = Field(description="Device name as the runtime reports it.")
+    kind: Literal["cpu", "cuda"] = Field(description="torch device type measured.")
+    index: int | None = Field(None, ge=0, description="Device index (cuda:N), if any.")
+    count: int = Field(1, gt=0, description="Devices of this kind present on the host.")
+    memory_gib: float = Field(gt=0, description="Device memory (CPU: host RAM), GiB.")
+    host: str | None = Field(None, description="Host name the measurement ran on.")
+    date: str = Field(description="ISO 8601 date and time of the measurement.")
+    software: dict[str, str] = Field(
+        default_factory=dict, description="Versions: torch, cuda/hip, python, superscale."
+    )
+
+
+class MatmulPoint(Spec):
+    """One GEMM shape C[m, n] = A[m, k] · B[k, n] and its achieved rate."""
+
+    m: int = Field(gt=0)
+    n: int = Field(gt=0)
+    k: int = Field(gt=0)
+    tflops: float = Field(gt=0, description="Achieved rate, 2mnk / median time, TFLOP/s.")
+
+
+class MemoryPoint(Spec):
+    """One device-to-device copy and its achieved bandwidth."""
+
+    bytes: int = Field(gt=0, description="Bytes one kernel reads plus writes.")
+    gb_per_s: float = Field(gt=0, description="Achieved bandwidth, GB/s (read + write).")
+
+
+class AttentionPoint(Spec):
+    """One causal fused attention (forward + backward) and its achieved rate."""
+
+    seq_len: int = Field(gt=0, description="Query = key length, tokens.")
+    head_dim: int = Field(gt=0, description="Per-head width.")
+    tflops: float = Field(
+        gt=0,
+        description="Work done (causal: the unmasked half, superscale's flash convention) of "
+        "forward + backward / median time, TFLOP/s.",
+    )
+
+
+class CollectivePoint(Spec):
+    """One collective on a group of ranks and its bus bandwidth (nccl-tests' busbw)."""
+
+    collective: CollectiveName
+    bytes: int = Field(gt=0, description="Payload per rank (nccl-tests' size), bytes.")
+    ranks: int = Field(gt=1, description="Group size.")
+    bus_gb_per_s: float = Field(gt=0, description="Bus bandwidth, GB/s.")
+
+
+def _no_duplicates(points: tuple[Any, ...], key: Any, where: str) -> None:
+    seen: set[Any] = set()
+    for point in points:
+        k = key(point)
+        if k in seen:
+            raise ValueError(f"{where}: point {k} is measured twice")
+        seen.add(k)
+
+
+class EfficiencyProfile(Spec):
+    """Achieved kernel rates of one device, with interpolation between measured points."""
+
+    format: Literal["superscale-profile/1"] = Field(description="Schema tag and version.")
+    device: DeviceInfo
+    matmul: dict[Precision, tuple[MatmulPoint, ...]] = Field(
+        description="Measured GEMMs per precision."
+    )
+    memory: tuple[MemoryPoint, ...] = Field(description="Measured copies by transfer size.")
+    attention: dict[Precision, tuple[AttentionPoint, ...]] = Field(
+        default_factory=dict, description="Measured fused attention per precision."
+    )
+    collectives: tuple[CollectivePoint, ...] = Field(
+        (), description="Measured collectives (empty on a single device)."
+    )
+    notes: str | None = Field(None, description="How the figures were taken.")
+
+    @model_validator(mode="after")
+    def _enough_points(self) -> EfficiencyProfile:
+        if not self.matmul:
+            raise ValueError("matmul: a profile needs at least one measured GEMM")
+        for precision, points in self.matmul.items():
+            if not points:
+                raise ValueError(f"matmul.{precision}: no points (drop the precision instead)")
+            _no_duplicates(points, lambda p: (p.m, p.n, p.k), f"matmul.{precision}")
+        if not self.memory:
+            raise ValueError("memory: a profile needs at least one measured copy")
+        _no_duplicates(self.memory, lambda p: p.bytes, "memory")
+        for precision, attn in self.attention.items():
+            if not attn:
+                raise ValueError(f"attention.{precision}: no points (drop the precision)")
+            _no_duplicates(attn, lambda p: (p.seq_len, p.head_dim), f"attention.{precision}")
+        _no_duplicates(self.collectives, lambda p: (p.collective, p.bytes, p.ranks), "collectives")
+        return self
+
+    # --- interpolation ---------------------------------------------------------------------
+
+    @cached_property
+    def _gemm_tables(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for precision, points in self.matmul.items():
+            logs = np.log([[p.m, p.n, p.k] for p in points], dtype=float)
+            rates = np.log([p.tflops * 1e12 for p in points])
+            tables[precision] = (logs, rates)
+        return tables
+
+    def gemm_flops_per_s(self, precision: str, shape: tuple[int, int, int]) -> float | None:
+        """Achieved FLOP/s of a GEMM of `shape` (m, n, k); None if `precision` is unmeasured.
+
+        Inverse-distance weighting (power 2) of log(rate) over the `NEAREST_SHAPES` nearest
+        measured shapes in (log m, log n, log k), after clamping each dimension to the measured
+        range; a measured shape returns its own rate.
+        """
+        table = self._gemm_tables.get(precision)
+        if table is None:
+            return None
+        logs, rates = table
+        query = np.log(np.maximum(np.asarray(shape, dtype=float), 1.0))
+        query = np.clip(query, logs.min(axis=0), logs.max(axis=0))
+        return _idw(logs, rates, query, NEAREST_SHAPES)
+
+    @cached_property
+    def _memory_table(self) -> tuple[np.ndarray, np.ndarray]:
+        points = sorted(self.memory, key=lambda p: p.bytes)
+        return (
+            np.log([float(p.bytes) for p in points]),
+            np.log([p.gb_per_s * 1e9 for p in points]),
+        )
+
+    def memory_bytes_per_s(self, transfer_bytes: float) -> float:
+        """Achieved bandwidth of a kernel moving `transfer_bytes` (read + write), bytes/s."""
+        sizes, rates = self._memory_table
+        x = math.log(max(transfer_bytes, 1.0))
+        return math.exp(float(np.interp(x, sizes, rates)))  # np.interp clamps at the ends
+
+    @property
+    def best_memory_bytes_per_s(self) -> float:
+        return max(p.gb_per_s for p in self.memory) * 1e9
+
+    def attention_flops_per_s(
+        self, precision: str, seq_len: float, head_dim: int | None = None
+    ) -> float | None:
+        """Achieved FLOP/s of causal fused attention; None if `precision` is unmeasured.
+
+        Piecewise-linear in log(seq_len) per measured head size, clamped; with `head_dim`
+        None (the op does not say), the geometric mean over the measured head sizes.
+        """
+        points = self.attention.get(precision)  # type: ignore[call-overload]
+        if not points:
+            return None
+        dims = sorted({p.head_dim for p in points})
+        if head_dim is not None:
+            dims = [min(dims, key=lambda d: (abs(math.log(d / head_dim)), d))]
+        x = math.log(max(seq_len, 1.0))
+        logs = []
+        for dim in dims:
+            row = sorted((p for p in points if p.head_dim == dim), key=lambda p: p.seq_len)
+            xs = np.log([float(p.seq_len) for p in row])
+            ys = np.log([p.tflops * 1e12 for p in row])
+            logs.append(float(np.interp(x, xs, ys)))
+        return math.exp(sum(logs) / len(logs))
+
+    def collective_bus_bytes_per_s(
+        self, collective: str, payload_bytes: float, ranks: int
+    ) -> float | None:
+        """Measured bus bandwidth of `collective` at this size on the nearest group size.
+
+        None when the collective was not measured (a single-device profile).
+        """
+        points = [p for p in self.collectives if p.collective == collective]
+        if not points:
+            return None
+        nearest = min({p.ranks for p in points}, key=lambda r: (abs(r - ranks), r))
+        row = sorted((p for p in points if p.ranks == nearest), key=lambda p: p.bytes)
+        xs = np.log([float(p.bytes) for p in row])
+        ys = np.log([p.bus_gb_per_s * 1e9 for p in row])
+        return math.exp(float(np.interp(math.log(max(payload_bytes, 1.0)), xs, ys)))
+
+    @property
+    def peak_tflops(self) -> dict[str, float]:
+        """Best measured matmul rate per precision, TFLOP/s."""
+        return {prec: max(p.tflops for p in pts) for prec, pts in self.matmul.items()}
+
+    # --- a chip for a device the catalog does not know -------------------------------------
+
+    def to_chip(self, name: str | None = None) -> ProfiledChip:
+        """A chip described by this profile alone (peaks and bandwidth as measured)."""
+        dev = self.device
+        chip_name = name or _kebab(f"{dev.kind}-{dev.name}")
+        return ProfiledChip.model_validate(
+            {
+                "name": chip_name,
+                "display_name": f"{dev.name} (calibrated {dev.date[:10]})",
+                "vendor": dev.name.split()[0] if dev.name.split() else dev.kind,
+                "peak_tflops": {k: round(v, 6) for k, v in self.peak_tflops.items()},
+                "hbm_gib": dev.memory_gib,
+                "hbm_bandwidth_tb_per_s": self.best_memory_bytes_per_s / 1e12,
+                "measured_matmul_tflops": self.peak_tflops,
+                "efficiency": ComputeEfficiency(matmul_fraction=1.0),
+                "source": f"superscale calibrate on {dev.host or 'unknown host'}, {dev.date}",
+                "profile": self,
+            }
+        )
+
+
+class ProfiledChip(Chip):
+    """A chip whose compute cost model reads a measured `EfficiencyProfile`."""
+
+    profile: EfficiencyProfile = Field(description="Measured rates that replace the defaults.")
+
+
+def _idw(points: np.ndarray, values: np.ndarray, query: np.ndarray, nearest: int) -> float:
+    d2 = np.sum((points - query) ** 2, axis=1)
+    best = int(np.argmin(d2))
+    if d2[best] < 1e-12:
+        return math.exp(float(values[best]))
+    idx = np.argsort(d2)[:nearest]
+    weights = 1.0 / d2[idx]
+    return math.exp(float(np.dot(weights, values[idx]) / weights.sum()))
+
+
+def _kebab(text: str) -> str:
+    out = "".join(c.lower() if c.isalnum() else "-" for c in text)
+    return "-".join(part for part in out.split("-") if part)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def parse_profile(data: Any, *, origin: str = "profile") -> EfficiencyProfile:
+    """Validate an already-parsed mapping into a profile.
+
+    Raises:
+        SpecError: naming the origin, the field path and what is wrong.
+    """
+    if not isinstance(data, dict):
+        raise SpecError(f"{origin}: a profile must be a mapping, got {type(data).__name__}")
+    if data.get("format") != PROFILE_FORMAT:
+        raise SpecError(
+            f"{origin}: format must be '{PROFILE_FORMAT}', got {data.get('format')!r} "
+            "(write one with 'superscale calibrate')"
+        )
+    try:
+        return EfficiencyProfile.model_validate(data)
+    except ValidationError as exc:
+        err = spec_error_from(exc)
+        raise SpecError(f"{origin}: {err}") from None
+
+
+def load_profile(path: str | Path) -> EfficiencyProfile:
+    """Read and validate a profile YAML file.
+
+    Raises:
+        SpecError: unreadable, malformed or incomplete file, with its path in the message.
+    """
+    from superscale.scenario import read_yaml_file
+
+    return parse_profile(read_yaml_file(path, max_bytes=MAX_PROFILE_BYTES), origin=str(path))
+
+
+def profile_path(chip_name: str) -> Path | None:
+    """The catalog's profile file for `chip_name`, if one ships with the package."""
+    base = resources.files("superscale.hardware.catalog").joinpath("profiles")
+    candidate = Path(str(base)) / f"{chip_name}.yaml"
+    return candidate if candidate.is_file() else None
+
+
+@cache
+def catalog_profile(chip_name: str) -> EfficiencyProfile | None:
+    """The catalog's profile for `chip_name`, loaded once; None if it has none."""
+    path = profile_path(chip_name)
+    return load_profile(path) if path is not None else None
+
+
+def profile_of(chip: Chip) -> EfficiencyProfile | None:
+    """The profile the compute cost model uses for `chip`: its own, the catalog's, or None."""
+    if isinstance(chip, ProfiledChip):
+        return chip.profile
+    return catalog_profile(chip.name)
+
+
+def efficiency_source(chip: Chip) -> str:
+    """One line saying where `chip`'s compute efficiency comes from (for `show`)."""
+    if isinstance(chip, ProfiledChip):
+        dev = chip.profile.device
+        return f"measured profile ({dev.name}, {dev.date})"
+    path = profile_path(chip.name)
+    if path is not None:
+        return f"measured profile {path.name} (catalog/profiles)"
+    return "documented defaults (catalog `efficiency:`; no measured profile)"
+
+
+def with_profile(chip: Chip, profile: EfficiencyProfile) -> ProfiledChip:
+    """`chip` with the same datasheet figures, its compute times read from `profile`."""
+    return ProfiledChip.model_validate({**chip.model_dump(), "profile": profile})
+
+
+def apply_profile(scenario: Scenario, profile: EfficiencyProfile) -> Scenario:
+    """`scenario` with its cluster's chip reading compute times from `profile`."""
+    cluster = scenario.cluster
+    system = cluster.system.model_copy(update={"chip": with_profile(cluster.chip, profile)})
+    return scenario.model_copy(update={"cluster": cluster.model_copy(update={"system": system})})

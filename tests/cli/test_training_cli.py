@@ -118,6 +118,6 @@ def test_trace_needs_the_event_engine(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_validate_with_event_engine(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", "--engine", "event", "--source", "korthikanti22_t5", "--json"]) == 0
+    assert main(["validate", "--engine", "event", "--source", "mcore_r080_weak", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["summary"]["overall"]["rows"] == 8
+    assert data["summary"]["overall"]["rows"] == 9

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from superscale import load_scenario
-from superscale.collectives.basic import collective_time_s
+from superscale.collectives import CommModel
 from superscale.hardware.catalog import clusters
 from superscale.parallelism import place_group, resolve
 from superscale.pipeline import simulate
@@ -128,8 +129,14 @@ def test_tp_across_servers_is_slower_than_inside() -> None:
 def test_collective_time_is_monotone_in_bytes(
     small: float, factor: float, collective: str, size: int
 ) -> None:
-    cluster = clusters().get("h100-16k")
-    group = place_group("dp", size, 8, cluster)
-    t1 = collective_time_s(collective, small, group, cluster)
-    t2 = collective_time_s(collective, small * factor, group, cluster)
+    model = _comm_model()
+    group = place_group("dp", size, 8, model.cluster)
+    t1 = model.time_s(collective, small, group)
+    t2 = model.time_s(collective, small * factor, group)
     assert t2 > t1 > 0
+
+
+@cache
+def _comm_model() -> CommModel:
+    """One routed model of the 16k cluster for every example (routes are cached in it)."""
+    return CommModel(clusters().get("h100-16k"))

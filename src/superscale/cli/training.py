@@ -191,12 +191,7 @@ def validate(
 
     if engine not in ENGINES:
         raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {', '.join(ENGINES)})")
-    rows = compare_all(engine=engine)
-    if source is not None:
-        known = sorted({r.source_key for r in rows})
-        if source not in known:
-            raise SpecError(f"--source: unknown source '{source}' (known: {', '.join(known)})")
-        rows = [r for r in rows if r.source_key == source]
+    rows = compare_all(engine=engine, source=source)
     summary = summarize_errors(rows)
     if json_out:
         print_json({"rows": [_row_json(r) for r in rows], "summary": summary})

@@ -214,8 +214,19 @@ def _skip(c: Comparison, reason: str) -> Comparison:
     return Comparison(**{**_fields(c), "skipped": reason})
 
 
-def compare_all(*, engine: str = "analytical") -> list[Comparison]:
-    return [compare_row(row, engine=engine) for row in reference_rows()]
+def compare_all(*, engine: str = "analytical", source: str | None = None) -> list[Comparison]:
+    """Every reference row (or those of one source_key), predicted with `engine`.
+
+    Raises:
+        SpecError: an unknown source.
+    """
+    rows = reference_rows()
+    if source is not None:
+        known = sorted({r["source_key"] for r in rows})
+        if source not in known:
+            raise SpecError(f"--source: unknown source '{source}' (known: {', '.join(known)})")
+        rows = [r for r in rows if r["source_key"] == source]
+    return [compare_row(row, engine=engine) for row in rows]
 
 
 def summarize_errors(rows: list[Comparison]) -> dict[str, Any]:

@@ -7,10 +7,14 @@ linear costs, so a training step with hundreds of collectives routes each layout
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 from superscale.collectives.base import COLLECTIVES, LinearCost, algorithms
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
-from superscale.parallelism.plan import GroupPlacement
+from superscale.parallelism.plan import GroupPlacement, GroupShape
 from superscale.topology.graph import IntArray, Topology, groups_of
 
 
@@ -48,9 +52,41 @@ class CommModel:
         name = min(table, key=lambda a: table[a].time_s(nbytes))
         return name, table[name].time_s(nbytes)
 
-    def time_s(self, collective: str, nbytes: float, group: GroupPlacement) -> float:
-        """Seconds for `collective` of nccl-tests size `nbytes` on every group like `group`."""
-        return self.best(collective, nbytes, group.size, group.stride)[1]
+    def time_s(self, collective: str, nbytes: Any, group: GroupPlacement | GroupShape) -> Any:
+        """Seconds for `collective` of nccl-tests size `nbytes` on every group like `group`.
+
+        Size, stride and bytes may be arrays (a batch of plans): each distinct layout is
+        routed once and priced exactly as for one plan.
+        """
+        size, stride = group.size, group.stride
+        if (
+            not isinstance(size, np.ndarray)
+            and not isinstance(stride, np.ndarray)
+            and (not isinstance(nbytes, np.ndarray))
+        ):
+            return self.best(collective, nbytes, size, stride)[1]
+        size_a, stride_a, bytes_a = np.broadcast_arrays(
+            np.asarray(size), np.asarray(stride), np.asarray(nbytes, dtype=np.float64)
+        )
+        codes = size_a.ravel().astype(np.int64) * (1 << 32) + stride_a.ravel().astype(np.int64)
+        pairs, inverse = np.unique(codes, return_inverse=True)
+        tables = [
+            self.costs(collective, int(sz), int(st)) if sz > 1 else {}
+            for sz, st in zip((pairs >> 32).tolist(), (pairs & 0xFFFFFFFF).tolist(), strict=True)
+        ]
+        width = max((len(t) for t in tables), default=0)
+        if width == 0:
+            return np.zeros(size_a.shape)
+        fixed = np.full((len(tables), width), np.inf)
+        per_byte = np.zeros((len(tables), width))
+        for row, table in enumerate(tables):
+            for col, cost in enumerate(table.values()):
+                fixed[row, col], per_byte[row, col] = cost.fixed_s, cost.per_byte_s
+        flat_bytes = bytes_a.ravel()
+        times = fixed[inverse] + per_byte[inverse] * flat_bytes[:, None]
+        best = times.min(axis=1)
+        active = (size_a.ravel() > 1) & (flat_bytes != 0)
+        return np.where(active, best, 0.0).reshape(size_a.shape)
 
 
 def costs_for(collective: str, groups: IntArray, topo: Topology) -> dict[str, LinearCost]:

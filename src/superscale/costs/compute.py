@@ -23,6 +23,7 @@ precision the profile did not measure falls back to the formulas above for that 
 
 from __future__ import annotations
 
+from superscale import vec
 from superscale.hardware.profile import EfficiencyProfile, profile_of
 from superscale.hardware.spec import Chip
 from superscale.training.ops import ComputeOp
@@ -40,7 +41,7 @@ def shape_factor(shape: tuple[int, int, int], half_dim: float) -> float:
     ref = REFERENCE_DIM / (REFERENCE_DIM + half_dim)
     factor = 1.0
     for d in shape:
-        factor *= min(1.0, (d / (d + half_dim)) / ref)
+        factor *= vec.minimum(1.0, (d / (d + half_dim)) / ref)
     return factor
 
 
@@ -110,9 +111,9 @@ def _formula_time_s(op: ComputeOp, chip: Chip, precision: str) -> float:
     eff = chip.efficiency
     hbm_rate = chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction
     mem_s = op.hbm_bytes / hbm_rate
-    kernels = float(op.kernels)
+    kernels = op.kernels * 1.0
     flops_s = 0.0
-    if op.kind == "gemm" and op.flops:
+    if op.kind == "gemm" and vec.any_nonzero(op.flops):
         gemm_precision = precision
         if precision not in _16BIT and op.name.split(".")[0] in HIGH_PRECISION_GEMMS:
             gemm_precision = "bf16"
@@ -123,9 +124,9 @@ def _formula_time_s(op: ComputeOp, chip: Chip, precision: str) -> float:
             passes = op.flops / (2.0 * m * n * k)  # 1 forward, 2 for its backward
             mem_s += passes * FP8_CAST_BYTES_PER_INPUT * m * k / hbm_rate
             kernels += 2 * passes  # amax/scale and cast(+transpose) kernels per input
-    elif op.kind == "attention" and op.flops:
+    elif op.kind == "attention" and vec.any_nonzero(op.flops):
         attn_precision = precision if precision in _16BIT else "bf16"
         rate = chip.peak_flops(attn_precision) * eff.attention_fraction
         flops_s = op.flops / (rate * eff.sustained_clock_fraction)
-    one = max(flops_s, mem_s) + kernels * eff.kernel_overhead_us * 1e-6
+    one = vec.maximum(flops_s, mem_s) + kernels * eff.kernel_overhead_us * 1e-6
     return one * op.repeat

@@ -12,7 +12,7 @@ gradients has stride ep.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from superscale.hardware.spec import Cluster, Link
 from superscale.scenario import Scenario
@@ -41,6 +41,15 @@ class GroupPlacement:
             "scale-out": "across the scale-out network",
         }[self.level]
         return f"{where} ({self.link.display_name})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupShape:
+    """A group's size and rank stride only: all a collective's cost needs. Fields may be
+    arrays (one value per plan of a batch)."""
+
+    size: Any
+    stride: Any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,4 +152,50 @@ def resolve(scenario: Scenario) -> Plan:
         dp_comm_overlap=p.dp_comm_overlap,
         groups=groups,
         warnings=tuple(warnings),
+    )
+
+
+def batch_plan(
+    scenario: Scenario, *, pp: int, virtual_stages: int, schedule: str, fields: dict[str, Any]
+) -> Plan:
+    """A plan whose per-plan fields are numpy arrays (one entry per plan of a batch).
+
+    `fields` holds arrays tp, cp, ep, micro_batch, zero, recompute (strings) and
+    sequence_parallel (booleans); pp, virtual stages and schedule are shared. Groups carry
+    only their sizes and strides (`GroupShape`), all a collective's cost needs; plans must
+    already be valid (search.space builds them so).
+    """
+    import numpy as np
+
+    p = scenario.parallel
+    training = scenario.require_training()
+    tp, cp, ep = fields["tp"], fields["cp"], fields["ep"]
+    dp = scenario.cluster.gpus // (tp * pp * cp)
+    micro_batch = fields["micro_batch"]
+    groups: dict[str, Any] = {
+        "tp": GroupShape(size=tp, stride=np.ones_like(tp)),
+        "cp": GroupShape(size=cp, stride=tp),
+        "dp": GroupShape(size=dp, stride=tp * cp),
+        "pp": GroupShape(size=np.full_like(tp, pp), stride=tp * cp * dp),
+        "ep": GroupShape(size=ep, stride=np.ones_like(tp)),
+        "edp": GroupShape(size=tp * cp * dp // ep, stride=ep),
+    }
+    return Plan(
+        tp=tp,
+        pp=pp,
+        cp=cp,
+        ep=ep,
+        dp=dp,
+        micro_batch=micro_batch,
+        micro_batches=training.global_batch // (dp * micro_batch),
+        virtual_stages=virtual_stages,
+        schedule=schedule,
+        zero=fields["zero"],
+        recompute=fields["recompute"],
+        sequence_parallel=np.logical_and(fields["sequence_parallel"], tp > 1),
+        flash_attention=p.flash_attention,
+        tp_comm_overlap=p.tp_comm_overlap,
+        dp_comm_overlap=p.dp_comm_overlap,
+        groups=groups,
+        warnings=(),
     )

@@ -21,12 +21,17 @@ distributed optimizer hides likewise behind the next forward.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+import numpy as np
+
+from superscale import vec
 from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
 from superscale.hardware.spec import Cluster
-from superscale.parallelism.plan import GroupPlacement, Plan, place_group
+from superscale.parallelism.plan import GroupPlacement, GroupShape, Plan
 from superscale.training.lower import Program, StageProgram
 from superscale.training.ops import CommOp, ComputeOp, Op
 
@@ -83,9 +88,9 @@ class StepTime:
     hardware_flops_per_gpu: float
 
 
-def _placement(op: CommOp, plan: Plan, cluster: Cluster) -> GroupPlacement:
-    if op.group == "dp" and plan.cp > 1:  # gradients reduce over dp·cp
-        return place_group("dp", plan.dp * plan.cp, plan.tp, cluster)
+def _placement(op: CommOp, plan: Plan, cluster: Cluster) -> GroupPlacement | GroupShape:
+    if op.group == "dp":  # gradients reduce over dp·cp
+        return GroupShape(size=plan.dp * plan.cp, stride=plan.tp)
     return plan.groups[op.group]
 
 
@@ -125,7 +130,7 @@ def _pass_time(
 
 def _hidden(comm_s: float, window_s: float) -> float:
     """Exposed time of a collective overlapped with `window_s` of compute."""
-    return max(0.0, comm_s - window_s) + OVERLAP_RESIDUAL * min(comm_s, window_s)
+    return vec.maximum(0.0, comm_s - window_s) + OVERLAP_RESIDUAL * vec.minimum(comm_s, window_s)
 
 
 def _stage_time(
@@ -173,12 +178,20 @@ def estimate_step(
     Pass a `comm_model` to reuse routed collective costs across calls on one cluster.
     """
     comm = comm_model or CommModel(cluster)
-    stages = tuple(_stage_time(s, plan, comm, precision) for s in program.stages)
+    priced: dict[tuple[int, int, bool, bool], StageTime] = {}
+    stage_list = []
+    for stage in program.stages:  # identical stages (same layers and position) priced once
+        key = stage.signature
+        if key == (0, 0, False, False) or key not in priced:
+            priced[key] = _stage_time(stage, plan, comm, precision)
+        stage_list.append(replace(priced[key], index=stage.index))
+    stages = tuple(stage_list)
     m = program.micro_batches
     times = [s.micro_batch_s for s in stages]
-    crit = max(range(len(stages)), key=lambda i: times[i])
+    crit = _argmax(times)
+    t_crit = _pick(times, crit)
     beta = SCHEDULE_BUBBLE[plan.schedule] / plan.virtual_stages
-    pipeline = m * times[crit] + beta * (sum(times) - times[crit])
+    pipeline = m * t_crit + beta * (sum(times) - t_crit)
 
     window = DP_OVERLAP_WINDOW if plan.dp_comm_overlap else 0.0
     tails, heads = [], []
@@ -186,25 +199,37 @@ def estimate_step(
         slack_b = s.index * s.backward.total_s
         slack_f = s.index * s.forward.total_s
         grad_exposed = _hidden(s.grad_sync_s, window * s.backward.total_s)
-        tails.append(max(0.0, grad_exposed + s.optimizer_s - slack_b))
+        tails.append(vec.maximum(0.0, grad_exposed + s.optimizer_s - slack_b))
         param_exposed = _hidden(s.param_sync_s, window * s.forward.total_s)
-        heads.append(max(0.0, param_exposed - slack_f))
-    tail_stage = max(range(len(stages)), key=lambda i: tails[i])
-    other = min(tails[tail_stage], stages[tail_stage].optimizer_s)
-    dp_comm = tails[tail_stage] - other + max(heads)
+        heads.append(vec.maximum(0.0, param_exposed - slack_f))
+    tail_stage = _argmax(tails)
+    tail = _pick(tails, tail_stage)
+    head = functools.reduce(vec.maximum, heads)
+    other = vec.minimum(tail, _pick([s.optimizer_s for s in stages], tail_stage))
+    dp_comm = tail - other + head
 
-    c = stages[crit]
+    def critical(values: list[Any]) -> Any:
+        return _pick(values, crit)
+
     breakdown = {
-        "compute": m * (c.forward.compute_s + c.backward.compute_s),
+        "compute": m * critical([s.forward.compute_s + s.backward.compute_s for s in stages]),
         **{
-            f"{g}_comm": m * (c.forward.exposed_s[g] + c.backward.exposed_s[g]) for g in COMM_GROUPS
+            f"{g}_comm": m
+            * critical([s.forward.exposed_s[g] + s.backward.exposed_s[g] for s in stages])
+            for g in COMM_GROUPS
         },
-        "pp_bubble": pipeline - m * times[crit],
+        "pp_bubble": pipeline - m * t_crit,
         "dp_comm": dp_comm
-        + m * (c.forward.exposed_s.get("dp", 0.0) + c.backward.exposed_s.get("dp", 0.0)),
+        + m
+        * critical(
+            [
+                s.forward.exposed_s.get("dp", 0.0) + s.backward.exposed_s.get("dp", 0.0)
+                for s in stages
+            ]
+        ),
         "other": other,
     }
-    step = pipeline + tails[tail_stage] + max(heads)
+    step = pipeline + tail + head
     breakdown["exposed_comm"] = sum(breakdown[f"{g}_comm"] for g in (*COMM_GROUPS, "dp"))
     n_stages = len(stages)
     model_flops = m * sum(s.model_flops for s in stages) / n_stages
@@ -217,3 +242,19 @@ def estimate_step(
         model_flops_per_gpu=model_flops,
         hardware_flops_per_gpu=hardware_flops,
     )
+
+
+def _argmax(values: list[Any]) -> Any:
+    """Index of the largest value: an int for one plan, an int array for a batch (first
+    maximum on ties, as max() does)."""
+    if not vec.is_array(*values):
+        return max(range(len(values)), key=lambda i: values[i])
+    return np.argmax(np.stack(np.broadcast_arrays(*values)), axis=0)
+
+
+def _pick(values: list[Any], index: Any) -> Any:
+    """values[index] for one plan; per-plan selection for a batch."""
+    if not isinstance(index, np.ndarray):
+        return values[index]
+    stacked = np.stack([np.broadcast_to(v, index.shape) for v in values])
+    return np.take_along_axis(stacked, index[None, :], axis=0)[0]

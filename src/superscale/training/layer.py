@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from superscale import vec
 from superscale.models.spec import ModelSpec
-from superscale.training.ops import CommOp, ComputeOp, Op
+from superscale.training.ops import CommOp, ComputeOp, Op, gated
 
 ACT_BYTES = 2  # bf16/fp16 activations; fp8 runs keep activations in bf16 between GEMMs
 FLASH_BLOCK = 128  # query/key tile of fused attention: causal work = (s + block) / 2s of full
@@ -44,7 +45,7 @@ class Shard:
     @property
     def hidden_tokens(self) -> float:
         """Tokens of hidden-width tensors per GPU (sharded by tp under sequence parallel)."""
-        return self.tokens / self.tp if self.sequence_parallel else float(self.tokens)
+        return vec.where(self.sequence_parallel, self.tokens / self.tp, vec.as_float(self.tokens))
 
 
 def _gemm(
@@ -61,7 +62,7 @@ def _gemm(
         flops=flops,
         counted_flops=flops,
         hbm_bytes=io_bytes,
-        shape=(max(1, round(shape_m)), max(1, round(n)), max(1, round(k))),
+        shape=(vec.dim(shape_m), vec.dim(n), vec.dim(k)),
     )
 
 
@@ -70,7 +71,7 @@ def _elementwise(name: str, hbm_bytes: float, kernels: int = 1) -> ComputeOp:
 
 
 def _local_heads(heads: int, tp: int) -> float:
-    return max(heads / tp, 1.0)  # heads fewer than tp are replicated (GQA kv heads)
+    return vec.maximum(heads / tp, 1.0)  # heads fewer than tp are replicated (GQA kv heads)
 
 
 def attention_ops(model: ModelSpec, sh: Shard) -> list[ComputeOp]:
@@ -118,7 +119,7 @@ def core_attention_ops(model: ModelSpec, sh: Shard, *, d_qk: int, d_v: int) -> l
                 flops=done,
                 counted_flops=counted,
                 hbm_bytes=io,
-                shape=(max(1, round(q_len)), s, d_qk),  # (queries, keys, head size)
+                shape=(vec.dim(q_len), s, d_qk),  # (queries, keys, head size)
             )
         ]
     # Unfused (Megatron-LM 2021-22): two batched GEMMs plus softmax and dropout kernels on
@@ -174,67 +175,68 @@ def mlp_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[ComputeOp]:
     return ops
 
 
-def layer_comm_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[CommOp]:
-    """Forward communication of one layer: TP, CP and EP collectives."""
-    ops: list[CommOp] = []
+def layer_comm_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[Op]:
+    """Forward communication of one layer: TP, CP and EP collectives.
+
+    With sequence parallelism, TP is an all-gather before and a reduce-scatter after each
+    block; without, an all-reduce after it. Groups of one member cost nothing.
+    """
+    ops: list[Op] = []
     h, tok = model.hidden, sh.tokens
     full_hidden = ACT_BYTES * tok * h  # the TP group's whole activation tensor
-    if sh.tp > 1:
-        if sh.sequence_parallel:
-            for block in ("attn", "mlp"):
-                ops.append(
-                    CommOp(
-                        name=f"{block}_all_gather",
-                        group="tp",
-                        collective="all_gather",
-                        payload_bytes=full_hidden,
-                        overlappable=True,
-                    )
-                )
-                ops.append(
-                    CommOp(
-                        name=f"{block}_reduce_scatter",
-                        group="tp",
-                        collective="reduce_scatter",
-                        payload_bytes=full_hidden,
-                        overlappable=True,
-                    )
-                )
-        else:
-            for block in ("attn", "mlp"):
-                ops.append(
-                    CommOp(
-                        name=f"{block}_all_reduce",
-                        group="tp",
-                        collective="all_reduce",
-                        payload_bytes=full_hidden,
-                        overlappable=True,
-                    )
-                )
-    if sh.cp > 1:
-        kv_width = _kv_width(model, sh.tp)
-        kv_all = ACT_BYTES * sh.micro_batch * sh.seq_len * kv_width
-        ops.append(
+    sp = sh.sequence_parallel
+    for block in ("attn", "mlp"):
+        ops += gated(
             CommOp(
-                name="cp_kv_exchange",
-                group="cp",
+                name=f"{block}_all_gather",
+                group="tp",
                 collective="all_gather",
-                payload_bytes=kv_all,
+                payload_bytes=full_hidden,
                 overlappable=True,
-            )
+            ),
+            sp,
+            sh.tp > 1,
         )
-    if moe_layer and model.moe is not None and sh.ep > 1:
+        ops += gated(
+            CommOp(
+                name=f"{block}_reduce_scatter",
+                group="tp",
+                collective="reduce_scatter",
+                payload_bytes=full_hidden,
+                overlappable=True,
+            ),
+            sp,
+            sh.tp > 1,
+        )
+        ops += gated(
+            CommOp(
+                name=f"{block}_all_reduce",
+                group="tp",
+                collective="all_reduce",
+                payload_bytes=full_hidden,
+                overlappable=True,
+            ),
+            vec.where(sp, False, True),
+            sh.tp > 1,
+        )
+    kv_all = ACT_BYTES * sh.micro_batch * sh.seq_len * _kv_width(model, sh.tp)
+    ops += gated(
+        CommOp(
+            name="cp_kv_exchange",
+            group="cp",
+            collective="all_gather",
+            payload_bytes=kv_all,
+            overlappable=True,
+        ),
+        sh.cp > 1,
+    )
+    if moe_layer and model.moe is not None:
         routed_bytes = ACT_BYTES * sh.hidden_tokens * model.moe.top_k * h
-        ops.append(
-            CommOp(
-                name="moe_dispatch", group="ep", collective="all_to_all", payload_bytes=routed_bytes
+        for name in ("moe_dispatch", "moe_combine"):
+            ops += gated(
+                CommOp(name=name, group="ep", collective="all_to_all", payload_bytes=routed_bytes),
+                sh.ep > 1,
             )
-        )
-        ops.append(
-            CommOp(
-                name="moe_combine", group="ep", collective="all_to_all", payload_bytes=routed_bytes
-            )
-        )
     return ops
 
 

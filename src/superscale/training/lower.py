@@ -13,13 +13,15 @@ loss on the last.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+from superscale import vec
 from superscale.models.spec import ModelSpec
 from superscale.parallelism.plan import Plan
 from superscale.scenario import Scenario
 from superscale.training import layer
-from superscale.training.ops import CommOp, ComputeOp, Op
+from superscale.training.ops import CommOp, ComputeOp, Op, gated
 
 GRAD_REDUCE_BYTES = 2  # gradients reduced in bf16/fp16 (Megatron-LM default)
 PARAM_GATHER_BYTES = 2  # distributed optimizer all-gathers bf16/fp16 parameters
@@ -38,6 +40,7 @@ class StageProgram:
     step: tuple[Op, ...]
     dense_params: float  # parameters on one GPU of this stage, replicated across dp
     expert_params: float  # routed-expert parameters on one GPU, replicated across edp
+    signature: tuple[int, int, bool, bool] = (0, 0, False, False)  # dense, MoE, first, last
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,8 +111,9 @@ def _layer_params(model: ModelSpec, index: int) -> tuple[float, float]:
     return model.attention_params + model.dense_mlp_params, 0.0
 
 
-def lower(scenario: Scenario, plan: Plan) -> Program:
-    """Build the per-stage programs of one training step (and per model chunk)."""
+def lower(scenario: Scenario, plan: Plan, *, virtual: bool = True) -> Program:
+    """Build the per-stage programs of one training step (and, with `virtual`, one per
+    model chunk). Stages with the same layer mix and position share one lowering."""
     model, train = scenario.model, scenario.require_training()
     shard = layer.Shard(
         micro_batch=plan.micro_batch,
@@ -136,12 +140,12 @@ def lower(scenario: Scenario, plan: Plan) -> Program:
         )
         for i, ids in enumerate(_stage_layers(model, plan))
     )
-    virtual = stages
-    if plan.virtual_stages > 1:
+    chunks_programs = stages
+    if plan.virtual_stages > 1 and virtual:
         chunks = split_layers(model.layers, plan.pp * plan.virtual_stages)
         starts = [sum(chunks[:i]) for i in range(len(chunks))]
         last_chunk = len(chunks) - 1
-        virtual = tuple(
+        chunks_programs = tuple(
             parts.lower(
                 index=k,
                 layer_ids=list(range(start, start + count)),
@@ -153,13 +157,13 @@ def lower(scenario: Scenario, plan: Plan) -> Program:
         )
     return Program(
         stages=stages,
-        virtual=virtual,
+        virtual=chunks_programs,
         micro_batches=plan.micro_batches,
         tokens_per_step=train.global_batch * train.seq_len,
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class _Parts:
     """What lowering one run of consecutive layers needs."""
 
@@ -173,9 +177,33 @@ class _Parts:
     def lower(
         self, *, index: int, layer_ids: list[int], first: bool, last: bool, sends: int
     ) -> StageProgram:
-        model, shard, plan = self.model, self.shard, self.plan
-        n_moe = sum(is_moe_layer(model, i) for i in layer_ids)
+        n_moe = sum(is_moe_layer(self.model, i) for i in layer_ids)
         n_dense = len(layer_ids) - n_moe
+        key = (n_dense, n_moe, first, last, sends)
+        cache: dict[Any, StageProgram] = self.__dict__.setdefault("_cache", {})
+        if key not in cache:
+            cache[key] = self._lower(
+                layer_ids=layer_ids,
+                n_dense=n_dense,
+                n_moe=n_moe,
+                first=first,
+                last=last,
+                sends=sends,
+            )
+        return replace(cache[key], index=index)
+
+    def _lower(
+        self,
+        *,
+        layer_ids: list[int],
+        n_dense: int,
+        n_moe: int,
+        first: bool,
+        last: bool,
+        sends: int,
+    ) -> StageProgram:
+        index = 0
+        model, shard, plan = self.model, self.shard, self.plan
         body: list[Op] = [op.times(n_dense) for op in self.dense_fwd] if n_dense else []
         if n_moe:
             body += [op.times(n_moe) for op in self.moe_fwd]
@@ -206,6 +234,7 @@ class _Parts:
             step=tuple(_step_ops(dense, expert, plan)),
             dense_params=dense,
             expert_params=expert,
+            signature=(n_dense, n_moe, first, last),
         )
 
 
@@ -213,28 +242,29 @@ def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, send: bool, repea
     if plan.pp == 1 or not send:
         return []
     payload = layer.ACT_BYTES * shard.tokens * model.hidden
-    if plan.sequence_parallel:  # scatter-gather: each TP rank sends its 1/tp share
-        payload /= plan.tp
+    # scatter-gather under sequence parallelism: each TP rank sends its 1/tp share
+    payload = vec.where(plan.sequence_parallel, payload / plan.tp, payload)
     # each of the v model chunks hands its activations on once per micro-batch
     return [
         CommOp(
-            name="pp_send",
-            group="pp",
-            collective="send_recv",
-            payload_bytes=payload,
-            repeat=repeat,
+            name="pp_send", group="pp", collective="send_recv", payload_bytes=payload, repeat=repeat
         )
     ]
 
 
 def _recompute_ops(body: list[Op], plan: Plan) -> list[Op]:
     """Forward work repeated before backward (Korthikanti et al. 2022)."""
-    if plan.recompute == "full":
-        return [op.recomputed() for op in body if isinstance(op, ComputeOp) or (op.group == "tp")]
-    if plan.recompute == "selective" and not plan.flash_attention:
-        core = {"attn_scores", "softmax", "attn_dropout", "attn_values"}
-        return [op.recomputed() for op in body if isinstance(op, ComputeOp) and op.name in core]
-    return []
+    full = plan.recompute == "full"
+    selective = (plan.recompute == "selective") & (not plan.flash_attention)
+    core = {"attn_scores", "softmax", "attn_dropout", "attn_values"}
+    ops: list[Op] = []
+    for op in body:
+        if isinstance(op, ComputeOp) or op.group == "tp":
+            ops += gated(op.recomputed(), full)
+    for op in body:
+        if isinstance(op, ComputeOp) and op.name in core:
+            ops += gated(op.recomputed(), selective)
+    return ops
 
 
 def _stage_params(
@@ -252,68 +282,68 @@ def _stage_params(
     return dense / plan.tp, expert / plan.ep
 
 
-def _zero3_gathers(dense: float, expert: float, plan: Plan) -> list[Op]:
+def _zero3_gathers(dense: Any, expert: Any, plan: Plan) -> list[Op]:
     """ZeRO-3/FSDP: every pass all-gathers the stage's sharded weights (prefetched layer by
     layer, so they overlap compute; Rajbhandari et al. 2020)."""
-    if plan.zero < 3:
-        return []
     ops: list[Op] = []
     for group, params in (("dp", dense), ("edp", expert)):
-        if params and plan.groups[group].size > 1:
-            ops.append(
-                CommOp(
-                    name=f"{group}_param_prefetch",
-                    group=group,  # type: ignore[arg-type]
-                    collective="all_gather",
-                    payload_bytes=params * PARAM_GATHER_BYTES,
-                    overlappable=True,
-                )
-            )
+        ops += gated(
+            CommOp(
+                name=f"{group}_param_prefetch",
+                group=group,  # type: ignore[arg-type]
+                collective="all_gather",
+                payload_bytes=params * PARAM_GATHER_BYTES,
+                overlappable=True,
+            ),
+            plan.zero == 3,
+            params != 0,
+        )
     return ops
 
 
-def _step_ops(dense: float, expert: float, plan: Plan) -> list[Op]:
-    """Gradient reduction and optimizer update, once per step."""
+def _step_ops(dense: Any, expert: Any, plan: Plan) -> list[Op]:
+    """Gradient reduction and optimizer update, once per step: an all-reduce of gradients
+    (ZeRO 0), or a reduce-scatter and, below ZeRO-3, the updated weights' all-gather."""
     ops: list[Op] = []
-    for group, params, size in (
-        ("dp", dense, plan.dp * plan.cp),
-        ("edp", expert, plan.groups["edp"].size),
-    ):
-        if params == 0 or size == 1:
-            continue
+    sharded = plan.zero >= 1
+    for group, params in (("dp", dense), ("edp", expert)):
         grads = params * GRAD_REDUCE_BYTES
-        if plan.zero == 0:
-            ops.append(
-                CommOp(
-                    name=f"{group}_grad_all_reduce",
-                    group=group,  # type: ignore[arg-type]
-                    collective="all_reduce",
-                    payload_bytes=grads,
-                    overlappable=True,
-                )
-            )
-            continue
-        ops.append(
+        has = params != 0
+        ops += gated(
+            CommOp(
+                name=f"{group}_grad_all_reduce",
+                group=group,  # type: ignore[arg-type]
+                collective="all_reduce",
+                payload_bytes=grads,
+                overlappable=True,
+            ),
+            plan.zero == 0,
+            has,
+        )
+        ops += gated(
             CommOp(
                 name=f"{group}_grad_reduce_scatter",
                 group=group,  # type: ignore[arg-type]
                 collective="reduce_scatter",
                 payload_bytes=grads,
                 overlappable=True,
-            )
+            ),
+            sharded,
+            has,
         )
-        if plan.zero < 3:  # ZeRO-3 gathers weights every pass instead (_zero3_gathers)
-            ops.append(
-                CommOp(
-                    name=f"{group}_param_all_gather",
-                    group=group,  # type: ignore[arg-type]
-                    collective="all_gather",
-                    payload_bytes=params * PARAM_GATHER_BYTES,
-                    overlappable=True,
-                )
-            )
-    shard_dense = plan.dp * plan.cp if plan.zero >= 1 else 1
-    shard_expert = plan.groups["edp"].size if plan.zero >= 1 else 1
+        ops += gated(
+            CommOp(
+                name=f"{group}_param_all_gather",
+                group=group,  # type: ignore[arg-type]
+                collective="all_gather",
+                payload_bytes=params * PARAM_GATHER_BYTES,
+                overlappable=True,
+            ),
+            sharded & (plan.zero < 3),
+            has,
+        )
+    shard_dense = vec.where(sharded, plan.dp * plan.cp, 1)
+    shard_expert = vec.where(sharded, plan.groups["edp"].size, 1)
     updated = dense / shard_dense + expert / shard_expert
     ops.append(
         ComputeOp(

@@ -18,7 +18,11 @@ interleaved (Korthikanti et al. Sec. 4.2.3).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from superscale import vec
 from superscale.models.spec import ModelSpec
 from superscale.parallelism.plan import Plan
 from superscale.scenario import Scenario
@@ -62,7 +66,8 @@ def layer_activation_bytes(
 ) -> float:
     """Bytes one layer keeps for its backward pass, per micro-batch, on one GPU."""
     h, t, tok, ht = model.hidden, sh.tp, sh.tokens, sh.hidden_tokens
-    if recompute == "full":
+    full = recompute == "full"
+    if vec.gate(full) is True:
         return ACT_BYTES * ht * h  # the layer's input only
     mask = 1.0 if sh.dropout else 0.0
     heads_local = model.heads / t
@@ -73,16 +78,17 @@ def layer_activation_bytes(
         qkv_width += (m.q_lora_rank or 0) + m.kv_lora_rank + m.qk_rope_head_dim  # latents
     else:
         d_qk = d_v = model.d_head
-        kv_local = max(model.n_kv_heads / t, 1.0)
+        kv_local = vec.maximum(model.n_kv_heads / t, 1.0)
         qkv_width = (heads_local + 2 * kv_local) * d_qk
     attention = (2 + 2) * ht * h + ACT_BYTES * tok * qkv_width
     attention += ACT_BYTES * tok * heads_local * d_v + mask * ht * h  # out-proj input, mask
     q_len = sh.seq_len / sh.cp
     if sh.flash_attention:
         attention += 4.0 * sh.micro_batch * heads_local * q_len  # fp32 log-sum-exp
-    elif recompute != "selective":
+    elif vec.gate(recompute != "selective") is not False:
         scores = sh.micro_batch * heads_local * q_len * sh.seq_len
-        attention += (ACT_BYTES + (1 + ACT_BYTES) * mask) * scores
+        kept = vec.where(recompute != "selective", 1.0, 0.0)
+        attention += kept * (ACT_BYTES + (1 + ACT_BYTES) * mask) * scores
     mlp = (2 + 2) * ht * h + mask * ht * h
     act_factor = 3 if model.gated_mlp else 2
     if moe_layer and model.moe is not None:
@@ -94,6 +100,8 @@ def layer_activation_bytes(
             )
     else:
         mlp += ACT_BYTES * act_factor * tok * model.ffn_hidden / t
+    if vec.gate(full) is None:  # a batch mixing full recomputation with other modes
+        return vec.where(full, ACT_BYTES * ht * h, attention + mlp)
     return attention + mlp
 
 
@@ -101,13 +109,13 @@ def _in_flight(plan: Plan, stage: int) -> float:
     """Micro-batches whose activations a stage holds at once."""
     p, m, v = plan.pp, plan.micro_batches, plan.virtual_stages
     if plan.schedule == "gpipe":
-        return float(m)
+        return vec.as_float(m)
     if plan.schedule == "dualpipe":
-        return float(min(m, p + 1))
+        return vec.as_float(vec.minimum(m, p + 1))
     depth = p - stage
     if v > 1:
-        return min(float(m), depth + (p - 1) / v)
-    return float(min(m, depth))
+        return vec.minimum(vec.as_float(m), depth + (p - 1) / v)
+    return vec.as_float(vec.minimum(m, depth))
 
 
 def _stage_activation_bytes(
@@ -121,8 +129,11 @@ def _stage_activation_bytes(
         model, sh, moe_layer=True, recompute=recompute
     )
     total = per_mb * _in_flight(plan, stage.index)
-    if recompute == "full":  # one layer rebuilt at a time during backward
-        total += layer_activation_bytes(model, sh, moe_layer=stage.moe_layers > 0, recompute="none")
+    if vec.gate(recompute == "full") is not False:  # one layer rebuilt during backward
+        rebuilt = layer_activation_bytes(
+            model, sh, moe_layer=stage.moe_layers > 0, recompute="none"
+        )
+        total += vec.where(recompute == "full", rebuilt, 0.0)
     if stage.index == plan.pp - 1:  # logits in 16 bits and fp32 softmax, one micro-batch
         total += (ACT_BYTES + 4) * sh.tokens * model.vocab / plan.tp
     if (
@@ -152,24 +163,40 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
     dp_shard = plan.dp * plan.cp
     edp_shard = plan.groups["edp"].size
     copies = 2 if plan.schedule == "dualpipe" else 1  # DualPipe keeps two model copies
-    best: Memory | None = None
+    per_stage: list[Memory] = []
     for stage in program.stages:
         dense, expert = stage.dense_params * copies, stage.expert_params * copies
 
-        def sharded(nbytes: float, min_stage: int, d: float = dense, e: float = expert) -> float:
-            return d * nbytes / (dp_shard if plan.zero >= min_stage else 1) + e * nbytes / (
-                edp_shard if plan.zero >= min_stage else 1
+        def sharded(nbytes: float, min_stage: int, d: Any = dense, e: Any = expert) -> Any:
+            on = plan.zero >= min_stage
+            return d * nbytes / vec.where(on, dp_shard, 1) + e * nbytes / vec.where(
+                on, edp_shard, 1
             )
 
-        mem = Memory(
-            stage=stage.index,
-            params_bytes=sharded(WEIGHT_BYTES, 3),
-            grads_bytes=sharded(GRAD_BYTES, 2),
-            optimizer_bytes=sharded(OPTIMIZER_BYTES, 1),
-            activations_bytes=_stage_activation_bytes(scenario, plan, stage, sh),
-            workspace_bytes=WORKSPACE_BYTES,
+        per_stage.append(
+            Memory(
+                stage=stage.index,
+                params_bytes=sharded(WEIGHT_BYTES, 3),
+                grads_bytes=sharded(GRAD_BYTES, 2),
+                optimizer_bytes=sharded(OPTIMIZER_BYTES, 1),
+                activations_bytes=_stage_activation_bytes(scenario, plan, stage, sh),
+                workspace_bytes=WORKSPACE_BYTES,
+            )
         )
-        if best is None or mem.peak_bytes > best.peak_bytes:
-            best = mem
-    assert best is not None  # a program has at least one stage
-    return best
+    peaks = [m.peak_bytes for m in per_stage]
+    if not vec.is_array(*peaks):  # one plan: the first stage with the largest peak
+        return max(per_stage, key=lambda m: m.peak_bytes)
+    index = np.argmax(np.stack(np.broadcast_arrays(*peaks)), axis=0)
+
+    def pick(field: str) -> Any:
+        values = [np.broadcast_to(getattr(m, field), index.shape) for m in per_stage]
+        return np.take_along_axis(np.stack(values), index[None, :], axis=0)[0]
+
+    return Memory(
+        stage=index,
+        params_bytes=pick("params_bytes"),
+        grads_bytes=pick("grads_bytes"),
+        optimizer_bytes=pick("optimizer_bytes"),
+        activations_bytes=pick("activations_bytes"),
+        workspace_bytes=WORKSPACE_BYTES,
+    )

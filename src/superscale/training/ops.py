@@ -11,7 +11,9 @@ identical instances (one per layer), so a stage of 30 layers is one op with repe
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
+
+from superscale import vec
 
 ComputeKind = Literal["gemm", "attention", "elementwise"]
 Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"]
@@ -84,3 +86,28 @@ class CommOp:
 
 
 Op = ComputeOp | CommOp
+
+
+def gated(op: Op, *masks: Any) -> list[Op]:
+    """[op] if every mask holds, [] if one fails; array masks (a batch of plans) scale the
+    op's work by their product, so plans where it does not apply pay nothing for it."""
+    scale: Any = None
+    for mask in masks:
+        keep = vec.gate(mask)
+        if keep is False:
+            return []
+        if keep is None:
+            scale = mask if scale is None else scale * mask
+    if scale is None:
+        return [op]
+    if isinstance(op, CommOp):
+        return [replace(op, payload_bytes=op.payload_bytes * scale)]
+    return [
+        replace(
+            op,
+            flops=op.flops * scale,
+            counted_flops=op.counted_flops * scale,
+            hbm_bytes=op.hbm_bytes * scale,
+            kernels=op.kernels * scale,
+        )
+    ]

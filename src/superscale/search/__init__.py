@@ -1,0 +1,1 @@
+"""Plan search: enumerate valid plans, prune what cannot fit, evaluate, refine the best."""

@@ -1,0 +1,227 @@
+"""The space of parallel plans for a scenario, and the rules that prune it before costing.
+
+A candidate is a scenario with its `cluster` and `parallel` sections replaced. Sizes are
+powers of two (and the other divisors Megatron-LM plans use for pp) that divide what they
+must: tp the heads and the GPUs, pp the layers and the GPUs, cp the sequence, ep the
+experts and tp·cp·dp, the micro-batch the per-replica batch. Each pruned plan is counted
+under the reason that removed it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from superscale.errors import SpecError
+from superscale.hardware.spec import Cluster
+from superscale.models.spec import ModelSpec
+from superscale.scenario import TrainingSpec
+
+RECOMPUTE = ("none", "selective", "full")
+ZERO = (0, 1, 2, 3)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Bounds of the enumeration (each keeps the space finite and realistic)."""
+
+    max_tp: int = 64
+    max_pp: int = 128
+    max_cp: int = 16
+    max_micro_batch: int = 8
+    max_virtual_stages: int = 32
+    schedules: tuple[str, ...] = ("1f1b", "interleaved", "zb-h1", "dualpipe")
+    zero: tuple[int, ...] = ZERO
+    recompute: tuple[str, ...] = RECOMPUTE
+    sequence_parallel: tuple[bool, ...] = (True, False)
+
+
+@dataclass(slots=True)
+class Enumeration:
+    """Valid candidates and the count of pruned plans by reason."""
+
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    pruned: Counter[str] = field(default_factory=Counter)
+
+
+def _powers_of_two(limit: int) -> list[int]:
+    out, x = [], 1
+    while x <= limit:
+        out.append(x)
+        x *= 2
+    return out
+
+
+def _divisors(n: int, limit: int) -> list[int]:
+    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
+
+
+def parallel_plans(
+    model: ModelSpec,
+    gpus: int,
+    *,
+    seq_len: int,
+    global_batch: int,
+    limits: Limits,
+    pruned: Counter[str],
+    flash_attention: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """Every valid `parallel:` section for `gpus` GPUs (counting what it prunes)."""
+    moe = model.moe
+    for tp in _powers_of_two(min(limits.max_tp, gpus)):
+        if gpus % tp:
+            pruned["tp does not divide the GPUs"] += 1
+            continue
+        if model.heads % tp:
+            pruned["tp does not divide the heads"] += 1
+            continue
+        for pp in _divisors(gpus // tp, limits.max_pp):
+            if pp > model.layers:
+                pruned["pp exceeds the layers"] += 1
+                continue
+            for cp in _powers_of_two(min(limits.max_cp, gpus // (tp * pp))):
+                if (gpus // tp // pp) % cp or seq_len % cp:
+                    pruned["cp does not divide the GPUs or the sequence"] += 1
+                    continue
+                dp = gpus // (tp * pp * cp)
+                if global_batch % dp:
+                    pruned["dp does not divide the global batch"] += 1
+                    continue
+                eps = [1]
+                if moe is not None:
+                    eps = [
+                        e
+                        for e in _powers_of_two(min(moe.experts, tp * cp * dp))
+                        if moe.experts % e == 0 and (tp * cp * dp) % e == 0
+                    ]
+                for ep in eps:
+                    yield from _inner(
+                        model,
+                        tp=tp,
+                        pp=pp,
+                        cp=cp,
+                        dp=dp,
+                        ep=ep,
+                        global_batch=global_batch,
+                        limits=limits,
+                        pruned=pruned,
+                        flash_attention=flash_attention,
+                    )
+
+
+def _inner(
+    model: ModelSpec,
+    *,
+    tp: int,
+    pp: int,
+    cp: int,
+    dp: int,
+    ep: int,
+    global_batch: int,
+    limits: Limits,
+    pruned: Counter[str],
+    flash_attention: bool,
+) -> Iterator[dict[str, Any]]:
+    per_replica = global_batch // dp
+    for mb in _powers_of_two(min(limits.max_micro_batch, per_replica)):
+        if per_replica % mb:
+            pruned["micro-batch does not divide the per-replica batch"] += 1
+            continue
+        m = per_replica // mb
+        for schedule in limits.schedules:
+            vs = [1]
+            if schedule == "interleaved":
+                if pp == 1:
+                    continue
+                # Megatron-LM interleaves only when pp·v divides the layers
+                vs = [
+                    v
+                    for v in range(2, limits.max_virtual_stages + 1)
+                    if model.layers % (pp * v) == 0
+                ]
+                if m % pp:
+                    pruned["interleaving needs micro-batches divisible by pp"] += len(vs)
+                    continue
+            if schedule in {"zb-h1", "dualpipe"} and pp == 1:
+                continue
+            if schedule == "dualpipe" and (model.moe is None or m < 2):
+                pruned["dualpipe needs a MoE model and 2+ micro-batches"] += 1
+                continue
+            for v in vs:
+                for zero in limits.zero:
+                    for recompute in limits.recompute:
+                        sps = limits.sequence_parallel if tp > 1 else (False,)
+                        for sp in sps:
+                            if model.moe is not None and tp > 1 and not sp:
+                                pruned["MoE with tp > 1 needs sequence parallelism"] += 1
+                                continue
+                            yield {
+                                "tp": tp,
+                                "pp": pp,
+                                "cp": cp,
+                                "ep": ep,
+                                "micro_batch": mb,
+                                "virtual_stages": v,
+                                "schedule": schedule,
+                                "zero": zero,
+                                "recompute": recompute,
+                                "sequence_parallel": sp,
+                                "flash_attention": flash_attention,
+                            }
+
+
+def model_and_training(base: dict[str, Any]) -> tuple[ModelSpec, TrainingSpec]:
+    """The model and training sections of a scenario mapping, validated on their own (the
+    base plan, which the search replaces, need not be valid)."""
+    from pydantic import ValidationError
+
+    from superscale.scenario import _load_model
+    from superscale.spec import spec_error_from
+
+    if "training" not in base:
+        raise SpecError("a search needs a training section (seq_len, global_batch, ...)")
+    try:
+        model = ModelSpec.model_validate(_load_model(base.get("model"), None))
+    except ValidationError as exc:
+        raise spec_error_from(exc, prefix="model") from None
+    try:
+        training = TrainingSpec.model_validate(base["training"])
+    except ValidationError as exc:
+        raise spec_error_from(exc, prefix="training") from None
+    return model, training
+
+
+def enumerate_plans(
+    base: dict[str, Any], *, clusters: list[Cluster], limits: Limits | None = None
+) -> Enumeration:
+    """Candidates (scenario dicts) for `base` on each cluster; pruned counts by reason.
+
+    `base` is a scenario mapping whose model and training sections are kept; each
+    candidate replaces `cluster` (inline mapping) and `parallel`.
+    """
+    limits = limits or Limits()
+    out = Enumeration()
+    model, training = model_and_training(base)
+    base_parallel = base.get("parallel") if isinstance(base.get("parallel"), dict) else {}
+    flash = bool(base_parallel.get("flash_attention", True))
+    # the software stack's switches are not searched: every candidate keeps the base's
+    stack = {
+        k: base_parallel[k] for k in ("tp_comm_overlap", "dp_comm_overlap") if k in base_parallel
+    }
+    for cluster in clusters:
+        cluster_dict = cluster.model_dump(mode="json", exclude_none=True)
+        for parallel in parallel_plans(
+            model,
+            cluster.gpus,
+            seq_len=training.seq_len,
+            global_batch=training.global_batch,
+            limits=limits,
+            pruned=out.pruned,
+            flash_attention=flash,
+        ):
+            out.candidates.append(
+                {**base, "cluster": cluster_dict, "parallel": {**parallel, **stack}}
+            )
+    return out

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from superscale.cli.app import app, console, err_console, print_json
@@ -14,7 +15,7 @@ from superscale.cli.facility import facility_lines
 from superscale.errors import SpecError
 from superscale.pipeline import ENGINES, simulate_timeline
 from superscale.report.result import BREAKDOWN_KEYS, Result
-from superscale.scenario import load_scenario
+from superscale.scenario import Scenario, load_scenario, read_yaml_file
 from superscale.simulate.event import Timeline
 from superscale.simulate.trace import chrome_trace
 
@@ -34,11 +35,13 @@ _LABELS = {
 @app.command()
 def simulate(
     scenario: Annotated[
-        Path,
+        Path | None,
         typer.Argument(
-            help="Scenario YAML (model, cluster, training, parallel).", show_default=False
+            help="Scenario YAML (model, cluster, training, parallel); with --from-megatron "
+            "optional, its model, cluster and training fill what the arguments leave out.",
+            show_default=False,
         ),
-    ],
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     engine: Annotated[
         str,
@@ -58,11 +61,37 @@ def simulate(
         Path | None,
         typer.Option(help="Event engine: write a Chrome trace (open in ui.perfetto.dev)."),
     ] = None,
+    from_megatron: Annotated[
+        str | None,
+        typer.Option(
+            "--from-megatron",
+            help="A Megatron-LM command line (quoted; a torchrun prefix is fine) to read the "
+            "model, plan and batch from.",
+            show_default=False,
+        ),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="With --from-megatron: a catalog cluster to run on.", show_default=False),
+    ] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(
+            help="With --from-megatron: a catalog system; --count, or the launcher's "
+            "nproc_per_node·nnodes, gives how many.",
+            show_default=False,
+        ),
+    ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(min=1, help="With --system: how many systems.", show_default=False),
+    ] = None,
 ) -> None:
     """Predict one training step: time, where it goes, MFU and memory per GPU.
 
     Example: [bold]superscale simulate examples/llama3-70b-64xh100.yaml[/]
     or [bold]superscale simulate SCENARIO.yaml --engine event --trace step.json[/]
+    or [bold]superscale simulate --from-megatron "--num-layers 32 ..." --cluster h100-16k[/]
 
     The step is split into compute, exposed communication per parallel group, pipeline
     bubble and optimizer; memory is the peak per GPU (weights, gradients, optimizer states,
@@ -73,19 +102,66 @@ def simulate(
         raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {', '.join(ENGINES)})")
     if trace is not None and engine != "event":
         raise SpecError("--trace needs --engine event (the analytical engine has no timeline)")
+    loaded, name = _simulate_scenario(
+        scenario, from_megatron, cluster=cluster, system=system, count=count
+    )
     result, timeline = simulate_timeline(
-        load_scenario(scenario),
-        name=scenario.stem,
+        loaded,
+        name=name,
         engine=engine,
         ranks=ranks,
         spans=trace is not None,
     )
     if trace is not None and timeline is not None:
-        _write_trace(trace, timeline, title=scenario.stem)
+        _write_trace(trace, timeline, title=name)
     if json_out:
         print_json(result.to_json())
         return
     _print_result(result)
+
+
+def _simulate_scenario(
+    path: Path | None,
+    megatron: str | None,
+    *,
+    cluster: str | None,
+    system: str | None,
+    count: int | None,
+) -> tuple[Scenario, str]:
+    """The scenario to simulate: a file, a Megatron command line, or both (file as base)."""
+    if megatron is None:
+        if cluster or system or count is not None:
+            raise SpecError(
+                "--cluster, --system and --count go with --from-megatron (a SCENARIO file "
+                "names its own cluster)"
+            )
+        if path is None:
+            raise SpecError('give a SCENARIO file or --from-megatron "ARGS"')
+        return load_scenario(path), path.stem
+    from superscale.parallelism.megatron import parse_megatron
+
+    if cluster and (system or count is not None):
+        raise SpecError("--cluster and --system/--count are exclusive; give one")
+    if count is not None and not system:
+        raise SpecError("--count needs --system NAME")
+    hardware: str | dict[str, Any] | None = cluster
+    if system:
+        hardware = {"system": system} if count is None else {"system": system, "count": count}
+    base = None
+    if path is not None:
+        base = read_yaml_file(path)
+        if not isinstance(base, dict):
+            raise SpecError(f"{path}: a scenario must be a mapping (model, cluster, training)")
+        model = base.get("model")
+        if isinstance(model, dict) and isinstance(model.get("hf_config"), str):
+            config = Path(model["hf_config"])  # relative to the file, as load_scenario reads it
+            base["model"] = {**model, "hf_config": str(path.resolve().parent / config)}
+    run = parse_megatron(megatron, cluster=hardware, base=base)
+    if run.ignored:
+        err_console.print(f"[dim]note: ignored Megatron flags: {escape(', '.join(run.ignored))}[/]")
+    for warning in run.warnings:
+        err_console.print(f"[dim]note: {escape(warning)}[/]")
+    return load_scenario(run.scenario), path.stem if path is not None else "megatron"
 
 
 def _write_trace(path: Path, timeline: Timeline, *, title: str) -> None:

@@ -15,9 +15,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 # The [torch] extra lets the tests run `superscale calibrate` on the CPU (the 2.13.0 CPU
-# build, ~40 s to install); `make demo` stays torch-free.
+# build, ~40 s to install), and [ray] the Ray sweep test (~15 s); `make demo` needs neither.
 $(VENV)/.torch: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e '.[dev,torch]'
+	$(BIN)/python -m pip install -q -e '.[dev,torch,ray]'
 	touch $@
 
 demo: $(VENV)/.installed

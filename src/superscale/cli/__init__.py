@@ -23,6 +23,7 @@ from superscale.cli import calibrate as _calibrate  # noqa: E402,F401
 from superscale.cli import catalog as _catalog  # noqa: E402,F401
 from superscale.cli import collective as _collective  # noqa: E402,F401
 from superscale.cli import facility as _facility  # noqa: E402,F401
+from superscale.cli import search as _search  # noqa: E402,F401
 from superscale.cli import serving as _serving  # noqa: E402,F401
 from superscale.cli import training as _training  # noqa: E402,F401
 

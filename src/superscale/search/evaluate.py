@@ -55,6 +55,12 @@ def plan_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def base_digest(candidate: dict[str, Any]) -> str:
+    """Hash of a candidate's scenario without its plan (model, cluster, training): the part
+    every candidate of one sweep shares, for `plan_key(..., base_digest=...)`."""
+    return _digest({k: v for k, v in candidate.items() if k != "parallel"})
+
+
 def _digest(data: Any) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()

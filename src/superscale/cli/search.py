@@ -1,0 +1,338 @@
+"""`superscale search` and `results`: the fastest plans that fit, and a sweep's stored results.
+
+Thin printing over `superscale.search.run.run_search` and `search.store.ResultsStore`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from superscale.cli.app import app, console, err_console, print_json, print_table
+from superscale.errors import SpecError
+from superscale.scenario import read_yaml_file
+from superscale.search.executors import BACKENDS, DEFAULT_BATCH_SIZE
+from superscale.search.executors import Progress as ProgressFn
+from superscale.search.run import SearchResult, run_search
+from superscale.search.store import ResultsStore
+
+
+class _PlansPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} plans/s" if speed else "… plans/s", style="cyan")
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[ProgressFn | None]:
+    if not enabled:
+        yield None
+        return
+    bar = Progress(
+        TextColumn("costing plans"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _PlansPerSecond(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=not err_console.is_terminal,
+    )
+    task: list[Any] = []
+
+    def update(done: int, total: int) -> None:
+        # Started on the first report, so errors before the sweep print nothing else.
+        if not task:
+            bar.start()
+            task.append(bar.add_task("sweep", total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()
+
+
+def _load_base(scenario: Path | None, from_megatron: str | None) -> dict[str, Any]:
+    base: dict[str, Any] | None = None
+    if scenario is not None:
+        data = read_yaml_file(scenario)
+        if not isinstance(data, dict):
+            raise SpecError(f"{scenario}: a scenario must be a mapping (model, cluster, training)")
+        base = _anchor_hf_config(data, scenario.resolve().parent)
+    if from_megatron is not None:
+        from superscale.parallelism.megatron import parse_megatron
+
+        run = parse_megatron(from_megatron, base=base)
+        for warning in run.warnings:
+            err_console.print(f"[yellow]--from-megatron:[/] {escape(warning)}")
+        if run.ignored:
+            err_console.print(
+                f"[yellow]--from-megatron: ignored[/] {escape(' '.join(run.ignored))}"
+            )
+        return dict(run.scenario)
+    if base is None:
+        raise SpecError("search needs a SCENARIO file or --from-megatron 'ARGS'")
+    return base
+
+
+def _anchor_hf_config(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    # A relative hf_config path is relative to the scenario file, as load_scenario reads it.
+    model = data.get("model")
+    if isinstance(model, dict) and isinstance(model.get("hf_config"), str):
+        path = Path(model["hf_config"])
+        if not path.is_absolute():
+            return {**data, "model": {**model, "hf_config": str(folder / path)}}
+    return data
+
+
+@app.command()
+def search(
+    scenario: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Scenario YAML (model, training, and the cluster unless --systems and "
+            "--gpus are given); its parallel section is what the search replaces.",
+            show_default=False,
+        ),
+    ] = None,
+    gpus: Annotated[
+        str | None,
+        typer.Option(
+            help="GPU counts to try: N or A..B (e.g. 256..4096) = the powers of two from A "
+            "to B that are multiples of each system's GPUs per system. Default: the "
+            "scenario cluster's count.",
+            show_default=False,
+        ),
+    ] = None,
+    systems: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated catalog systems to try (e.g. dgx-h100,metax-cube-128). "
+            "Default: the scenario cluster's system.",
+            show_default=False,
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many of the fastest plans to show.")] = 10,
+    workers: Annotated[
+        int, typer.Option(help="Local worker processes (Ray: most batches in flight).")
+    ] = 1,
+    backend: Annotated[
+        str, typer.Option(help="local (processes on this machine) or ray (superscale[ray]).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster address (default: a local Ray instance).", show_default=False
+        ),
+    ] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQLite results store: finished plans are kept, and a rerun (after a crash "
+            "or kill) evaluates only what is missing.",
+            show_default=False,
+        ),
+    ] = None,
+    from_megatron: Annotated[
+        str | None,
+        typer.Option(
+            "--from-megatron",
+            help="A Megatron-LM command line (quoted) giving the model, training and GPU "
+            "count; SCENARIO, if given, fills what it leaves out.",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Plans per unit of work (and per store transaction).")
+    ] = DEFAULT_BATCH_SIZE,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Find the fastest parallel plans that fit: top plans, pruned counts, Pareto front.
+
+    Example: [bold]superscale search examples/llama3-70b-64xh100.yaml[/]
+    or [bold]superscale search SCENARIO.yaml --gpus 256..4096 --systems dgx-h100,metax-cube-128
+    --workers 8 --db sweep.sqlite[/]
+
+    Every valid plan (tp, pp, cp, ep, micro-batch, schedule, ZeRO, recomputation, sequence
+    parallelism) is enumerated for each cluster; invalid ones are pruned and counted by
+    reason, the rest are costed with the analytical engine, and the fastest that fit are
+    re-simulated with the event engine (both step times shown). The Pareto front lists the
+    best throughput per GPU count where it still improves. With --json: candidates,
+    pruned, evaluated, evaluated_now, reused, top, pareto, wall_s, plans_per_s.
+    """
+    if backend not in BACKENDS:
+        raise SpecError(f"--backend: unknown backend '{backend}' (allowed: {', '.join(BACKENDS)})")
+    base = _load_base(scenario, from_megatron)
+    system_names = None if systems is None else [s for s in systems.split(",") if s.strip()]
+    if systems is not None and not system_names:
+        raise SpecError("--systems: no system named")
+    with _progress_bar(not json_out) as progress:
+        result = run_search(
+            base,
+            gpus=gpus,
+            systems=system_names,
+            top=top,
+            workers=workers,
+            backend=backend,
+            address=address,
+            db=db,
+            batch_size=batch_size,
+            progress=progress,
+        )
+    if json_out:
+        print_json(result.to_json())
+        return
+    _print_search(result)
+
+
+@app.command()
+def results(
+    db: Annotated[
+        Path,
+        typer.Argument(help="SQLite results store written by search --db.", show_default=False),
+    ],
+    top: Annotated[int, typer.Option(help="How many of the fastest plans to show.")] = 10,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Show the fastest plans that fit from a sweep's results store.
+
+    Example: [bold]superscale results sweep.sqlite --top 10[/]
+    """
+    if top < 1:
+        raise SpecError(f"--top must be >= 1, got {top}")
+    with ResultsStore(db, create=False) as store:
+        count, fitting = store.count(), store.count(fits_only=True)
+        best = store.top(top)
+        scenario = store.meta("scenario")
+    model = None
+    if scenario:
+        model = json.loads(scenario).get("model")
+    if json_out:
+        print_json({"db": str(db), "model": model, "records": count, "fits": fitting, "top": best})
+        return
+    name = model if isinstance(model, str) else (model or {}).get("name", "inline model")
+    console.print(
+        f"[bold]{escape(str(db))}[/]: {escape(str(name))}, {count:,} plans stored, {fitting:,} fit"
+    )
+    if best:
+        print_table(_top_table(best, title=f"top {len(best)} plans that fit", refined=False))
+
+
+def _plan_text(record: dict[str, Any]) -> str:
+    p = record["parallel"]
+    gpus = record.get("gpus")
+    dp = gpus // (p["tp"] * p["pp"] * p["cp"]) if gpus else "?"
+    schedule = p["schedule"]
+    if p.get("virtual_stages", 1) > 1:
+        schedule += f"×{p['virtual_stages']}"
+    text = (
+        f"tp{p['tp']} pp{p['pp']} cp{p['cp']} ep{p['ep']} dp{dp} mb{p['micro_batch']} "
+        f"{schedule} zero{p['zero']} rc:{p['recompute']}"
+    )
+    return text + (" sp" if p.get("sequence_parallel") else "")
+
+
+def _top_table(rows: list[dict[str, Any]], *, title: str, refined: bool) -> Table:
+    table = Table(title=title)
+    for col, right in (
+        ("#", True),
+        ("cluster", False),
+        ("GPUs", True),
+        ("plan", False),
+        ("step (analytical)", True),
+        *((("step (event)", True),) if refined else ()),
+        ("tokens/s", True),
+        ("per GPU", True),
+        ("MFU", True),
+        ("GiB/GPU", True),
+    ):
+        table.add_column(col, justify="right" if right else "left")
+    for i, r in enumerate(rows, 1):
+        cells = [
+            str(i),
+            escape(r["cluster"]),
+            f"{r['gpus']:,}",
+            _plan_text(r),
+            f"{r['step_time_s']:.4g} s",
+        ]
+        tokens, mfu = r["tokens_per_s"], r["mfu"]
+        if refined:
+            event = r["event"]
+            if event["step_time_s"] is None:
+                cells.append(f"[red]{escape(str(event['error']))[:40]}[/]")
+            else:
+                cells.append(f"{event['step_time_s']:.4g} s")
+                tokens, mfu = event["tokens_per_s"], event["mfu"]
+        cells += [
+            f"{tokens:,.0f}",
+            f"{tokens / r['gpus']:,.0f}",
+            f"{100 * mfu:.1f}%",
+            f"{r['peak_gib_per_gpu']:.1f}",
+        ]
+        table.add_row(*cells)
+    return table
+
+
+def _print_search(result: SearchResult) -> None:
+    pruned = sum(result.pruned.values())
+    reused = f", {result.reused:,} from the store" if result.reused else ""
+    console.print(
+        f"searched [bold]{', '.join(result.clusters)}[/]: {result.candidates:,} valid plans, "
+        f"{result.evaluated_now:,} costed now{reused} in {result.sweep_s:.1f} s "
+        f"({result.plans_per_s:,.0f} plans/s); {result.fits:,} fit; {pruned:,} pruned",
+        soft_wrap=True,
+    )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    if result.top:
+        title = f"top {len(result.top)} plans that fit (ranked by the event engine)"
+        print_table(_top_table(list(result.top), title=title, refined=True))
+        console.print("[bold]where each group lands[/]")
+        for i, r in enumerate(result.top, 1):
+            groups = r.get("groups") or {}
+            text = "; ".join(f"{k}={g['size']} {g['where']}" for k, g in groups.items())
+            console.print(f"  #{i} {escape(text) or 'one GPU: no groups'}", soft_wrap=True)
+    else:
+        console.print("[bold red]no plan fits[/]")
+    if result.pruned:
+        table = Table(title="pruned plans by reason")
+        table.add_column("reason")
+        table.add_column("plans", justify="right")
+        for reason, n in result.pruned.items():
+            table.add_row(escape(reason), f"{n:,}")
+        print_table(table)
+    if result.pareto:
+        table = Table(title="Pareto front: throughput against GPU count")
+        for col in ("GPUs", "tokens/s", "per GPU", "MFU", "cluster", "plan"):
+            table.add_column(col, justify="left" if col in {"cluster", "plan"} else "right")
+        for p in result.pareto:
+            table.add_row(
+                f"{p['gpus']:,}",
+                f"{p['tokens_per_s']:,.0f}",
+                f"{p['tokens_per_s_per_gpu']:,.0f}",
+                f"{100 * p['mfu']:.1f}%",
+                escape(p["cluster"]),
+                _plan_text(p),
+            )
+        print_table(table)

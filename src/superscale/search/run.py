@@ -1,0 +1,352 @@
+"""A whole plan search: clusters → candidates → sweep → top-k refined → Pareto front.
+
+The clusters are the scenario's own, or each of `systems` at each power-of-two GPU count
+of a range that is a multiple of the system's GPUs. Candidates are enumerated with the
+pruning rules of `space.py`, evaluated with the analytical engine (`executors.run_sweep`,
+optionally into a resumable `ResultsStore`), and the k fastest plans that fit are
+re-simulated with the event engine and re-ranked by it (both figures are reported). The
+Pareto front keeps, for each GPU count, the fastest fitting plan, and only the counts where
+throughput still improves on every smaller count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from superscale.errors import SpecError
+from superscale.hardware.catalog import clusters as cluster_catalog
+from superscale.hardware.catalog import systems as system_catalog
+from superscale.hardware.spec import Cluster, ScaleOut, System
+from superscale.parallelism.plan import resolve
+from superscale.scenario import load_scenario
+from superscale.search import evaluate as _evaluate
+from superscale.search.evaluate import cluster_label, evaluate_one
+from superscale.search.executors import (
+    DEFAULT_BATCH_SIZE,
+    Evaluator,
+    Progress,
+    plan_keys,
+    run_sweep,
+)
+from superscale.search.space import Limits, enumerate_plans
+from superscale.search.store import ResultsStore, scenario_key
+from superscale.spec import spec_error_from
+
+DOES_NOT_FIT = "does not fit memory"
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?$")
+_REASON_WORDS = 6
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchResult:
+    """What a search found, and what it cost.
+
+    `evaluated` counts every record of this search (stored ones included); `evaluated_now`
+    the plans costed by this run and `reused` those read back from the results store.
+    `plans_per_s` is `evaluated_now` over the sweep's wall time.
+    """
+
+    clusters: tuple[str, ...]
+    candidates: int
+    pruned: dict[str, int]
+    evaluated: int
+    evaluated_now: int
+    reused: int
+    fits: int
+    top: tuple[dict[str, Any], ...]
+    pareto: tuple[dict[str, Any], ...]
+    wall_s: float
+    sweep_s: float
+    plans_per_s: float
+    notes: tuple[str, ...] = ()
+    db: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["clusters"] = list(self.clusters)
+        data["top"] = list(self.top)
+        data["pareto"] = list(self.pareto)
+        data["notes"] = list(self.notes)
+        return data
+
+
+def parse_gpu_range(text: str) -> tuple[int, int]:
+    """`"256..4096"` → (256, 4096); `"512"` → (512, 512).
+
+    Raises:
+        SpecError: not `N` or `A..B` with 1 <= A <= B.
+    """
+    match = _RANGE.match(text)
+    if not match:
+        raise SpecError(f"--gpus: expected N or A..B (e.g. 256..4096), got '{text}'")
+    lo = int(match.group(1))
+    hi = int(match.group(2) or lo)
+    if lo < 1 or hi < lo:
+        raise SpecError(f"--gpus: expected 1 <= A <= B in A..B, got '{text}'")
+    return lo, hi
+
+
+def _powers_of_two_between(lo: int, hi: int) -> list[int]:
+    out, x = [], 1
+    while x <= hi:
+        if x >= lo:
+            out.append(x)
+        x *= 2
+    return out
+
+
+def _scenario_cluster(base: dict[str, Any]) -> Cluster | None:
+    value = base.get("cluster")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return cluster_catalog().get(value)
+    try:
+        return Cluster.model_validate(value)
+    except ValidationError as exc:
+        raise spec_error_from(exc, prefix="cluster") from None
+
+
+def build_clusters(
+    base: dict[str, Any],
+    *,
+    gpus: str | None = None,
+    systems: Sequence[str] | None = None,
+) -> tuple[list[Cluster], list[str]]:
+    """The clusters to search, and notes on systems the GPU range could not use.
+
+    Args:
+        base: the scenario mapping; its cluster is the default, and its scale-out network
+            settings carry over (the NIC type only to the same system).
+        gpus: `N` or `A..B`: powers of two in the range that are multiples of each
+            system's GPUs (None: the scenario cluster's GPU count).
+        systems: catalog system names (None: the scenario cluster's system).
+
+    Raises:
+        SpecError: no cluster to search, an unknown system, a bad range, or no usable count.
+    """
+    own = _scenario_cluster(base)
+    chosen: list[System] = []
+    if own is None and (gpus is None or not systems):
+        raise SpecError("a search needs the scenario's cluster section, or --systems and --gpus")
+    if systems:
+        chosen = [system_catalog().get(name.strip()) for name in systems if name.strip()]
+    elif own is not None:
+        if gpus is None:
+            return [own], []
+        chosen = [own.system]
+    if not chosen:
+        raise SpecError("--systems: no system named")
+    if gpus is not None:
+        lo, hi = parse_gpu_range(gpus)
+        counts = _powers_of_two_between(lo, hi)
+        where = f"--gpus {gpus}"
+    else:
+        assert own is not None
+        counts = [own.gpus]
+        where = f"the scenario's {own.gpus} GPUs"
+    out: list[Cluster] = []
+    notes: list[str] = []
+    for system in {s.name: s for s in chosen}.values():
+        usable = [n for n in counts if n % system.gpus == 0]
+        if not usable:
+            notes.append(
+                f"{system.name}: no GPU count in {where} is a power-of-two multiple of its "
+                f"{system.gpus} GPUs; skipped"
+            )
+            continue
+        scale_out = ScaleOut()
+        if own is not None:
+            scale_out = own.scale_out
+            if system.name != own.system.name:
+                scale_out = scale_out.model_copy(update={"network": None})
+        out.extend(
+            Cluster(system=system, count=n // system.gpus, scale_out=scale_out) for n in usable
+        )
+    if not out:
+        raise SpecError("; ".join(notes))
+    return out, notes
+
+
+def prune_reason(record: dict[str, Any]) -> str | None:
+    """Why an evaluated plan drops out: its error's first words, or not fitting memory."""
+    error = record.get("error")
+    if error:
+        words = str(error).split("\n", 1)[0].split()[:_REASON_WORDS]
+        return " ".join(words).rstrip(":,;.")
+    if not record.get("fits"):
+        return DOES_NOT_FIT
+    return None
+
+
+def pareto_front(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The fastest fitting plan per GPU count, keeping counts where throughput improves."""
+    best: dict[int, dict[str, Any]] = {}
+    for r in records:
+        if not r.get("fits") or r.get("tokens_per_s") is None or r.get("gpus") is None:
+            continue
+        held = best.get(r["gpus"])
+        if held is None or _rank(r) < _rank(held):
+            best[r["gpus"]] = r
+    front: list[dict[str, Any]] = []
+    for n in sorted(best):
+        r = best[n]
+        if front and r["tokens_per_s"] <= front[-1]["tokens_per_s"]:
+            continue
+        front.append(
+            {
+                "gpus": n,
+                "tokens_per_s": r["tokens_per_s"],
+                "tokens_per_s_per_gpu": r["tokens_per_s_per_gpu"],
+                "step_time_s": r["step_time_s"],
+                "mfu": r["mfu"],
+                "cluster": r["cluster"],
+                "parallel": r["parallel"],
+                "key": r["key"],
+            }
+        )
+    return front
+
+
+def _rank(r: dict[str, Any]) -> tuple[float, float, str]:
+    step = r.get("step_time_s")
+    return (-float(r["tokens_per_s"]), float("inf") if step is None else step, str(r["key"]))
+
+
+def placement(candidate: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Where each parallel group of more than one GPU lands (`GroupPlacement.describe`)."""
+    scenario = load_scenario(candidate)
+    plan = resolve(scenario)
+    out: dict[str, dict[str, Any]] = {}
+    for kind, group in plan.groups.items():
+        if group.size <= 1 or (kind == "edp" and plan.ep == 1):
+            continue
+        out[kind] = {
+            "size": group.size,
+            "level": group.level,
+            "where": group.describe(scenario.cluster),
+        }
+    return out
+
+
+def refine(record: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:
+    """A top record with the event engine's figures and its groups' placement added."""
+    event = evaluate_one(candidate, engine="event")
+    return {
+        **record,
+        "event": {
+            "step_time_s": event["step_time_s"],
+            "tokens_per_s": event["tokens_per_s"],
+            "mfu": event["mfu"],
+            "fits": event["fits"],
+            "error": event["error"],
+        },
+        "groups": placement(candidate),
+    }
+
+
+def _refined_rank(r: dict[str, Any]) -> tuple[float, float, float, str]:
+    event = r["event"]["tokens_per_s"]
+    return (float("inf") if event is None else -float(event), *_rank(r))
+
+
+def run_search(
+    base: dict[str, Any],
+    *,
+    gpus: str | None = None,
+    systems: Sequence[str] | None = None,
+    top: int = 10,
+    workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    db: str | Path | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    refine_top: bool = True,
+    limits: Limits | None = None,
+    evaluate: Evaluator | None = None,
+    progress: Progress | None = None,
+) -> SearchResult:
+    """Find the fastest plans that fit for a scenario (see the module docstring).
+
+    Args:
+        base: scenario mapping (model, training, optionally cluster; its parallel section
+            is replaced by the search).
+        gpus, systems: the clusters to search (`build_clusters`).
+        top: how many of the fastest fitting plans to report and refine.
+        workers, backend, address, batch_size, progress: as `run_sweep`.
+        db: results store path (created if missing; refused if it holds another scenario).
+        refine_top: re-simulate the top plans with the event engine.
+        limits: bounds of the enumeration.
+        evaluate: batch evaluator (default `evaluate.evaluate_batch`).
+
+    Returns:
+        A `SearchResult`; times in seconds.
+
+    Raises:
+        SpecError: bad input (see `build_clusters`, `run_sweep`, `ResultsStore`).
+    """
+    start = time.perf_counter()
+    if top < 1:
+        raise SpecError(f"--top must be >= 1, got {top}")
+    cluster_list, notes = build_clusters(base, gpus=gpus, systems=systems)
+    enumeration = enumerate_plans(base, clusters=cluster_list, limits=limits)
+    candidates = enumeration.candidates
+    by_key = dict(zip(plan_keys(candidates), candidates, strict=True))
+    store = None
+    if db is not None:
+        store = ResultsStore(db, scenario_key=scenario_key(base))
+        if store.meta("scenario") is None:
+            shown = {k: v for k, v in base.items() if k not in {"cluster", "parallel"}}
+            store.set_meta("scenario", json.dumps(shown, sort_keys=True, default=str))
+    try:
+        reused = 0 if store is None else len(by_key) - len(store.missing(by_key))
+        sweep_start = time.perf_counter()
+        records = run_sweep(
+            candidates,
+            evaluate=evaluate or _evaluate.evaluate_batch,
+            workers=workers,
+            backend=backend,
+            address=address,
+            store=store,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        sweep_s = time.perf_counter() - sweep_start
+    finally:
+        if store is not None:
+            store.close()
+    pruned: Counter[str] = Counter({k: v for k, v in enumeration.pruned.items() if v})
+    for r in records:
+        reason = prune_reason(r)
+        if reason is not None:
+            pruned[reason] += 1
+    fitting = sorted((r for r in records if prune_reason(r) is None), key=_rank)
+    best = fitting[:top]
+    if refine_top:
+        best = sorted((refine(r, by_key[r["key"]]) for r in best), key=_refined_rank)
+    evaluated_now = len(by_key) - reused
+    return SearchResult(
+        clusters=tuple(cluster_label({"cluster": c.model_dump(mode="json")}) for c in cluster_list),
+        candidates=len(candidates),
+        pruned=dict(pruned.most_common()),
+        evaluated=len(records),
+        evaluated_now=evaluated_now,
+        reused=reused,
+        fits=len(fitting),
+        top=tuple(best),
+        pareto=tuple(pareto_front(records)),
+        wall_s=time.perf_counter() - start,
+        sweep_s=sweep_s,
+        plans_per_s=evaluated_now / sweep_s if sweep_s > 0 else 0.0,
+        notes=tuple(notes),
+        db=None if db is None else str(db),
+    )

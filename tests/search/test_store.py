@@ -1,0 +1,69 @@
+"""The results store: round trip, resume by missing keys, refusal of another scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from superscale.errors import SpecError
+from superscale.search.store import ResultsStore, scenario_key
+
+
+def _record(i: int, *, fits: bool = True) -> dict[str, Any]:
+    return {
+        "key": f"k{i:03d}",
+        "cluster": "1x dgx-h100",
+        "gpus": 8,
+        "parallel": {"tp": 1, "pp": 1},
+        "step_time_s": 1.0 / (i + 1),
+        "tokens_per_s": 1000.0 * (i + 1),
+        "tokens_per_s_per_gpu": 125.0 * (i + 1),
+        "mfu": 0.01 * i,
+        "peak_gib_per_gpu": 10.0,
+        "fits": fits,
+        "error": None if fits else "does not fit in memory",
+    }
+
+
+def test_round_trip_top_and_missing(tmp_path: Path) -> None:
+    records = [_record(i, fits=i % 3 != 0) for i in range(10)]
+    with ResultsStore(tmp_path / "s.sqlite", scenario_key="a") as store:
+        store.add(records[:6])
+        store.add(records[6:])
+        store.add(records[:2])  # re-adding a key replaces it, never duplicates
+        assert store.count() == 10
+        assert store.count(fits_only=True) == 6
+        assert store.missing(["k001", "k009", "new", "new"]) == {"new"}
+        assert store.records() == sorted(records, key=lambda r: r["key"])
+        assert store.get(["k004", "k002", "zzz"]) == [records[2], records[4]]
+        top = store.top(3)
+        assert [r["key"] for r in top] == ["k008", "k007", "k005"]  # k009 and k006 do not fit
+        assert [r["key"] for r in store.top(2, fits_only=False)] == ["k009", "k008"]
+    # Reopened: everything is still there (each add was committed).
+    with ResultsStore(tmp_path / "s.sqlite", scenario_key="a") as store:
+        assert store.count() == 10
+
+
+def test_other_scenario_is_refused(tmp_path: Path) -> None:
+    base = {"model": "llama3-8b", "training": {"seq_len": 4096, "global_batch": 8}}
+    other = {**base, "training": {"seq_len": 8192, "global_batch": 8}}
+    # The cluster and plan are what a search varies: they do not change the key.
+    assert scenario_key(base) == scenario_key({**base, "cluster": "x", "parallel": {"tp": 2}})
+    path = tmp_path / "s.sqlite"
+    ResultsStore(path, scenario_key=scenario_key(base)).close()
+    with pytest.raises(SpecError, match="different scenario"):
+        ResultsStore(path, scenario_key=scenario_key(other))
+    ResultsStore(path).close()  # no key given (e.g. `superscale results`): no check
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database, just some bytes " * 50)
+    with pytest.raises(SpecError, match="not a superscale results database"):
+        ResultsStore(junk)
+    with pytest.raises(SpecError, match="no such results database"):
+        ResultsStore(tmp_path / "missing.sqlite", create=False)
+    with pytest.raises(SpecError):
+        ResultsStore(tmp_path)  # a directory

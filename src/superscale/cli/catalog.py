@@ -15,13 +15,11 @@ from typing import Annotated, Any
 import typer
 from pydantic import BaseModel
 from rich import box
-from rich.console import Console
 from rich.markup import escape
-from rich.measure import Measurement
 from rich.table import Table
 
 from superscale.catalog import Catalog
-from superscale.cli.app import app, console, print_json
+from superscale.cli.app import app, console, print_json, print_table
 from superscale.errors import SpecError, unknown_name_message
 from superscale.hardware import catalog as hardware_catalog
 from superscale.hardware.profile import efficiency_source
@@ -174,7 +172,7 @@ def _show_one(kind: str, entry: Any) -> None:
     for key, unit, value in _field_rows(entry):
         mark = "*" if (key in estimated or key.split(".")[0] in estimated) else ""
         table.add_row(escape(key), escape(_fmt(value)), unit, f"[yellow]{mark}[/]")
-    _emit(table)
+    print_table(table)
     derived = _derived(entry)
     if isinstance(entry, ModelSpec):
         line = f"params {_billions(entry.params)} B"
@@ -192,16 +190,6 @@ def _show_one(kind: str, entry: Any) -> None:
         which = "all figures" if all_estimated else "fields marked *"
         reason = getattr(entry, "estimate_reason", None) or ""
         console.print(f"[yellow]estimate[/] ({which}) {escape(reason)}")
-
-
-def _emit(table: Table) -> None:
-    """Print a table; when piped (not a terminal), at its natural width so no cell wraps."""
-    if console.is_terminal:
-        console.print(table)
-        return
-    natural = Measurement.get(console, console.options.update_width(1000), table).maximum
-    wide = Console(file=console.file, width=max(console.width, natural), highlight=False)
-    wide.print(table)
 
 
 def _table(title: str, headers: tuple[str, ...], *, text: frozenset[str]) -> Table:
@@ -391,7 +379,7 @@ def catalog_command(
         for plural, names in counts.items():
             sample = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
             table.add_row(plural, str(len(names)), sample)
-        _emit(table)
+        print_table(table)
         console.print("list one catalog:         [bold]superscale catalog chips[/]")
         console.print("every field of one entry: [bold]superscale show h100-sxm[/]")
         return
@@ -401,7 +389,7 @@ def catalog_command(
     if as_json:
         print_json([entry.model_dump(mode="json") for entry in entries])
         return
-    _emit(_TABLES[kind](entries))
+    print_table(_TABLES[kind](entries))
 
 
 @app.command("show")
@@ -529,7 +517,7 @@ def _print_check(path: str, scenario: Scenario, plan: Plan) -> None:
             where = escape(g.describe(cl))
         label = f"{kind} ({_GROUP_NAMES[kind]})" if kind in _GROUP_NAMES else kind
         table.add_row(label, str(g.size), where)
-    _emit(table)
+    print_table(table)
     for warning in plan.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
     console.print(

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import numpy as np
 
+from superscale.registry import Registry
 from superscale.topology.graph import IntArray, Topology
 
 COLLECTIVES = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all", "send_recv")
@@ -60,25 +61,13 @@ class Algorithm(Protocol):
     def cost(self, collective: str, groups: IntArray, topo: Topology) -> LinearCost | None: ...
 
 
-_REGISTRY: dict[str, Algorithm] = {}
-A = TypeVar("A")
-
-
-def register(name: str) -> Callable[[type[A]], type[A]]:
-    """Class decorator adding an algorithm to the registry under `name`."""
-
-    def wrap(cls: type[A]) -> type[A]:
-        instance = cls()
-        instance.name = name  # type: ignore[attr-defined]
-        _REGISTRY[name] = instance  # type: ignore[assignment]
-        return cls
-
-    return wrap
+_REGISTRY: Registry[Algorithm] = Registry()
+register = _REGISTRY.register
 
 
 def algorithms() -> dict[str, Algorithm]:
     """Registered algorithms by name (importing the package registers the built-ins)."""
-    return dict(_REGISTRY)
+    return _REGISTRY.all()
 
 
 # ---- shared flow patterns ----------------------------------------------------------

@@ -11,9 +11,10 @@ Adding a schedule = one module implementing `Schedule` plus `@register("name")`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, Protocol
+
+from superscale.registry import Registry
 
 Kind = Literal["F", "B", "W"]
 
@@ -42,22 +43,13 @@ class Schedule(Protocol):
     def tasks(self, shape: Shape, rank: int) -> list[Task]: ...
 
 
-_REGISTRY: dict[str, Schedule] = {}
-S = TypeVar("S")
-
-
-def register(name: str) -> Callable[[type[S]], type[S]]:
-    def wrap(cls: type[S]) -> type[S]:
-        instance = cls()
-        instance.name = name  # type: ignore[attr-defined]
-        _REGISTRY[name] = instance  # type: ignore[assignment]
-        return cls
-
-    return wrap
+_REGISTRY: Registry[Schedule] = Registry()
+register = _REGISTRY.register
 
 
 def schedules() -> dict[str, Schedule]:
-    return dict(_REGISTRY)
+    """Registered schedules by name (importing the package registers the built-ins)."""
+    return _REGISTRY.all()
 
 
 def one_f_one_b(m: int, p: int, rank: int, *, warmup: int | None = None) -> list[tuple[str, int]]:

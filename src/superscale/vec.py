@@ -51,3 +51,16 @@ def as_float(x: Num) -> Num:
 
 def any_nonzero(x: Num) -> bool:
     return bool(np.any(x != 0)) if is_array(x) else bool(x)
+
+
+def lookup(table: dict[Any, float], key: Any) -> Num:
+    """table[key] for one key, or for each key of an array."""
+    if not isinstance(key, np.ndarray):
+        return table[key]
+    values, inverse = np.unique(key, return_inverse=True)
+    return np.array([table[v] for v in values.tolist()])[inverse].reshape(key.shape)
+
+
+def equals(value: Any, target: Any) -> Any:
+    """value == target, elementwise for arrays (strings included)."""
+    return value == target if is_array(value) else bool(value == target)

@@ -156,12 +156,13 @@ def resolve(scenario: Scenario) -> Plan:
 
 
 def batch_plan(
-    scenario: Scenario, *, pp: int, virtual_stages: int, schedule: str, fields: dict[str, Any]
+    scenario: Scenario, *, pp: int, virtual_stages: int, schedule: Any, fields: dict[str, Any]
 ) -> Plan:
     """A plan whose per-plan fields are numpy arrays (one entry per plan of a batch).
 
     `fields` holds arrays tp, cp, ep, micro_batch, zero, recompute (strings) and
-    sequence_parallel (booleans); pp, virtual stages and schedule are shared. Groups carry
+    sequence_parallel (booleans); pp and virtual stages are shared, and `schedule` is a
+    name or an array of names (schedules that lower alike share a batch). Groups carry
     only their sizes and strides (`GroupShape`), all a collective's cost needs; plans must
     already be valid (search.space builds them so).
     """

@@ -128,12 +128,8 @@ def evaluate_batch(
         ids = tuple([id(v) for k, v in c.items() if k != "parallel"])
         if ids not in digests:
             digests[ids] = _digest({k: v for k, v in c.items() if k != "parallel"})
-        pipe = (
-            par["pp"],
-            par.get("virtual_stages", 1),
-            par.get("schedule", "1f1b"),
-            par.get("flash_attention", True),
-        )
+        # schedules with the same pipeline shape lower alike: one batch, schedule an array
+        pipe = (par["pp"], par.get("virtual_stages", 1), par.get("flash_attention", True))
         groups.setdefault((digests[ids], *pipe), []).append(i)
     models = _COMM_MODELS
     for (digest, *_), members in groups.items():
@@ -158,7 +154,7 @@ class _ModelCache(dict[str, CommModel]):
 
 _COMM_MODELS = _ModelCache()
 
-_FIELDS = ("tp", "cp", "ep", "micro_batch", "zero", "recompute", "sequence_parallel")
+_FIELDS = ("tp", "cp", "ep", "micro_batch", "zero", "recompute", "sequence_parallel", "schedule")
 _DEFAULTS = {
     "tp": 1,
     "cp": 1,
@@ -167,6 +163,7 @@ _DEFAULTS = {
     "zero": 1,
     "recompute": "none",
     "sequence_parallel": True,
+    "schedule": "1f1b",
 }
 
 
@@ -187,13 +184,9 @@ def _evaluate_group(
     cluster_key = json.dumps(first["cluster"], sort_keys=True, default=str)
     comm = models.get(cluster_key) or models.setdefault(cluster_key, CommModel(scenario.cluster))
     par = first["parallel"]
-    shape = {
-        "pp": par["pp"],
-        "virtual_stages": par.get("virtual_stages", 1),
-        "schedule": par.get("schedule", "1f1b"),
-    }
+    shape = {"pp": par["pp"], "virtual_stages": par.get("virtual_stages", 1)}
     fields = {k: np.array([c["parallel"].get(k, _DEFAULTS[k]) for c in group]) for k in _FIELDS}
-    plan = batch_plan(scenario, fields=fields, **shape)
+    plan = batch_plan(scenario, schedule=fields["schedule"], fields=fields, **shape)
     memory = estimate_memory(scenario, plan, lower(scenario, plan, virtual=False))
     peak = np.broadcast_to(memory.peak_bytes, (len(group),))
     fits = peak <= scenario.cluster.chip.hbm_bytes
@@ -202,7 +195,7 @@ def _evaluate_group(
     model_flops = np.full(len(group), np.nan)
     if keep.any():
         sub = {k: v[keep] for k, v in fields.items()}
-        sub_plan = batch_plan(scenario, fields=sub, **shape)
+        sub_plan = batch_plan(scenario, schedule=sub["schedule"], fields=sub, **shape)
         step = estimate_step(
             lower(scenario, sub_plan, virtual=False),
             sub_plan,

@@ -42,6 +42,7 @@ ASYNC_P2P = frozenset({"dualpipe"})
 OVERLAP_RESIDUAL = 0.15  # share of an overlapped collective still exposed
 DP_OVERLAP_WINDOW = 0.9  # share of the last backward (first forward) a bucketed reduce hides in
 SCHEDULE_BUBBLE = {"1f1b": 1.0, "interleaved": 1.0, "gpipe": 1.0, "zb-h1": 1 / 3, "dualpipe": 0.5}
+_ASYNC = {name: float(name in ASYNC_P2P) for name in SCHEDULE_BUBBLE}
 COMM_GROUPS = ("tp", "cp", "ep", "pp")
 
 
@@ -121,7 +122,10 @@ def _pass_time(
     exposed["cp"] = comm["cp"] - overlappable["cp"] + _hidden(overlappable["cp"], attention)
     if "dp" in comm:  # prefetched layer by layer behind the pass's compute
         exposed["dp"] = comm["dp"] - overlappable["dp"] + _hidden(overlappable["dp"], compute)
-    if plan.schedule in ASYNC_P2P:  # sends run beside the other direction's work
+    overlapped = vec.lookup(_ASYNC, plan.schedule)  # sends beside the other direction's work
+    if vec.is_array(overlapped):
+        exposed["pp"] = np.where(overlapped > 0, _hidden(comm["pp"], compute), comm["pp"])
+    elif overlapped:
         exposed["pp"] = _hidden(comm["pp"], compute)
     return PassTime(
         compute_s=compute, gemm_s=gemm, attention_s=attention, comm_s=comm, exposed_s=exposed
@@ -190,7 +194,7 @@ def estimate_step(
     times = [s.micro_batch_s for s in stages]
     crit = _argmax(times)
     t_crit = _pick(times, crit)
-    beta = SCHEDULE_BUBBLE[plan.schedule] / plan.virtual_stages
+    beta = vec.lookup(SCHEDULE_BUBBLE, plan.schedule) / plan.virtual_stages
     pipeline = m * t_crit + beta * (sum(times) - t_crit)
 
     window = DP_OVERLAP_WINDOW if plan.dp_comm_overlap else 0.0

@@ -108,14 +108,24 @@ def layer_activation_bytes(
 def _in_flight(plan: Plan, stage: int) -> float:
     """Micro-batches whose activations a stage holds at once."""
     p, m, v = plan.pp, plan.micro_batches, plan.virtual_stages
-    if plan.schedule == "gpipe":
-        return vec.as_float(m)
-    if plan.schedule == "dualpipe":
-        return vec.as_float(vec.minimum(m, p + 1))
+    schedule = plan.schedule
+    if not vec.is_array(schedule):
+        if schedule == "gpipe":
+            return vec.as_float(m)
+        if schedule == "dualpipe":
+            return vec.as_float(vec.minimum(m, p + 1))
     depth = p - stage
     if v > 1:
-        return vec.minimum(vec.as_float(m), depth + (p - 1) / v)
-    return vec.as_float(vec.minimum(m, depth))
+        usual = vec.minimum(vec.as_float(m), depth + (p - 1) / v)
+    else:
+        usual = vec.as_float(vec.minimum(m, depth))
+    if not vec.is_array(schedule):
+        return usual
+    # a batch mixing schedules (same pipeline shape)
+    dual = vec.as_float(vec.minimum(m, p + 1))
+    return np.where(
+        schedule == "gpipe", vec.as_float(m), np.where(schedule == "dualpipe", dual, usual)
+    )
 
 
 def _stage_activation_bytes(
@@ -162,7 +172,7 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
     )
     dp_shard = plan.dp * plan.cp
     edp_shard = plan.groups["edp"].size
-    copies = 2 if plan.schedule == "dualpipe" else 1  # DualPipe keeps two model copies
+    copies = vec.where(vec.equals(plan.schedule, "dualpipe"), 2, 1)  # DualPipe: two copies
     per_stage: list[Memory] = []
     for stage in program.stages:
         dense, expert = stage.dense_params * copies, stage.expert_params * copies

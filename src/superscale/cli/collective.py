@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from superscale.cli import plot
 from superscale.cli.app import app, console, print_json, print_table
 from superscale.collectives import BUS_FACTOR, COLLECTIVES, CommModel
 from superscale.errors import SpecError
@@ -181,13 +182,7 @@ def _print(result: dict[str, Any]) -> None:
 
 
 def _plot(result: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SpecError("--plot needs matplotlib: pip install 'superscale[plot]'") from None
+    plt = plot.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     sizes = [r["size_bytes"] for r in result["rows"]]
     for name in result["algorithms"]:
@@ -204,10 +199,4 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{result['op']} on {result['gpus']} GPUs of {result['cluster']}")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=120)
-    except OSError as exc:
-        raise SpecError(f"--plot: cannot write {path}: {exc.strerror}") from None
-    finally:
-        plt.close(fig)
+    plot.save(fig, path, dpi=120)

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Table
 
+from superscale.cli import plot
 from superscale.cli.app import app, console, print_json
 from superscale.errors import SpecError
 from superscale.facility.comparison import Entry, parse_clusters
@@ -179,14 +180,7 @@ def _print_table(columns: list[dict[str, Any]]) -> None:
 
 
 def _plot(columns: list[dict[str, Any]], path: Path) -> None:
-    try:
-        import matplotlib
-    except ImportError:
-        raise SpecError(
-            "--plot needs matplotlib: pip install 'superscale[plot]' (or matplotlib)"
-        ) from None
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plot.pyplot()
 
     rows = {label: (get, fmt) for label, get, fmt in _ROWS}
     ok = [c for c in columns if c["result"] is not None]
@@ -200,13 +194,7 @@ def _plot(columns: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(label, fontsize=9)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
-    try:
-        fig.savefig(path, dpi=110)
-    except OSError as exc:
-        raise SpecError(f"--plot: cannot write {path}: {exc.strerror}") from None
-    finally:
-        plt.close(fig)
+    plot.save(fig, path, dpi=110)
 
 
 @app.command()

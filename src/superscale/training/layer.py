@@ -185,40 +185,21 @@ def layer_comm_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[Op]:
     h, tok = model.hidden, sh.tokens
     full_hidden = ACT_BYTES * tok * h  # the TP group's whole activation tensor
     sp = sh.sequence_parallel
+    tp_collectives = (  # (collective, applies): SP splits the all-reduce in two
+        ("all_gather", sp),
+        ("reduce_scatter", sp),
+        ("all_reduce", vec.where(sp, False, True)),
+    )
     for block in ("attn", "mlp"):
-        ops += gated(
-            CommOp(
-                name=f"{block}_all_gather",
+        for collective, applies in tp_collectives:
+            op = CommOp(
+                name=f"{block}_{collective}",
                 group="tp",
-                collective="all_gather",
+                collective=collective,
                 payload_bytes=full_hidden,
                 overlappable=True,
-            ),
-            sp,
-            sh.tp > 1,
-        )
-        ops += gated(
-            CommOp(
-                name=f"{block}_reduce_scatter",
-                group="tp",
-                collective="reduce_scatter",
-                payload_bytes=full_hidden,
-                overlappable=True,
-            ),
-            sp,
-            sh.tp > 1,
-        )
-        ops += gated(
-            CommOp(
-                name=f"{block}_all_reduce",
-                group="tp",
-                collective="all_reduce",
-                payload_bytes=full_hidden,
-                overlappable=True,
-            ),
-            vec.where(sp, False, True),
-            sh.tp > 1,
-        )
+            )
+            ops += gated(op, applies, sh.tp > 1)
     kv_all = ACT_BYTES * sh.micro_batch * sh.seq_len * _kv_width(model, sh.tp)
     ops += gated(
         CommOp(

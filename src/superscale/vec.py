@@ -57,8 +57,16 @@ def lookup(table: dict[Any, float], key: Any) -> Num:
     """table[key] for one key, or for each key of an array."""
     if not isinstance(key, np.ndarray):
         return table[key]
-    values, inverse = np.unique(key, return_inverse=True)
-    return np.array([table[v] for v in values.tolist()])[inverse].reshape(key.shape)
+    # a few table entries against many keys: compare per entry rather than sort the keys
+    out = np.empty(key.shape)
+    found = np.zeros(key.shape, dtype=bool)
+    for name, value in table.items():
+        hit = key == name
+        out[hit] = value
+        found |= hit
+    if not found.all():
+        raise KeyError(key[~found].ravel()[0].item())
+    return out
 
 
 def equals(value: Any, target: Any) -> Any:

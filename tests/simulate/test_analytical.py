@@ -140,3 +140,48 @@ def test_collective_time_is_monotone_in_bytes(
 def _comm_model() -> CommModel:
     """One routed model of the 16k cluster for every example (routes are cached in it)."""
     return CommModel(clusters().get("h100-16k"))
+
+
+@pytest.mark.parametrize(
+    ("model", "parallel"),
+    [
+        ("llama3-70b", {"tp": 8, "pp": 4, "zero": 1, "dp_comm_overlap": True}),
+        ("llama3-70b", {"tp": 4, "pp": 8, "zero": 0, "dp_comm_overlap": False}),
+        ("qwen3-235b-a22b", {"tp": 4, "pp": 8, "ep": 8, "zero": 1, "schedule": "dualpipe"}),
+    ],
+)
+def test_distinct_stages_price_like_every_stage(model: str, parallel: dict[str, Any]) -> None:
+    """Pricing the first stage of each signature (and counting its twins) gives the step and
+    peak memory that pricing every stage on its own gives."""
+    from dataclasses import replace
+
+    from superscale.training.lower import lower
+    from superscale.training.memory import estimate_memory
+
+    scenario = load_scenario(
+        {
+            "model": model,
+            "cluster": {"system": "dgx-h100", "count": 32},
+            "training": {"seq_len": 4096, "global_batch": 256},
+            "parallel": {"micro_batch": 1, **parallel},
+        }
+    )
+    plan = resolve(scenario)
+    program = lower(scenario, plan)
+    assert len(program.distinct_stages()) < len(program.stages)  # twins exist
+    unsigned = replace(
+        program,
+        stages=tuple(replace(s, signature=(0, 0, False, False)) for s in program.stages),
+    )
+    assert len(unsigned.distinct_stages()) == len(program.stages)
+    precision = scenario.require_training().precision
+    fast = estimate_step(program, plan, scenario.cluster, precision)
+    every = estimate_step(unsigned, plan, scenario.cluster, precision)
+    assert fast.step_time_s == pytest.approx(every.step_time_s, rel=1e-12)
+    assert fast.critical_stage == every.critical_stage
+    for key, value in every.breakdown_s.items():
+        assert fast.breakdown_s[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+    assert fast.model_flops_per_gpu == pytest.approx(every.model_flops_per_gpu, rel=1e-12)
+    memory, memory_every = (estimate_memory(scenario, plan, p) for p in (program, unsigned))
+    assert memory.peak_bytes == pytest.approx(memory_every.peak_bytes, rel=1e-12)
+    assert memory.stage == memory_every.stage

@@ -25,6 +25,7 @@ class CommModel:
         self.cluster = cluster
         self.topology = Topology(cluster=cluster)
         self._costs: dict[tuple[str, int, int], dict[str, LinearCost]] = {}
+        self._tables: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = {}
 
     def costs(self, collective: str, size: int, stride: int) -> dict[str, LinearCost]:
         """Every applicable algorithm's cost for all groups of (size, stride) at once."""
@@ -68,25 +69,40 @@ class CommModel:
         size_a, stride_a, bytes_a = np.broadcast_arrays(
             np.asarray(size), np.asarray(stride), np.asarray(nbytes, dtype=np.float64)
         )
-        codes = size_a.ravel().astype(np.int64) * (1 << 32) + stride_a.ravel().astype(np.int64)
-        pairs, inverse = np.unique(codes, return_inverse=True)
-        tables = [
-            self.costs(collective, int(sz), int(st)) if sz > 1 else {}
-            for sz, st in zip((pairs >> 32).tolist(), (pairs & 0xFFFFFFFF).tolist(), strict=True)
-        ]
-        width = max((len(t) for t in tables), default=0)
-        if width == 0:
+        layouts = getattr(group, "layouts", None)  # a batch's groups carry them
+        if layouts is not None and len(layouts[1]) == size_a.size:
+            pairs, inverse = layouts
+        else:
+            codes = size_a.ravel().astype(np.int64) * (1 << 32) + stride_a.ravel().astype(np.int64)
+            pairs, inverse = np.unique(codes, return_inverse=True)
+        fixed, per_byte = self._matrices(collective, pairs)
+        if fixed.shape[1] == 0:
             return np.zeros(size_a.shape)
-        fixed = np.full((len(tables), width), np.inf)
-        per_byte = np.zeros((len(tables), width))
-        for row, table in enumerate(tables):
-            for col, cost in enumerate(table.values()):
-                fixed[row, col], per_byte[row, col] = cost.fixed_s, cost.per_byte_s
         flat_bytes = bytes_a.ravel()
         times = fixed[inverse] + per_byte[inverse] * flat_bytes[:, None]
         best = times.min(axis=1)
         active = (size_a.ravel() > 1) & (flat_bytes != 0)
         return np.where(active, best, 0.0).reshape(size_a.shape)
+
+    def _matrices(self, collective: str, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(fixed seconds, seconds per byte) of every algorithm (columns; +inf where one
+        does not run) on each layout `size·2³² + stride` of `pairs` (rows)."""
+        key = (collective, pairs.tobytes())
+        if key not in self._tables:
+            tables = [
+                self.costs(collective, int(sz), int(st)) if sz > 1 else {}
+                for sz, st in zip(
+                    (pairs >> 32).tolist(), (pairs & 0xFFFFFFFF).tolist(), strict=True
+                )
+            ]
+            width = max((len(t) for t in tables), default=0)
+            fixed = np.full((len(tables), width), np.inf)
+            per_byte = np.zeros((len(tables), width))
+            for row, table in enumerate(tables):
+                for col, cost in enumerate(table.values()):
+                    fixed[row, col], per_byte[row, col] = cost.fixed_s, cost.per_byte_s
+            self._tables[key] = (fixed, per_byte)
+        return self._tables[key]
 
 
 def costs_for(collective: str, groups: IntArray, topo: Topology) -> dict[str, LinearCost]:

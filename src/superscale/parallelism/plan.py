@@ -50,6 +50,19 @@ class GroupShape:
 
     size: Any
     stride: Any
+    # for a batch: (its distinct (size, stride) pairs as size·2³² + stride, each plan's pair)
+    layouts: Any = None
+
+    @classmethod
+    def of(cls, size: Any, stride: Any) -> GroupShape:
+        """A batch's group with its distinct layouts found once: every collective on the
+        group reuses them rather than sorting the batch again."""
+        import numpy as np
+
+        size, stride = np.broadcast_arrays(np.asarray(size), np.asarray(stride))
+        codes = size.ravel().astype(np.int64) * (1 << 32) + stride.ravel().astype(np.int64)
+        pairs, inverse = np.unique(codes, return_inverse=True)
+        return cls(size=size, stride=stride, layouts=(pairs, inverse.ravel()))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,12 +187,12 @@ def batch_plan(
     dp = scenario.cluster.gpus // (tp * pp * cp)
     micro_batch = fields["micro_batch"]
     groups: dict[str, Any] = {
-        "tp": GroupShape(size=tp, stride=np.ones_like(tp)),
-        "cp": GroupShape(size=cp, stride=tp),
-        "dp": GroupShape(size=dp, stride=tp * cp),
-        "pp": GroupShape(size=np.full_like(tp, pp), stride=tp * cp * dp),
-        "ep": GroupShape(size=ep, stride=np.ones_like(tp)),
-        "edp": GroupShape(size=tp * cp * dp // ep, stride=ep),
+        "tp": GroupShape.of(tp, np.ones_like(tp)),
+        "cp": GroupShape.of(cp, tp),
+        "dp": GroupShape.of(dp, tp * cp),
+        "pp": GroupShape.of(np.full_like(tp, pp), tp * cp * dp),
+        "ep": GroupShape.of(ep, np.ones_like(tp)),
+        "edp": GroupShape.of(tp * cp * dp // ep, ep),
     }
     return Plan(
         tp=tp,

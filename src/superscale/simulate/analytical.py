@@ -83,7 +83,7 @@ class StepTime:
 
     step_time_s: float
     breakdown_s: dict[str, float]
-    stages: tuple[StageTime, ...] = field(repr=False)
+    stages: tuple[StageTime, ...] = field(repr=False)  # first of each distinct stage
     critical_stage: int
     model_flops_per_gpu: float
     hardware_flops_per_gpu: float
@@ -122,11 +122,6 @@ def _pass_time(
     exposed["cp"] = comm["cp"] - overlappable["cp"] + _hidden(overlappable["cp"], attention)
     if "dp" in comm:  # prefetched layer by layer behind the pass's compute
         exposed["dp"] = comm["dp"] - overlappable["dp"] + _hidden(overlappable["dp"], compute)
-    overlapped = vec.lookup(_ASYNC, plan.schedule)  # sends beside the other direction's work
-    if vec.is_array(overlapped):
-        exposed["pp"] = np.where(overlapped > 0, _hidden(comm["pp"], compute), comm["pp"])
-    elif overlapped:
-        exposed["pp"] = _hidden(comm["pp"], compute)
     return PassTime(
         compute_s=compute, gemm_s=gemm, attention_s=attention, comm_s=comm, exposed_s=exposed
     )
@@ -137,12 +132,88 @@ def _hidden(comm_s: float, window_s: float) -> float:
     return vec.maximum(0.0, comm_s - window_s) + OVERLAP_RESIDUAL * vec.minimum(comm_s, window_s)
 
 
-def _stage_time(
+def _with_schedule(pass_time: PassTime, schedule: Any) -> PassTime:
+    """`pass_time` with its pipeline sends exposed as `schedule` runs them: beside the other
+    direction's work under an asynchronous schedule (DualPipe), in full otherwise."""
+    overlapped = vec.lookup(_ASYNC, schedule)
+    comm_pp = pass_time.comm_s["pp"]
+    if vec.is_array(overlapped):
+        exposed_pp = np.where(overlapped > 0, _hidden(comm_pp, pass_time.compute_s), comm_pp)
+    elif overlapped:
+        exposed_pp = _hidden(comm_pp, pass_time.compute_s)
+    else:
+        return pass_time
+    return replace(pass_time, exposed_s={**pass_time.exposed_s, "pp": exposed_pp})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StagePasses:
+    """A stage's per-micro-batch work, before the schedule decides how sends overlap."""
+
+    forward: PassTime
+    backward: PassTime
+    model_flops: float
+    hardware_flops: float
+
+    def take(self, rows: np.ndarray) -> StagePasses:
+        """The passes of plans `rows` of a batch (a batch priced once per distinct row)."""
+        return StagePasses(
+            forward=_take_pass(self.forward, rows),
+            backward=_take_pass(self.backward, rows),
+            model_flops=_take(self.model_flops, rows),
+            hardware_flops=_take(self.hardware_flops, rows),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageSync:
+    """A stage's once-per-step work: gradient reduction, parameter gathering, optimizer."""
+
+    grad_sync_s: float
+    param_sync_s: float
+    optimizer_s: float
+
+    def take(self, rows: np.ndarray) -> StageSync:
+        """The step work of plans `rows` of a batch."""
+        return StageSync(
+            grad_sync_s=_take(self.grad_sync_s, rows),
+            param_sync_s=_take(self.param_sync_s, rows),
+            optimizer_s=_take(self.optimizer_s, rows),
+        )
+
+
+def _take(value: Any, rows: np.ndarray) -> Any:
+    """value[rows] for a batch's array; a scalar (the same for every plan) as it is."""
+    return value[rows] if isinstance(value, np.ndarray) and value.ndim else value
+
+
+def _take_pass(p: PassTime, rows: np.ndarray) -> PassTime:
+    return PassTime(
+        compute_s=_take(p.compute_s, rows),
+        gemm_s=_take(p.gemm_s, rows),
+        attention_s=_take(p.attention_s, rows),
+        comm_s={k: _take(v, rows) for k, v in p.comm_s.items()},
+        exposed_s={k: _take(v, rows) for k, v in p.exposed_s.items()},
+    )
+
+
+def stage_passes(
     stage: StageProgram, plan: Plan, comm_model: CommModel, precision: str
-) -> StageTime:
+) -> StagePasses:
+    """Forward and backward pass times of one micro-batch on `stage` (sends exposed in
+    full; `_with_schedule` applies the schedule) and the FLOPs they count."""
+    ops = (*stage.forward, *stage.backward)
+    return StagePasses(
+        forward=_pass_time(stage.forward, plan, comm_model, precision),
+        backward=_pass_time(stage.backward, plan, comm_model, precision),
+        model_flops=sum(op.model_flops for op in ops if isinstance(op, ComputeOp)),
+        hardware_flops=sum(op.hardware_flops for op in ops if isinstance(op, ComputeOp)),
+    )
+
+
+def stage_sync(stage: StageProgram, plan: Plan, comm_model: CommModel, precision: str) -> StageSync:
+    """The step ops of `stage`: gradient reduction, parameter all-gather, optimizer."""
     cluster = comm_model.cluster
-    fwd = _pass_time(stage.forward, plan, comm_model, precision)
-    bwd = _pass_time(stage.backward, plan, comm_model, precision)
     grad = param = opt = 0.0
     for op in stage.step:
         if isinstance(op, ComputeOp):
@@ -154,18 +225,20 @@ def _stage_time(
                 param += t
             else:
                 grad += t
-    ops = (*stage.forward, *stage.backward)
-    model = sum(op.model_flops for op in ops if isinstance(op, ComputeOp))
-    hardware = sum(op.hardware_flops for op in ops if isinstance(op, ComputeOp))
+    return StageSync(grad_sync_s=grad, param_sync_s=param, optimizer_s=opt)
+
+
+def stage_time(index: int, passes: StagePasses, sync: StageSync, schedule: Any) -> StageTime:
+    """A stage's times under `schedule`, from its passes and its step work."""
     return StageTime(
-        index=stage.index,
-        forward=fwd,
-        backward=bwd,
-        grad_sync_s=grad,
-        param_sync_s=param,
-        optimizer_s=opt,
-        model_flops=model,
-        hardware_flops=hardware,
+        index=index,
+        forward=_with_schedule(passes.forward, schedule),
+        backward=_with_schedule(passes.backward, schedule),
+        grad_sync_s=sync.grad_sync_s,
+        param_sync_s=sync.param_sync_s,
+        optimizer_s=sync.optimizer_s,
+        model_flops=passes.model_flops,
+        hardware_flops=passes.hardware_flops,
     )
 
 
@@ -182,24 +255,37 @@ def estimate_step(
     Pass a `comm_model` to reuse routed collective costs across calls on one cluster.
     """
     comm = comm_model or CommModel(cluster)
-    priced: dict[tuple[int, int, bool, bool], StageTime] = {}
-    stage_list = []
-    for stage in program.stages:  # identical stages (same layers and position) priced once
-        key = stage.signature
-        if key == (0, 0, False, False) or key not in priced:
-            priced[key] = _stage_time(stage, plan, comm, precision)
-        stage_list.append(replace(priced[key], index=stage.index))
-    stages = tuple(stage_list)
-    m = program.micro_batches
-    times = [s.micro_batch_s for s in stages]
+    stages = [
+        (
+            stage_time(
+                stage.index,
+                stage_passes(stage, plan, comm, precision),
+                stage_sync(stage, plan, comm, precision),
+                plan.schedule,
+            ),
+            count,
+        )
+        for stage, count in program.distinct_stages()
+    ]
+    return combine(stages, program.micro_batches, plan)
+
+
+def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan) -> StepTime:
+    """The step from its distinct stages (each with how many stages share it, in stage
+    order): the pipeline formula of the module docstring, then the exposed gradient
+    reduction (tail) and parameter gathering (head). `plan` gives the schedule, virtual
+    stages and whether data-parallel communication overlaps."""
+    m = micro_batches
+    times = [s.micro_batch_s for s, _ in stages]
     crit = _argmax(times)
     t_crit = _pick(times, crit)
     beta = vec.lookup(SCHEDULE_BUBBLE, plan.schedule) / plan.virtual_stages
-    pipeline = m * t_crit + beta * (sum(times) - t_crit)
+    total = functools.reduce(lambda a, b: a + b, [s.micro_batch_s * n for s, n in stages])
+    pipeline = m * t_crit + beta * (total - t_crit)
 
     window = DP_OVERLAP_WINDOW if plan.dp_comm_overlap else 0.0
     tails, heads = [], []
-    for s in stages:
+    for s, _ in stages:  # twins sit later, with more slack: the first of each is the worst
         slack_b = s.index * s.backward.total_s
         slack_f = s.index * s.forward.total_s
         grad_exposed = _hidden(s.grad_sync_s, window * s.backward.total_s)
@@ -209,40 +295,35 @@ def estimate_step(
     tail_stage = _argmax(tails)
     tail = _pick(tails, tail_stage)
     head = functools.reduce(vec.maximum, heads)
-    other = vec.minimum(tail, _pick([s.optimizer_s for s in stages], tail_stage))
+    other = vec.minimum(tail, _pick([s.optimizer_s for s, _ in stages], tail_stage))
     dp_comm = tail - other + head
 
     def critical(values: list[Any]) -> Any:
         return _pick(values, crit)
 
+    passes = [(s.forward, s.backward) for s, _ in stages]
     breakdown = {
-        "compute": m * critical([s.forward.compute_s + s.backward.compute_s for s in stages]),
+        "compute": m * critical([f.compute_s + b.compute_s for f, b in passes]),
         **{
-            f"{g}_comm": m
-            * critical([s.forward.exposed_s[g] + s.backward.exposed_s[g] for s in stages])
+            f"{g}_comm": m * critical([f.exposed_s[g] + b.exposed_s[g] for f, b in passes])
             for g in COMM_GROUPS
         },
         "pp_bubble": pipeline - m * t_crit,
         "dp_comm": dp_comm
         + m
-        * critical(
-            [
-                s.forward.exposed_s.get("dp", 0.0) + s.backward.exposed_s.get("dp", 0.0)
-                for s in stages
-            ]
-        ),
+        * critical([f.exposed_s.get("dp", 0.0) + b.exposed_s.get("dp", 0.0) for f, b in passes]),
         "other": other,
     }
     step = pipeline + tail + head
     breakdown["exposed_comm"] = sum(breakdown[f"{g}_comm"] for g in (*COMM_GROUPS, "dp"))
-    n_stages = len(stages)
-    model_flops = m * sum(s.model_flops for s in stages) / n_stages
-    hardware_flops = m * sum(s.hardware_flops for s in stages) / n_stages
+    n_stages = sum(n for _, n in stages)
+    model_flops = m * sum(s.model_flops * n for s, n in stages) / n_stages
+    hardware_flops = m * sum(s.hardware_flops * n for s, n in stages) / n_stages
     return StepTime(
         step_time_s=step,
         breakdown_s=breakdown,
-        stages=stages,
-        critical_stage=crit,
+        stages=tuple(s for s, _ in stages),
+        critical_stage=_pick([s.index for s, _ in stages], crit),
         model_flops_per_gpu=model_flops,
         hardware_flops_per_gpu=hardware_flops,
     )

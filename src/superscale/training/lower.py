@@ -56,6 +56,24 @@ class Program:
     micro_batches: int
     tokens_per_step: int
 
+    def distinct_stages(self) -> list[tuple[StageProgram, int]]:
+        """The first stage of each distinct signature (same layers and position), in stage
+        order, with how many stages share it: identical stages cost the same, and the pipeline
+        formula needs only these (a later twin never has a larger tail, head or peak)."""
+        first: dict[tuple[int, int, bool, bool], int] = {}
+        out: list[tuple[StageProgram, int]] = []
+        for stage in self.stages:
+            key = stage.signature
+            if key == (0, 0, False, False):  # hand-built programs: no signature, price each
+                out.append((stage, 1))
+            elif key in first:
+                held, count = out[first[key]]
+                out[first[key]] = (held, count + 1)
+            else:
+                first[key] = len(out)
+                out.append((stage, 1))
+        return out
+
 
 def split_layers(layers: int, chunks: int) -> list[int]:
     """Layers per model chunk, as even as possible, earlier chunks taking the remainder."""
@@ -111,9 +129,18 @@ def _layer_params(model: ModelSpec, index: int) -> tuple[float, float]:
     return model.attention_params + model.dense_mlp_params, 0.0
 
 
-def lower(scenario: Scenario, plan: Plan, *, virtual: bool = True) -> Program:
+def lower(
+    scenario: Scenario,
+    plan: Plan,
+    *,
+    virtual: bool = True,
+    passes: bool = True,
+    step: bool = True,
+) -> Program:
     """Build the per-stage programs of one training step (and, with `virtual`, one per
-    model chunk). Stages with the same layer mix and position share one lowering."""
+    model chunk). Stages with the same layer mix and position share one lowering. Without
+    `passes` the forward and backward op lists stay empty, without `step` the step's: the
+    layout alone (layers and parameters per stage) is all a memory estimate needs."""
     model, train = scenario.model, scenario.require_training()
     shard = layer.Shard(
         micro_batch=plan.micro_batch,
@@ -130,8 +157,12 @@ def lower(scenario: Scenario, plan: Plan, *, virtual: bool = True) -> Program:
         shard=shard,
         plan=plan,
         images=plan.micro_batch * train.images_per_sample,
-        dense_fwd=layer.forward_layer_ops(model, shard, moe_layer=False),
-        moe_fwd=layer.forward_layer_ops(model, shard, moe_layer=True) if model.moe else [],
+        dense_fwd=layer.forward_layer_ops(model, shard, moe_layer=False) if passes else [],
+        moe_fwd=(
+            layer.forward_layer_ops(model, shard, moe_layer=True) if model.moe and passes else []
+        ),
+        passes=passes,
+        step=step,
     )
     last_rank = plan.pp - 1
     stages = tuple(
@@ -173,6 +204,8 @@ class _Parts:
     images: int
     dense_fwd: list[Op]
     moe_fwd: list[Op]
+    passes: bool = True
+    step: bool = True
 
     def lower(
         self, *, index: int, layer_ids: list[int], first: bool, last: bool, sends: int
@@ -204,6 +237,20 @@ class _Parts:
     ) -> StageProgram:
         index = 0
         model, shard, plan = self.model, self.shard, self.plan
+        dense, expert = _stage_params(model, plan, layer_ids, first=first, last=last)
+        step = tuple(_step_ops(dense, expert, plan)) if self.step else ()
+        if not self.passes:
+            return StageProgram(
+                index=index,
+                layers=len(layer_ids),
+                moe_layers=n_moe,
+                forward=(),
+                backward=(),
+                step=step,
+                dense_params=dense,
+                expert_params=expert,
+                signature=(n_dense, n_moe, first, last),
+            )
         body: list[Op] = [op.times(n_dense) for op in self.dense_fwd] if n_dense else []
         if n_moe:
             body += [op.times(n_moe) for op in self.moe_fwd]
@@ -214,7 +261,6 @@ class _Parts:
             head += layer.vision_ops(model, shard, self.images)
         if last:
             tail += layer.logits_ops(model, shard)
-        dense, expert = _stage_params(model, plan, layer_ids, first=first, last=last)
         gathers = _zero3_gathers(dense, expert, plan)
         forward = tuple(
             gathers + head + body + tail + _pp_send(model, shard, plan, not last, sends)
@@ -231,7 +277,7 @@ class _Parts:
             moe_layers=n_moe,
             forward=forward,
             backward=backward,
-            step=tuple(_step_ops(dense, expert, plan)),
+            step=step,
             dense_params=dense,
             expert_params=expert,
             signature=(n_dense, n_moe, first, last),

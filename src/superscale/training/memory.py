@@ -128,21 +128,43 @@ def _in_flight(plan: Plan, stage: int) -> float:
     )
 
 
+@dataclass(slots=True)
+class _PerLayer:
+    """One layer's activation bytes under the plan's recomputation (`kept`) and without
+    (`rebuilt`), dense or MoE: every stage asks the same four questions, so each is asked
+    once."""
+
+    model: ModelSpec
+    shard: Shard
+    recompute: Any
+    memo: dict[tuple[bool, bool], Any]
+
+    def kept(self, *, moe_layer: bool) -> Any:
+        return self._get(moe_layer, self.recompute)
+
+    def rebuilt(self, *, moe_layer: bool) -> Any:
+        return self._get(moe_layer, "none")
+
+    def _get(self, moe_layer: bool, recompute: Any) -> Any:
+        key = (moe_layer, isinstance(recompute, str) and recompute == "none")
+        if key not in self.memo:
+            self.memo[key] = layer_activation_bytes(
+                self.model, self.shard, moe_layer=moe_layer, recompute=recompute
+            )
+        return self.memo[key]
+
+
 def _stage_activation_bytes(
-    scenario: Scenario, plan: Plan, stage: StageProgram, sh: Shard
+    scenario: Scenario, plan: Plan, stage: StageProgram, sh: Shard, per_layer: _PerLayer
 ) -> float:
     model = scenario.model
     recompute = plan.recompute
     dense_layers = stage.layers - stage.moe_layers
-    per_mb = dense_layers * layer_activation_bytes(model, sh, moe_layer=False, recompute=recompute)
-    per_mb += stage.moe_layers * layer_activation_bytes(
-        model, sh, moe_layer=True, recompute=recompute
-    )
+    per_mb = dense_layers * per_layer.kept(moe_layer=False)
+    per_mb += stage.moe_layers * per_layer.kept(moe_layer=True)
     total = per_mb * _in_flight(plan, stage.index)
     if vec.gate(recompute == "full") is not False:  # one layer rebuilt during backward
-        rebuilt = layer_activation_bytes(
-            model, sh, moe_layer=stage.moe_layers > 0, recompute="none"
-        )
+        rebuilt = per_layer.rebuilt(moe_layer=stage.moe_layers > 0)
         total += vec.where(recompute == "full", rebuilt, 0.0)
     if stage.index == plan.pp - 1:  # logits in 16 bits and fp32 softmax, one micro-batch
         total += (ACT_BYTES + 4) * sh.tokens * model.vocab / plan.tp
@@ -173,8 +195,10 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
     dp_shard = plan.dp * plan.cp
     edp_shard = plan.groups["edp"].size
     copies = vec.where(vec.equals(plan.schedule, "dualpipe"), 2, 1)  # DualPipe: two copies
+    per_layer = _PerLayer(model=scenario.model, shard=sh, recompute=plan.recompute, memo={})
     per_stage: list[Memory] = []
-    for stage in program.stages:
+    # the first of each distinct stage: a later twin holds no more micro-batches in flight
+    for stage, _ in program.distinct_stages():
         dense, expert = stage.dense_params * copies, stage.expert_params * copies
 
         def sharded(nbytes: float, min_stage: int, d: Any = dense, e: Any = expert) -> Any:
@@ -189,7 +213,7 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
                 params_bytes=sharded(WEIGHT_BYTES, 3),
                 grads_bytes=sharded(GRAD_BYTES, 2),
                 optimizer_bytes=sharded(OPTIMIZER_BYTES, 1),
-                activations_bytes=_stage_activation_bytes(scenario, plan, stage, sh),
+                activations_bytes=_stage_activation_bytes(scenario, plan, stage, sh, per_layer),
                 workspace_bytes=WORKSPACE_BYTES,
             )
         )

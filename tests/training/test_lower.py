@@ -1,0 +1,36 @@
+"""Lowering: a layout-only lowering agrees with the full one on what memory reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from superscale import load_scenario
+from superscale.parallelism import resolve
+from superscale.training.lower import lower
+
+
+@pytest.mark.parametrize("model", ["llama3-70b", "deepseek-v3"])
+def test_layout_only_lowering_keeps_the_layout(model: str) -> None:
+    scenario = load_scenario(
+        {
+            "model": model,
+            "cluster": {"system": "dgx-h100", "count": 64},
+            "training": {"seq_len": 4096, "global_batch": 512},
+            "parallel": {"tp": 8, "pp": 8, "ep": 8 if model == "deepseek-v3" else 1},
+        }
+    )
+    plan = resolve(scenario)
+    full = lower(scenario, plan)
+    layout = lower(scenario, plan, passes=False, step=False)
+    steps_only = lower(scenario, plan, passes=False)
+    for a, b, c in zip(full.stages, layout.stages, steps_only.stages, strict=True):
+        assert (a.index, a.layers, a.moe_layers, a.signature) == (
+            b.index,
+            b.layers,
+            b.moe_layers,
+            b.signature,
+        )
+        assert (a.dense_params, a.expert_params) == (b.dense_params, b.expert_params)
+        assert a.forward and a.backward and a.step
+        assert not (b.forward or b.backward or b.step)
+        assert not (c.forward or c.backward) and c.step == a.step

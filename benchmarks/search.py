@@ -1,12 +1,15 @@
 """Plan-search speed on 16,384 GPUs: vectorized evaluation against a plain per-plan loop.
 
 For Llama-3-405B (dense) and DeepSeek-V3 (MoE, MLA) on the h100-16k cluster: enumerate
-every valid plan, evaluate them all with the vectorized analytical engine (one process =
-one core; once cold to route the cluster's collectives, then warm), and evaluate a random
-sample of the same plans one by one through the scalar engine (the plain loop), on the
-same core in the same run, sharing the routed collectives so only evaluation is timed.
-Then the whole search for the 405B case, timed end to end: enumerate, prune what does not
-fit, evaluate, refine the top 10 with the event engine. Ends with one line of JSON.
+every valid plan into a plan table, evaluate the whole table with the vectorized analytical
+engine in this process (one process = one core; once cold to route the cluster's
+collectives, then warm, median of three), and evaluate a random sample of the same plans
+one by one through the scalar engine (the plain loop), in the same run, sharing the routed
+collectives so only evaluation is timed. Evaluation yields every plan's step time,
+throughput, MFU, peak memory and fit; turning them into keyed JSON records (what a results
+store holds) is timed apart. Then the whole search for the 405B case, timed end to end
+through `run_search`: enumerate, prune, evaluate, key and rank, refine the top 10 with the
+event engine. Ends with one line of JSON.
 Usage: python benchmarks/search.py [--quick]
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import time
 from typing import Any
 
@@ -22,7 +26,9 @@ from superscale.collectives import CommModel
 from superscale.hardware.catalog import clusters
 from superscale.parallelism import resolve
 from superscale.scenario import load_scenario
-from superscale.search.evaluate import evaluate_batch, evaluate_one
+from superscale.search.evaluate import evaluate_table
+from superscale.search.executors import table_keys
+from superscale.search.run import run_search
 from superscale.search.space import enumerate_plans
 from superscale.simulate.analytical import estimate_step
 from superscale.training.lower import lower
@@ -51,54 +57,63 @@ def main() -> None:
     cluster = clusters().get("h100-16k")
     figures: dict[str, Any] = {}
     for name, base in CASES.items():
+        start = time.perf_counter()
         space = enumerate_plans(base, clusters=[cluster])
-        n = len(space.candidates)
+        enumerate_s = time.perf_counter() - start
+        (table,) = space.tables
+        n = len(table)
         start = time.perf_counter()
-        records = evaluate_batch(space.candidates)
+        evaluate_table(table)
         cold = time.perf_counter() - start
+        warm_runs = []
+        for _ in range(3):
+            start = time.perf_counter()
+            evaluated = evaluate_table(table)
+            warm_runs.append(time.perf_counter() - start)
+        warm = statistics.median(warm_runs)
         start = time.perf_counter()
-        evaluate_batch(space.candidates)
-        warm = time.perf_counter() - start
-        picks = random.Random(0).sample(space.candidates, sample)
+        evaluated.records(keys=table_keys(table))
+        records_s = time.perf_counter() - start
+        picks = random.Random(0).sample(range(n), sample)
         comm = CommModel(cluster)
-        _plain_loop(picks[:2], comm)  # route the collectives once, as the warm batch had
+        _plain_loop([table.candidate(i) for i in picks[:2]], comm)  # route once, as warm
+        loop_plans = [table.candidate(i) for i in picks]
         start = time.perf_counter()
-        _plain_loop(picks, comm)
+        _plain_loop(loop_plans, comm)
         loop_rate = sample / (time.perf_counter() - start)
-        fits = sum(r["fits"] for r in records)
+        fits = int(evaluated.fits.sum())
         rate = n / warm
         print(
-            f"{name}: {n:,} plans ({fits:,} fit); vectorized {rate:,.0f} plans/s per core "
-            f"(cold {n / cold:,.0f}); plain loop {loop_rate:,.0f} plans/s; "
-            f"{rate / loop_rate:.0f}x"
+            f"{name}: {n:,} plans ({fits:,} fit), enumerated in {enumerate_s:.2f} s; "
+            f"vectorized {rate:,.0f} plans/s per core (cold {n / cold:,.0f}); plain loop "
+            f"{loop_rate:,.0f} plans/s; {rate / loop_rate:.0f}x; keyed records "
+            f"{n / records_s:,.0f} plans/s ({n / (warm + records_s):,.0f} with evaluation)"
         )
         figures[name] = {
             "plans": n,
             "fit": fits,
+            "enumerate_s": round(enumerate_s, 3),
             "plans_per_s": round(rate),
             "plans_per_s_cold": round(n / cold),
+            "records_per_s": round(n / records_s),
+            "plans_per_s_with_records": round(n / (warm + records_s)),
             "loop_plans_per_s": round(loop_rate, 1),
             "speedup_vs_loop": round(rate / loop_rate, 1),
         }
 
-    # the whole search, fresh process state aside: enumerate, prune, evaluate, refine top 10
+    # the whole search in a fresh comm-model cache: enumerate, prune, evaluate, rank, refine
+    from superscale.search import evaluate as evaluate_module
+
+    evaluate_module._COMM_MODELS.clear()
     start = time.perf_counter()
-    base = CASES["llama3-405b"]
-    space = enumerate_plans(base, clusters=[cluster])
-    records = evaluate_batch(space.candidates)
-    top = sorted((r for r in records if r["fits"]), key=lambda r: -r["tokens_per_s"])[:10]
-    by_key = {r["key"]: r for r in top}
-    refined = [
-        evaluate_one(c, engine="event")
-        for c in space.candidates
-        if c["parallel"] and records and _key_in(c, by_key)
-    ]
+    result = run_search(CASES["llama3-405b"], top=10)
     search_s = time.perf_counter() - start
-    best = max(refined, key=lambda r: r["tokens_per_s"] or 0.0)
+    best = result.top[0]
     print(
         f"whole search, llama3-405b on 16,384 GPUs: {search_s:.1f} s "
-        f"({len(space.candidates):,} plans, top 10 refined with the event engine); best "
-        f"{best['parallel']} at {best['tokens_per_s']:,.0f} tokens/s"
+        f"({result.candidates:,} plans, top 10 refined with the event engine); best "
+        f"{_plan_text(best['parallel'])} at {best['event']['tokens_per_s']:,.0f} tokens/s "
+        f"(event engine; analytical {best['tokens_per_s']:,.0f})"
     )
     print(
         json.dumps(
@@ -112,6 +127,11 @@ def main() -> None:
     )
 
 
+def _plan_text(parallel: dict[str, Any]) -> str:
+    keys = ("tp", "pp", "virtual_stages", "cp", "micro_batch", "zero", "recompute", "schedule")
+    return " ".join(f"{k}={parallel[k]}" for k in keys)
+
+
 def _plain_loop(candidates: list[dict[str, Any]], comm: CommModel) -> None:
     """The plain per-plan loop: validate, resolve, lower, price and size each plan in turn
     through the scalar engine (sharing one routed comm model, so routing is not counted)."""
@@ -122,12 +142,6 @@ def _plain_loop(candidates: list[dict[str, Any]], comm: CommModel) -> None:
         precision = scenario.require_training().precision
         estimate_step(program, plan, scenario.cluster, precision, comm_model=comm)
         estimate_memory(scenario, plan, program)
-
-
-def _key_in(candidate: dict[str, Any], by_key: dict[str, Any]) -> bool:
-    from superscale.search.evaluate import plan_key
-
-    return plan_key(candidate) in by_key
 
 
 if __name__ == "__main__":

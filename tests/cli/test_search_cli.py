@@ -30,11 +30,11 @@ MEGATRON = (
 SLOW_CLI = """\
 import sys, time
 import superscale.search.evaluate as evaluate
-fast = evaluate.evaluate_batch
+fast = evaluate.evaluate_table
 def slow(batch):
     time.sleep(0.15)
     return fast(batch)
-evaluate.evaluate_batch = slow
+evaluate.evaluate_table = slow
 from superscale.cli import main
 sys.exit(main(sys.argv[1:]))
 """

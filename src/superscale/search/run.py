@@ -30,13 +30,7 @@ from superscale.parallelism.plan import resolve
 from superscale.scenario import load_scenario
 from superscale.search import evaluate as _evaluate
 from superscale.search.evaluate import cluster_label, evaluate_one
-from superscale.search.executors import (
-    DEFAULT_BATCH_SIZE,
-    Evaluator,
-    Progress,
-    plan_keys,
-    run_sweep,
-)
+from superscale.search.executors import DEFAULT_BATCH_SIZE, Evaluator, Progress, run_sweep
 from superscale.search.space import Limits, enumerate_plans
 from superscale.search.store import ResultsStore, scenario_key
 from superscale.spec import spec_error_from
@@ -286,7 +280,7 @@ def run_search(
         db: results store path (created if missing; refused if it holds another scenario).
         refine_top: re-simulate the top plans with the event engine.
         limits: bounds of the enumeration.
-        evaluate: batch evaluator (default `evaluate.evaluate_batch`).
+        evaluate: table evaluator (default `evaluate.evaluate_table`).
 
     Returns:
         A `SearchResult`; times in seconds.
@@ -299,26 +293,32 @@ def run_search(
         raise SpecError(f"--top must be >= 1, got {top}")
     cluster_list, notes = build_clusters(base, gpus=gpus, systems=systems)
     enumeration = enumerate_plans(base, clusters=cluster_list, limits=limits)
-    candidates = enumeration.candidates
-    by_key = dict(zip(plan_keys(candidates), candidates, strict=True))
+    tables = {cluster_label(t.base): t for t in enumeration.tables}
     store = None
     if db is not None:
         store = ResultsStore(db, scenario_key=scenario_key(base))
         if store.meta("scenario") is None:
             shown = {k: v for k, v in base.items() if k not in {"cluster", "parallel"}}
             store.set_meta("scenario", json.dumps(shown, sort_keys=True, default=str))
+    todo: list[int] = []
+
+    def report(done: int, total: int) -> None:
+        if not todo:
+            todo.append(total)  # the first call: plans to evaluate now
+        if progress is not None:
+            progress(done, total)
+
     try:
-        reused = 0 if store is None else len(by_key) - len(store.missing(by_key))
         sweep_start = time.perf_counter()
         records = run_sweep(
-            candidates,
-            evaluate=evaluate or _evaluate.evaluate_batch,
+            list(tables.values()),
+            evaluate=evaluate or _evaluate.evaluate_table,
             workers=workers,
             backend=backend,
             address=address,
             store=store,
             batch_size=batch_size,
-            progress=progress,
+            progress=report,
         )
         sweep_s = time.perf_counter() - sweep_start
     finally:
@@ -332,11 +332,15 @@ def run_search(
     fitting = sorted((r for r in records if prune_reason(r) is None), key=_rank)
     best = fitting[:top]
     if refine_top:
-        best = sorted((refine(r, by_key[r["key"]]) for r in best), key=_refined_rank)
-    evaluated_now = len(by_key) - reused
+        best = sorted(
+            (refine(r, {**tables[r["cluster"]].base, "parallel": r["parallel"]}) for r in best),
+            key=_refined_rank,
+        )
+    evaluated_now = todo[0] if todo else 0
+    reused = len(records) - evaluated_now
     return SearchResult(
         clusters=tuple(cluster_label({"cluster": c.model_dump(mode="json")}) for c in cluster_list),
-        candidates=len(candidates),
+        candidates=enumeration.plans,
         pruned=dict(pruned.most_common()),
         evaluated=len(records),
         evaluated_now=evaluated_now,

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
 from superscale.models.spec import ModelSpec
@@ -38,12 +40,107 @@ class Limits:
     sequence_parallel: tuple[bool, ...] = (True, False)
 
 
+# The searched plan fields, in the order a table keeps them; `recompute` and `schedule`
+# are held as codes into RECOMPUTE and SCHEDULES.
+SCHEDULES = ("1f1b", "interleaved", "zb-h1", "dualpipe", "gpipe")
+COLUMNS = (
+    "tp",
+    "pp",
+    "cp",
+    "ep",
+    "micro_batch",
+    "virtual_stages",
+    "schedule",
+    "zero",
+    "recompute",
+    "sequence_parallel",
+)
+_CODES = {"schedule": SCHEDULES, "recompute": RECOMPUTE}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanTable:
+    """Candidate plans of one scenario on one cluster, as columns: what the vectorized
+    evaluator reads, and small to ship to a worker (the scenario travels once, not once a
+    plan).
+
+    `base` is the scenario mapping without its parallel section (model, training and the
+    cluster as an inline mapping); `stack` the parallel switches every plan keeps
+    (flash_attention, tp_comm_overlap, dp_comm_overlap); `columns` one int array per name
+    of COLUMNS (booleans as 0/1, schedule and recompute as codes).
+    """
+
+    base: dict[str, Any]
+    stack: dict[str, Any]
+    columns: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.columns["tp"])
+
+    @classmethod
+    def from_rows(
+        cls, base: dict[str, Any], stack: dict[str, Any], rows: list[tuple[int, ...]]
+    ) -> PlanTable:
+        """A table of `rows`, each a tuple in COLUMNS order (codes for the named fields)."""
+        data = np.array(rows, dtype=np.int64).reshape(len(rows), len(COLUMNS))
+        return cls(base=base, stack=stack, columns={k: data[:, i] for i, k in enumerate(COLUMNS)})
+
+    def values(self, name: str) -> np.ndarray:
+        """Column `name` as the cost code takes it (names for schedule and recompute,
+        booleans for sequence parallelism)."""
+        col = self.columns[name]
+        if name in _CODES:
+            return np.array(_CODES[name])[col]
+        if name == "sequence_parallel":
+            return col.astype(bool)
+        return col
+
+    def take(self, rows: np.ndarray) -> PlanTable:
+        """The plans at `rows` (indices or a mask), same scenario."""
+        return PlanTable(
+            base=self.base, stack=self.stack, columns={k: v[rows] for k, v in self.columns.items()}
+        )
+
+    def parallel(self, row: int) -> dict[str, Any]:
+        """The `parallel:` section of plan `row`, as a scenario file would spell it."""
+        out: dict[str, Any] = {}
+        for name in COLUMNS:
+            value = int(self.columns[name][row])
+            if name in _CODES:
+                out[name] = _CODES[name][value]
+            elif name == "sequence_parallel":
+                out[name] = bool(value)
+            else:
+                out[name] = value
+        return {**out, **self.stack}
+
+    def candidate(self, row: int) -> dict[str, Any]:
+        """Plan `row` as a whole scenario mapping."""
+        return {**self.base, "parallel": self.parallel(row)}
+
+    def candidates(self) -> list[dict[str, Any]]:
+        return [self.candidate(i) for i in range(len(self))]
+
+
 @dataclass(slots=True)
 class Enumeration:
-    """Valid candidates and the count of pruned plans by reason."""
+    """Valid plans, one table per cluster, and the count of pruned plans by reason."""
 
-    candidates: list[dict[str, Any]] = field(default_factory=list)
+    tables: list[PlanTable] = field(default_factory=list)
     pruned: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def plans(self) -> int:
+        return sum(len(t) for t in self.tables)
+
+    @property
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every plan as a scenario mapping (built on demand; tables are the compact form)."""
+        return [c for t in self.tables for c in t.candidates()]
+
+
+_SCHEDULE_CODE = {name: i for i, name in enumerate(SCHEDULES)}
+_RECOMPUTE_CODE = {name: i for i, name in enumerate(RECOMPUTE)}
 
 
 def _powers_of_two(limit: int) -> list[int]:
@@ -66,9 +163,9 @@ def parallel_plans(
     global_batch: int,
     limits: Limits,
     pruned: Counter[str],
-    flash_attention: bool = True,
-) -> Iterator[dict[str, Any]]:
-    """Every valid `parallel:` section for `gpus` GPUs (counting what it prunes)."""
+) -> Iterator[tuple[int, ...]]:
+    """Every valid plan for `gpus` GPUs as a row in COLUMNS order (counting what it
+    prunes)."""
     moe = model.moe
     for tp in _powers_of_two(min(limits.max_tp, gpus)):
         if gpus % tp:
@@ -107,7 +204,6 @@ def parallel_plans(
                         global_batch=global_batch,
                         limits=limits,
                         pruned=pruned,
-                        flash_attention=flash_attention,
                     )
 
 
@@ -122,8 +218,7 @@ def _inner(
     global_batch: int,
     limits: Limits,
     pruned: Counter[str],
-    flash_attention: bool,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[tuple[int, ...]]:
     per_replica = global_batch // dp
     for mb in _powers_of_two(min(limits.max_micro_batch, per_replica)):
         if per_replica % mb:
@@ -157,19 +252,18 @@ def _inner(
                             if model.moe is not None and tp > 1 and not sp:
                                 pruned["MoE with tp > 1 needs sequence parallelism"] += 1
                                 continue
-                            yield {
-                                "tp": tp,
-                                "pp": pp,
-                                "cp": cp,
-                                "ep": ep,
-                                "micro_batch": mb,
-                                "virtual_stages": v,
-                                "schedule": schedule,
-                                "zero": zero,
-                                "recompute": recompute,
-                                "sequence_parallel": sp,
-                                "flash_attention": flash_attention,
-                            }
+                            yield (
+                                tp,
+                                pp,
+                                cp,
+                                ep,
+                                mb,
+                                v,
+                                _SCHEDULE_CODE[schedule],
+                                zero,
+                                _RECOMPUTE_CODE[recompute],
+                                int(sp),
+                            )
 
 
 def model_and_training(base: dict[str, Any]) -> tuple[ModelSpec, TrainingSpec]:
@@ -210,18 +304,21 @@ def enumerate_plans(
     stack = {
         k: base_parallel[k] for k in ("tp_comm_overlap", "dp_comm_overlap") if k in base_parallel
     }
+    stack = {"flash_attention": flash, **stack}
+    rest = {k: v for k, v in base.items() if k not in {"cluster", "parallel"}}
     for cluster in clusters:
         cluster_dict = cluster.model_dump(mode="json", exclude_none=True)
-        for parallel in parallel_plans(
-            model,
-            cluster.gpus,
-            seq_len=training.seq_len,
-            global_batch=training.global_batch,
-            limits=limits,
-            pruned=out.pruned,
-            flash_attention=flash,
-        ):
-            out.candidates.append(
-                {**base, "cluster": cluster_dict, "parallel": {**parallel, **stack}}
+        rows = list(
+            parallel_plans(
+                model,
+                cluster.gpus,
+                seq_len=training.seq_len,
+                global_batch=training.global_batch,
+                limits=limits,
+                pruned=out.pruned,
             )
+        )
+        if rows:
+            table_base = {**rest, "cluster": cluster_dict}
+            out.tables.append(PlanTable.from_rows(table_base, stack, rows))
     return out

@@ -29,8 +29,7 @@ def direct_cost(
 ) -> LinearCost:
     n = groups.shape[1]
     src, dst = pairwise(groups)
-    per_byte = topo.transfer_s_per_byte(src, dst, 1.0 / n)
-    latency = float(topo.latency_s(src, dst).max())
+    per_byte, latency = topo.flow_cost(src, dst, 1.0 / n)
     return LinearCost(launch_s + latency + STEP_S + (n - 1) * per_peer_s, per_byte)
 
 
@@ -63,11 +62,9 @@ class HierarchicalAllToAll:
         systems = inter.shape[1]
         # phase 1: to each other system, the k/n share bound for it, on one's own rail
         src, dst = pairwise(inter)
-        net = topo.transfer_s_per_byte(src, dst, k / n)
-        net_lat = float(topo.latency_s(src, dst).max())
+        net, net_lat = topo.flow_cost(src, dst, k / n)
         # phase 2: forward to the local owner: (k−1)/k of what arrived (systems·k/n · ...)
         src2, dst2 = pairwise(intra)
-        local = topo.transfer_s_per_byte(src2, dst2, systems / n)
-        local_lat = float(topo.latency_s(src2, dst2).max())
+        local, local_lat = topo.flow_cost(src2, dst2, systems / n)
         fixed = LAUNCH_S + net_lat + local_lat + 2 * STEP_S + (systems + k - 2) * PER_PEER_S
         return LinearCost(fixed, net + local)

@@ -87,8 +87,8 @@ def ring_step(groups: IntArray, topo: Topology) -> tuple[float, float]:
         srcs.append(order.reshape(-1))
         dsts.append(np.roll(order, -1, axis=1).reshape(-1))
     src, dst = np.concatenate(srcs), np.concatenate(dsts)
-    per_byte = topo.transfer_s_per_byte(src, dst, 1.0 / channels)
-    latency = float(topo.latency_s(src, dst).max()) + STEP_S
+    per_byte, latency = topo.flow_cost(src, dst, 1.0 / channels)
+    latency += STEP_S
     return per_byte, latency
 
 

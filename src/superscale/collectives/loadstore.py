@@ -32,8 +32,8 @@ class LoadStore:
             return direct_cost(groups, topo, launch_s=LOADSTORE_LAUNCH_S, per_peer_s=0.0)
         src, dst = pairwise(groups)
         # each rank reads (or writes) its 1/n shard of every peer: (n−1)/n·S per phase
-        per_phase = topo.transfer_s_per_byte(src, dst, 1.0 / n)
-        latency = float(topo.latency_s(src, dst).max()) + STEP_S
+        per_phase, latency = topo.flow_cost(src, dst, 1.0 / n)
+        latency += STEP_S
         phases = {"all_reduce": 2, "reduce_scatter": 1, "all_gather": 1, "broadcast": 1}
         if collective not in phases:
             return None

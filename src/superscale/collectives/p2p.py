@@ -3,8 +3,6 @@ stages hand activations on), all pairs at once so shared NICs count."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from superscale.collectives.base import LAUNCH_S, STEP_S, LinearCost, register
 from superscale.topology.graph import IntArray, Topology
 
@@ -20,6 +18,5 @@ class SendRecv:
             return None
         src = groups[:, :-1].reshape(-1)
         dst = groups[:, 1:].reshape(-1)
-        per_byte = topo.transfer_s_per_byte(src, dst, 1.0)
-        latency = float(np.max(topo.latency_s(src, dst)))
+        per_byte, latency = topo.flow_cost(src, dst, 1.0)
         return LinearCost(LAUNCH_S + latency + STEP_S, per_byte)

@@ -33,8 +33,8 @@ class DoubleBinaryTree:
             srcs.append(order[:, idx].reshape(-1))
             dsts.append(order[:, parent].reshape(-1))
         src, dst = np.concatenate(srcs), np.concatenate(dsts)
-        per_byte = topo.transfer_s_per_byte(src, dst, 0.5)  # each tree: half the buffer
-        latency = float(topo.latency_s(src, dst).max()) + STEP_S
+        per_byte, latency = topo.flow_cost(src, dst, 0.5)
+        latency += STEP_S
         depth = math.ceil(math.log2(n))
         # reduce up, then broadcast down: the same links in reverse
         return LinearCost(LAUNCH_S + 2 * depth * latency, 2 * per_byte)

@@ -13,7 +13,7 @@ import pytest
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
 from superscale.search.evaluate import Evaluated, evaluate_batch, evaluate_table, plan_key
-from superscale.search.executors import plan_keys, run_sweep, table_keys
+from superscale.search.executors import plan_keys, run_sweep, sweep_records, table_keys
 from superscale.search.space import PlanTable, enumerate_plans
 from superscale.search.store import ResultsStore
 
@@ -33,20 +33,16 @@ def test_table_keys_match_plan_key(tables: list[PlanTable]) -> None:
 
 
 def test_two_workers_match_one(tables: list[PlanTable]) -> None:
-    one = run_sweep(tables, batch_size=64)
-    two = run_sweep(tables, workers=2, batch_size=64)
+    one = sweep_records(run_sweep(tables, batch_size=64))
+    two = sweep_records(run_sweep(tables, workers=2, batch_size=64))
     assert len(one) == len(tables[0])
     assert [r["key"] for r in one] == sorted(table_keys(tables[0]))
     assert one == two
 
 
 def test_records_match_evaluate_batch(tables: list[PlanTable]) -> None:
-    swept = run_sweep(tables, batch_size=97)
+    swept = sweep_records(run_sweep(tables, batch_size=97))
     assert swept == sorted(evaluate_batch(tables[0].candidates()), key=lambda r: r["key"])
-
-
-def test_repeated_plans_evaluated_once(tables: list[PlanTable]) -> None:
-    assert run_sweep([tables[0], tables[0].take(np.arange(10))]) == run_sweep(tables)
 
 
 def test_resume_evaluates_only_missing(tables: list[PlanTable], tmp_path: Path) -> None:
@@ -84,7 +80,8 @@ def test_resume_evaluates_only_missing(tables: list[PlanTable], tmp_path: Path) 
     assert not stored & set(seen)
     assert progress[0] == (0, n - 100)
     assert progress[-1] == (n - 100, n - 100)
-    assert records == run_sweep(tables, batch_size=50)
+    assert sweep_records(records) == sweep_records(run_sweep(tables, batch_size=50))
+    assert sweep_records(records) == sorted(store_records(db), key=lambda r: r["key"])
 
 
 def test_bad_options(tables: list[PlanTable], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,4 +107,9 @@ def test_ray_matches_local(tables: list[PlanTable], tmp_path: Path) -> None:
             assert store.count() == len(tables[0])
     finally:
         ray.shutdown()
-    assert remote == run_sweep(tables, batch_size=100)
+    assert sweep_records(remote) == sweep_records(run_sweep(tables, batch_size=100))
+
+
+def store_records(db: Path) -> list[dict[str, Any]]:
+    with ResultsStore(db) as store:
+        return store.records()

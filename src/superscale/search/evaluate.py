@@ -25,6 +25,7 @@ from superscale.simulate.analytical import combine, stage_passes, stage_sync, st
 from superscale.training.lower import lower
 from superscale.training.memory import estimate_memory
 
+DOES_NOT_FIT = "does not fit in memory"  # the error of a plan pruned for memory
 RECORD_KEYS = (
     "key",
     "cluster",
@@ -179,7 +180,7 @@ class Evaluated:
                     record["tokens_per_s_per_gpu"] = rate / self.gpus if self.gpus else None
                     record["mfu"] = float(self.mfu[i])
                 else:
-                    record["error"] = "does not fit in memory"
+                    record["error"] = DOES_NOT_FIT
             out.append(record)
         return out
 

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from superscale.errors import SpecError
-from superscale.search.evaluate import Evaluated, base_digest, evaluate_table, plan_key
+from superscale.search.evaluate import (
+    DOES_NOT_FIT,
+    Evaluated,
+    base_digest,
+    evaluate_table,
+    plan_key,
+)
 from superscale.search.space import PlanTable
 from superscale.search.store import ResultsStore
 
@@ -58,13 +64,60 @@ def table_keys(table: PlanTable) -> list[str]:
     ]
 
 
-def _batches(
-    tables: Sequence[PlanTable], keys: Sequence[list[str]], size: int
-) -> Iterator[tuple[PlanTable, list[str]]]:
-    for table, table_keys_ in zip(tables, keys, strict=True):
-        for start in range(0, len(table), size):
-            rows = slice(start, start + size)
-            yield table.take(rows), table_keys_[rows]
+def sweep_records(results: Sequence[Evaluated]) -> list[dict[str, Any]]:
+    """Every plan of a sweep's results as a keyed JSON record, sorted by key."""
+    records = [r for e in results for r in e.records(keys=table_keys(e.table))]
+    return sorted(records, key=lambda r: r["key"])
+
+
+class _Columns:
+    """A table's figures as a sweep fills them in, from batches and from the store."""
+
+    def __init__(self, table: PlanTable) -> None:
+        n = len(table)
+        self.table = table
+        self.gpus: int | None = None
+        self.error: str | None = None
+        self.arrays = {
+            name: np.full(n, np.nan)
+            for name in ("step_time_s", "tokens_per_s", "mfu", "peak_bytes")
+        }
+        self.fits = np.zeros(n, dtype=bool)
+        self.costed = np.zeros(n, dtype=bool)
+
+    def fill(self, rows: np.ndarray, done: Evaluated) -> None:
+        for name, array in self.arrays.items():
+            array[rows] = getattr(done, name)
+        self.fits[rows] = done.fits
+        self.costed[rows] = done.costed
+        self.gpus = self.gpus if done.gpus is None else done.gpus
+        self.error = self.error or done.error
+
+    def fill_records(self, rows: np.ndarray, records: list[dict[str, Any]]) -> None:
+        """Rows read back from the store (records in the order of `rows`)."""
+        nan = float("nan")
+        for row, r in zip(rows.tolist(), records, strict=True):
+            costed = r["step_time_s"] is not None
+            self.arrays["step_time_s"][row] = r["step_time_s"] if costed else nan
+            self.arrays["tokens_per_s"][row] = r["tokens_per_s"] if costed else nan
+            self.arrays["mfu"][row] = r["mfu"] if costed else nan
+            peak = r["peak_gib_per_gpu"]
+            self.arrays["peak_bytes"][row] = nan if peak is None else peak * 2**30
+            self.fits[row] = r["fits"]
+            self.costed[row] = costed
+            self.gpus = self.gpus if r["gpus"] is None else r["gpus"]
+            if r["error"] and r["error"] != DOES_NOT_FIT:
+                self.error = self.error or r["error"]
+
+    def evaluated(self) -> Evaluated:
+        return Evaluated(
+            table=self.table,
+            gpus=self.gpus,
+            fits=self.fits,
+            costed=self.costed,
+            error=self.error,
+            **self.arrays,
+        )
 
 
 def run_sweep(
@@ -77,17 +130,18 @@ def run_sweep(
     store: ResultsStore | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
-) -> list[dict[str, Any]]:
-    """Evaluate every plan of `tables` not already in `store`; return all records, sorted
-    by key.
+) -> list[Evaluated]:
+    """Evaluate every plan of `tables` not already in `store`; return each table's
+    figures as columns (`Evaluated`, in table order), stored plans included.
 
     Units of work are row slices of a table: a worker receives the scenario once per batch
-    and the plans as a few integer columns, and sends back columns; this process keys them
-    and turns them into records.
+    and the plans as a few integer columns, and sends back columns. Without a store no
+    plan is keyed or turned into a record here: callers build records for the rows they
+    keep (`Evaluated.records`, `sweep_records`). With one, each landed batch is keyed and
+    stored, and plans already stored are read back rather than evaluated.
 
     Args:
-        tables: plan tables (`enumerate_plans(...).tables`); plans repeated by key are
-            evaluated once.
+        tables: plan tables (`enumerate_plans(...).tables`).
         evaluate: table evaluator; must be a picklable module-level function for
             workers > 1 or Ray.
         workers: local processes (1: in this process). With Ray: the most batches in
@@ -101,9 +155,6 @@ def run_sweep(
             those to evaluate now (stored ones excluded), once at the start and after
             each batch.
 
-    Returns:
-        One record per distinct plan key, stored ones included, sorted by key.
-
     Raises:
         SpecError: a bad backend, workers or batch size, or Ray missing or unreachable.
     """
@@ -115,34 +166,34 @@ def run_sweep(
         raise SpecError(f"batch size must be >= 1, got {batch_size}")
     if address is not None and backend != "ray":
         raise SpecError("--address needs --backend ray")
-    todo_tables: list[PlanTable] = []
-    todo_keys: list[list[str]] = []
-    seen: set[str] = set()
-    for table in tables:
-        keys = table_keys(table)
-        fresh_rows = [i for i, k in enumerate(keys) if k not in seen]
-        seen.update(keys)
-        todo_tables.append(table.take(np.array(fresh_rows, dtype=np.int64)))
-        todo_keys.append([keys[i] for i in fresh_rows])
-    if store is not None:
-        missing = store.missing(seen)
-        for n, (table, keys) in enumerate(zip(todo_tables, todo_keys, strict=True)):
-            rows = [i for i, k in enumerate(keys) if k in missing]
-            todo_tables[n] = table.take(np.array(rows, dtype=np.int64))
-            todo_keys[n] = [keys[i] for i in rows]
-    total = sum(len(keys) for keys in todo_keys)
-    fresh: list[dict[str, Any]] = []
+    columns = [_Columns(table) for table in tables]
+    keys: list[list[str]] = []
+    todo: list[np.ndarray] = []
+    for index, table in enumerate(tables):
+        if store is None:
+            todo.append(np.arange(len(table)))
+            continue
+        table_keys_ = table_keys(table)
+        missing = store.missing(table_keys_)
+        fresh = np.array([k in missing for k in table_keys_], dtype=bool)
+        keys.append(table_keys_)
+        todo.append(np.flatnonzero(fresh))
+        stored = np.flatnonzero(~fresh)
+        if len(stored):
+            found = {r["key"]: r for r in store.get([table_keys_[i] for i in stored.tolist()])}
+            columns[index].fill_records(stored, [found[table_keys_[i]] for i in stored.tolist()])
+    total = sum(len(rows) for rows in todo)
     done = 0
     if progress is not None:
         progress(0, total)
 
-    def land(evaluated: Evaluated, keys: list[str]) -> None:
+    def land(evaluated: Evaluated, unit: Unit) -> None:
         nonlocal done
-        records = evaluated.records(keys=keys)
+        index, rows = unit
+        columns[index].fill(rows, evaluated)
         if store is not None:
-            store.add(records)
-        fresh.extend(records)
-        done += len(records)
+            store.add(evaluated.records(keys=[keys[index][i] for i in rows.tolist()]))
+        done += len(rows)
         if progress is not None:
             progress(done, total)
 
@@ -150,23 +201,27 @@ def run_sweep(
     if parallel:
         # Enough batches to keep every worker busy (with Ray, `workers` may be 1).
         batch_size = max(1, min(batch_size, -(-total // (2 * max(workers, 4)))))
-    batches = [b for b in _batches(todo_tables, todo_keys, batch_size) if len(b[0])]
+    batches = [
+        (
+            tables[index].take(rows[start : start + batch_size]),
+            (index, rows[start : start + batch_size]),
+        )
+        for index, rows in enumerate(todo)
+        for start in range(0, len(rows), batch_size)
+    ]
     if backend == "ray":
         _run_ray(batches, evaluate, land, address=address, in_flight=workers)
     elif workers == 1 or len(batches) <= 1:
-        for table, keys in batches:
-            land(evaluate(table), keys)
+        for table, unit in batches:
+            land(evaluate(table), unit)
     else:
         _run_processes(batches, evaluate, land, workers=workers)
-    records = {r["key"]: r for r in fresh}
-    stored_keys = seen - set(records)
-    if store is not None and stored_keys:
-        records.update({r["key"]: r for r in store.get(stored_keys)})
-    return [records[k] for k in sorted(records)]
+    return [c.evaluated() for c in columns]
 
 
-Batch = tuple[PlanTable, list[str]]
-Land = Callable[[Evaluated, list[str]], None]
+Unit = tuple[int, np.ndarray]  # (table index, rows of that table)
+Batch = tuple[PlanTable, Unit]
+Land = Callable[[Evaluated, Unit], None]
 
 
 def _run_processes(
@@ -181,7 +236,7 @@ def _run_processes(
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["superscale.search.evaluate"])
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(evaluate, table): keys for table, keys in batches}
+        futures = {pool.submit(evaluate, table): unit for table, unit in batches}
         try:
             for future in cf.as_completed(futures):
                 land(future.result(), futures[future])
@@ -221,18 +276,18 @@ def _run_ray(
             cpus = ray.cluster_resources().get("CPU", 1)  # type: ignore[no-untyped-call,unused-ignore]
             in_flight = max(2, 2 * int(cpus))
         task = ray.remote(evaluate)
-        pending: dict[Any, list[str]] = {}
+        pending: dict[Any, Unit] = {}
         queue = iter(batches)
-        for table, keys in queue:
-            pending[task.remote(table)] = keys
+        for table, unit in queue:
+            pending[task.remote(table)] = unit
             if len(pending) >= in_flight:
                 break
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 land(ray.get(ref), pending.pop(ref))
-            for table, keys in queue:
-                pending[task.remote(table)] = keys
+            for table, unit in queue:
+                pending[task.remote(table)] = unit
                 break
     finally:
         if started:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import ValidationError
 
 from superscale.errors import SpecError
@@ -253,6 +254,56 @@ def _refined_rank(r: dict[str, Any]) -> tuple[float, float, float, str]:
     return (float("inf") if event is None else -float(event), *_rank(r))
 
 
+def _usable(e: _evaluate.Evaluated) -> np.ndarray:
+    """Rows of `e` that were costed and fit."""
+    if e.error is not None:
+        return np.zeros(len(e.table), dtype=bool)
+    return e.costed & e.fits & np.isfinite(e.tokens_per_s)
+
+
+def _ranked_rows(results: Sequence[_evaluate.Evaluated], pruned: Counter[str]) -> tuple[Any, int]:
+    """Count each result's dropped plans in `pruned` by reason; return (a function giving
+    the k best records by `_rank`, the number of plans that fit). Records are built only
+    for the rows that can rank among the best."""
+    for e in results:
+        if e.error is not None:
+            pruned[prune_reason({"error": e.error}) or DOES_NOT_FIT] += len(e.table)
+            continue
+        memory = prune_reason({"error": _evaluate.DOES_NOT_FIT}) or DOES_NOT_FIT
+        for reason, count in (
+            (memory, (~e.costed).sum()),
+            (DOES_NOT_FIT, (e.costed & ~e.fits).sum()),
+        ):
+            if count:
+                pruned[reason] += int(count)
+    usable = [_usable(e) for e in results]
+    fits = int(sum(u.sum() for u in usable))
+
+    def best(k: int) -> list[dict[str, Any]]:
+        rates = [np.where(u, e.tokens_per_s, -np.inf) for e, u in zip(results, usable, strict=True)]
+        every = np.concatenate(rates) if rates else np.zeros(0)
+        if not np.isfinite(every).any():
+            return []
+        threshold = np.sort(every[np.isfinite(every)])[::-1][:k][-1]
+        records = [
+            r
+            for e, rate in zip(results, rates, strict=True)
+            for r in e.records(np.flatnonzero(rate >= threshold))
+        ]
+        return sorted(records, key=_rank)[:k]
+
+    return best, fits
+
+
+def _best_of_table(e: _evaluate.Evaluated) -> list[dict[str, Any]]:
+    """Records of the fastest fitting plans of one table (ties kept; `pareto_front` picks)."""
+    usable = _usable(e)
+    if not usable.any():
+        return []
+    rate = np.where(usable, e.tokens_per_s, -np.inf)
+    return e.records(np.flatnonzero(rate == rate.max()))
+
+
 def run_search(
     base: dict[str, Any],
     *,
@@ -310,7 +361,7 @@ def run_search(
 
     try:
         sweep_start = time.perf_counter()
-        records = run_sweep(
+        results = run_sweep(
             list(tables.values()),
             evaluate=evaluate or _evaluate.evaluate_table,
             workers=workers,
@@ -325,29 +376,25 @@ def run_search(
         if store is not None:
             store.close()
     pruned: Counter[str] = Counter({k: v for k, v in enumeration.pruned.items() if v})
-    for r in records:
-        reason = prune_reason(r)
-        if reason is not None:
-            pruned[reason] += 1
-    fitting = sorted((r for r in records if prune_reason(r) is None), key=_rank)
-    best = fitting[:top]
+    best_records, fits = _ranked_rows(results, pruned)
+    best = best_records(top)
     if refine_top:
         best = sorted(
             (refine(r, {**tables[r["cluster"]].base, "parallel": r["parallel"]}) for r in best),
             key=_refined_rank,
         )
     evaluated_now = todo[0] if todo else 0
-    reused = len(records) - evaluated_now
+    evaluated = sum(len(e.table) for e in results)
     return SearchResult(
         clusters=tuple(cluster_label({"cluster": c.model_dump(mode="json")}) for c in cluster_list),
         candidates=enumeration.plans,
         pruned=dict(pruned.most_common()),
-        evaluated=len(records),
+        evaluated=evaluated,
         evaluated_now=evaluated_now,
-        reused=reused,
-        fits=len(fitting),
+        reused=evaluated - evaluated_now,
+        fits=fits,
         top=tuple(best),
-        pareto=tuple(pareto_front(records)),
+        pareto=tuple(pareto_front([r for e in results for r in _best_of_table(e)])),
         wall_s=time.perf_counter() - start,
         sweep_s=sweep_s,
         plans_per_s=evaluated_now / sweep_s if sweep_s > 0 else 0.0,

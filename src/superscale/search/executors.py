@@ -30,8 +30,9 @@ from superscale.search.store import ResultsStore
 
 BACKENDS = ("local", "ray")
 # A vectorized evaluator costs plans sharing a pipeline shape together: large batches are
-# several times faster than small ones, and a kill loses at most one (well under a second).
-DEFAULT_BATCH_SIZE = 4096
+# several times faster than small ones, and a kill loses at most one (well under a second
+# warm: ~0.3 s at 100k+ plans/s).
+DEFAULT_BATCH_SIZE = 32768
 
 Evaluator = Callable[[PlanTable], Evaluated]
 Progress = Callable[[int, int], None]
@@ -182,6 +183,8 @@ def run_sweep(
         if len(stored):
             found = {r["key"]: r for r in store.get([table_keys_[i] for i in stored.tolist()])}
             columns[index].fill_records(stored, [found[table_keys_[i]] for i in stored.tolist()])
+    # batches of one pipeline shape where possible: each shape is lowered once per batch
+    todo = [rows[_by_shape(table, rows)] for table, rows in zip(tables, todo, strict=True)]
     total = sum(len(rows) for rows in todo)
     done = 0
     if progress is not None:
@@ -217,6 +220,12 @@ def run_sweep(
     else:
         _run_processes(batches, evaluate, land, workers=workers)
     return [c.evaluated() for c in columns]
+
+
+def _by_shape(table: PlanTable, rows: np.ndarray) -> np.ndarray:
+    """Order of `rows` grouping plans of one pipeline shape (pp, virtual stages)."""
+    shape = table.columns["pp"][rows] * 1024 + table.columns["virtual_stages"][rows]
+    return np.argsort(shape, kind="stable")
 
 
 Unit = tuple[int, np.ndarray]  # (table index, rows of that table)

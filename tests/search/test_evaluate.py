@@ -32,6 +32,15 @@ BASES = {
         "metax-cube-128",
         1,
     ),
+    "multimodal-moe": (
+        {
+            "model": "intern-s1",
+            "training": {"seq_len": 4096, "global_batch": 64, "images_per_sample": 1},
+            "parallel": {"tp_comm_overlap": True},
+        },
+        "dgx-h100",
+        4,
+    ),
     "unfused-a100": (
         {
             "model": "gpt3-175b",
@@ -56,7 +65,7 @@ def _batch(name: str) -> tuple[dict[str, Any], ...]:
     return tuple(evaluate_batch(_space(name).candidates, prune_memory=False))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(name=st.sampled_from(sorted(BASES)), pick=st.integers(0, 10**9))
 def test_vectorized_matches_scalar(name: str, pick: int) -> None:
     candidates = _space(name).candidates

@@ -21,9 +21,23 @@ from superscale.parallelism.plan import batch_plan
 from superscale.pipeline import simulate
 from superscale.scenario import Scenario, load_scenario
 from superscale.search.space import COLUMNS, RECOMPUTE, SCHEDULES, PlanTable
-from superscale.simulate.analytical import combine, stage_passes, stage_sync, stage_time
-from superscale.training.lower import lower
+from superscale.simulate.analytical import (
+    PassSums,
+    combine,
+    pass_sums,
+    passes_of,
+    stage_sync,
+    stage_time,
+)
+from superscale.training.lower import (
+    LayerPieces,
+    layer_pieces,
+    lower,
+    pipeline_send_ops,
+    zero3_gather_ops,
+)
 from superscale.training.memory import estimate_memory
+from superscale.training.ops import Op
 
 DOES_NOT_FIT = "does not fit in memory"  # the error of a plan pruned for memory
 RECORD_KEYS = (
@@ -230,13 +244,15 @@ def _row(par: dict[str, Any]) -> tuple[int, ...]:
 def evaluate_table(table: PlanTable, *, prune_memory: bool = True) -> Evaluated:
     """Evaluate every plan of `table` with the vectorized analytical engine.
 
-    Plans sharing a pipeline shape (pp, virtual stages) are costed together, their other
-    fields numpy arrays through the same cost code as `evaluate_one`. Memory comes first;
-    with `prune_memory` the plans that do not fit are not costed. The work is factored by
-    what each part depends on: forward and backward passes on the distinct (tp, cp, ep,
-    micro-batch, recomputation, sequence parallelism, ZeRO-3) rows, the once-per-step
-    gradient and optimizer work on the distinct (tp, cp, ep, ZeRO) rows, and only the
-    pipeline formula on every plan; each row's arithmetic is the scalar path's.
+    Plan fields are numpy arrays through the same cost code as `evaluate_one`. Memory comes
+    first, per pipeline shape (pp, virtual stages); with `prune_memory` the plans that do
+    not fit are not costed. The rest is factored by what each part depends on. One layer's
+    ops (and the embedding's and output layer's) are priced once for all shapes, on the
+    distinct (tp, cp, ep, micro-batch, recomputation, sequence parallelism) rows; each
+    stage's passes are those sums times its layers (pass times are linear in the ops, and
+    overlap is applied to the totals), plus its sends and ZeRO-3 gathers. Step work is
+    priced on the distinct (tp, cp, ep, ZeRO) rows of a shape, and the pipeline formula on
+    every plan.
     """
     n = len(table)
     nan = np.full(n, np.nan)
@@ -262,12 +278,11 @@ def evaluate_table(table: PlanTable, *, prune_memory: bool = True) -> Evaluated:
     comm = models.get(cluster_key) or models.setdefault(cluster_key, CommModel(scenario.cluster))
     cols = {name: table.values(name) for name in COLUMNS}
     peak = np.full(n, np.nan)
-    step_s = np.full(n, np.nan)
-    model_flops = np.full(n, np.nan)
     keep_all = np.zeros(n, dtype=bool)
+    hbm = scenario.cluster.chip.hbm_bytes
     shapes = table.columns["pp"] * 1024 + table.columns["virtual_stages"]
-    for shape in np.unique(shapes).tolist():
-        rows = np.flatnonzero(shapes == shape)
+    by_shape = [(s, np.flatnonzero(shapes == s)) for s in np.unique(shapes).tolist()]
+    for shape, rows in by_shape:
         pp, v = divmod(shape, 1024)
         fields = {k: cols[k][rows] for k in _FIELDS}
         plan = batch_plan(
@@ -277,19 +292,34 @@ def evaluate_table(table: PlanTable, *, prune_memory: bool = True) -> Evaluated:
             scenario, plan, lower(scenario, plan, virtual=False, passes=False, step=False)
         )
         peak[rows] = np.broadcast_to(memory.peak_bytes, rows.shape)
-        keep = (
-            peak[rows] <= scenario.cluster.chip.hbm_bytes
-            if prune_memory
-            else np.ones(len(rows), dtype=bool)
+        keep_all[rows] = peak[rows] <= hbm if prune_memory else True
+    step_s = np.full(n, np.nan)
+    model_flops = np.full(n, np.nan)
+    kept = np.flatnonzero(keep_all)
+    if len(kept):
+        # one layer's (and the head's and tail's) ops, priced once for every shape
+        unit_rows, unit_of = _distinct({k: cols[k][kept] for k in _FIELDS}, _UNIT_FIELDS)
+        unit_fields = {k: cols[k][kept[unit_rows]] for k in _FIELDS}
+        unit_fields["zero"] = np.zeros_like(unit_fields["zero"])
+        unit_plan = batch_plan(
+            scenario, pp=1, virtual_stages=1, schedule="1f1b", fields=unit_fields
         )
-        if not keep.any():
-            continue
-        sub = {k: v_[keep] for k, v_ in fields.items()}
-        t, flops = _price(scenario, comm, training.precision, pp=pp, virtual_stages=v, fields=sub)
-        kept = rows[keep]
-        step_s[kept] = t
-        model_flops[kept] = flops
-        keep_all[kept] = True
+        pieces = {
+            name: pass_sums(ops, unit_plan, comm, training.precision)
+            for name, ops in _pieces(layer_pieces(scenario, unit_plan)).items()
+        }
+        unit_index = np.full(n, -1)
+        unit_index[kept] = unit_of
+        for shape, rows in by_shape:
+            rows = rows[keep_all[rows]]
+            if not len(rows):
+                continue
+            pp, v = divmod(shape, 1024)
+            parts = {name: sums.take(unit_index[rows]) for name, sums in pieces.items()}
+            fields = {k: cols[k][rows] for k in _FIELDS}
+            t, flops = _price(scenario, comm, training.precision, pp, v, fields, parts)
+            step_s[rows] = t
+            model_flops[rows] = flops
     tokens = training.global_batch * training.seq_len
     rate = tokens / step_s
     return Evaluated(
@@ -299,45 +329,73 @@ def evaluate_table(table: PlanTable, *, prune_memory: bool = True) -> Evaluated:
         tokens_per_s=rate,
         mfu=model_flops / step_s / peak_flops,
         peak_bytes=peak,
-        fits=peak <= scenario.cluster.chip.hbm_bytes,
+        fits=peak <= hbm,
         costed=keep_all,
     )
 
 
-_PASS_FIELDS = ("tp", "cp", "ep", "micro_batch", "recompute", "sequence_parallel", "zero3")
+# what a layer's ops depend on; step work depends on these; sends on those
+_UNIT_FIELDS = ("tp", "cp", "ep", "micro_batch", "recompute", "sequence_parallel")
 _SYNC_FIELDS = ("tp", "cp", "ep", "zero")
+_SEND_FIELDS = ("tp", "cp", "micro_batch", "sequence_parallel")
+
+
+def _pieces(pieces: LayerPieces) -> dict[str, tuple[Op, ...]]:
+    return {f: getattr(pieces, f) for f in LayerPieces.__dataclass_fields__}
 
 
 def _price(
     scenario: Scenario,
     comm: CommModel,
     precision: str,
-    *,
     pp: int,
     virtual_stages: int,
     fields: dict[str, np.ndarray],
+    parts: dict[str, PassSums],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(step seconds, model FLOPs per GPU) of plans of one pipeline shape, factored as
-    `evaluate_table` describes."""
+    """(step seconds, model FLOPs per GPU) of plans of one pipeline shape: each distinct
+    stage's passes composed from `parts` (its layers' sums, these plans' rows) with its
+    sends and ZeRO-3 gathers; step work on the distinct (tp, cp, ep, ZeRO) rows; the
+    pipeline formula on every plan."""
     shape = {"pp": pp, "virtual_stages": virtual_stages}
     plan = batch_plan(scenario, schedule=fields["schedule"], fields=fields, **shape)
-    zero3 = fields["zero"] == 3
-    pass_rows, pass_inverse = _distinct({**fields, "zero3": zero3}, _PASS_FIELDS)
-    pass_fields = {k: v[pass_rows] for k, v in fields.items()}
-    # passes see ZeRO only through ZeRO-3's weight gathers; the schedule is applied later
-    pass_fields["zero"] = np.where(zero3[pass_rows], 3, 0)
-    pass_plan = batch_plan(scenario, schedule="1f1b", fields=pass_fields, **shape)
-    pass_program = lower(scenario, pass_plan, virtual=False, step=False)
-    sync_rows, sync_inverse = _distinct(fields, _SYNC_FIELDS)
-    sync_fields = {k: v[sync_rows] for k, v in fields.items()}
-    sync_plan = batch_plan(scenario, schedule="1f1b", fields=sync_fields, **shape)
+    sync_rows, sync_of = _distinct(fields, _SYNC_FIELDS)
+    sync_plan = batch_plan(
+        scenario, schedule="1f1b", fields={k: v[sync_rows] for k, v in fields.items()}, **shape
+    )
     sync_program = lower(scenario, sync_plan, virtual=False, passes=False)
+    send = None
+    if pp > 1:
+        send_rows, send_of = _distinct(fields, _SEND_FIELDS)
+        send_fields = {k: v[send_rows] for k, v in fields.items()}
+        send_plan = batch_plan(scenario, schedule="1f1b", fields=send_fields, **shape)
+        ops = pipeline_send_ops(scenario, send_plan, virtual_stages)
+        send = pass_sums(ops, send_plan, comm, precision).take(send_of)
     stages = []
-    for (stage, count), (twin, _) in zip(
-        pass_program.distinct_stages(), sync_program.distinct_stages(), strict=True
-    ):
-        passes = stage_passes(stage, pass_plan, comm, precision).take(pass_inverse)
-        sync = stage_sync(twin, sync_plan, comm, precision).take(sync_inverse)
+    for stage, count in sync_program.distinct_stages():
+        _, _, first, last = stage.signature
+        gathers = zero3_gather_ops(stage, sync_plan)
+        forward = backward = pass_sums(gathers, sync_plan, comm, precision).take(sync_of)
+        n_dense, n_moe = stage.layers - stage.moe_layers, stage.moe_layers
+        if first:
+            forward = forward + parts["head_fwd"]
+        for name, n in (("dense", n_dense), ("moe", n_moe)):
+            if n:
+                forward = forward + parts[f"{name}_fwd"].scaled(n)
+                backward = backward + parts[f"{name}_recompute"].scaled(n)
+        if last:
+            forward = forward + parts["tail_fwd"]
+            backward = backward + parts["tail_bwd"]
+        for name, n in (("moe", n_moe), ("dense", n_dense)):
+            if n:
+                backward = backward + parts[f"{name}_bwd"].scaled(n)
+        if first:
+            backward = backward + parts["head_bwd"]
+        if send is not None:
+            forward = forward if last else forward + send
+            backward = backward if first else backward + send
+        passes = passes_of(forward, backward, plan)
+        sync = stage_sync(stage, sync_plan, comm, precision).take(sync_of)
         stages.append((stage_time(stage.index, passes, sync, plan.schedule), count))
     step = combine(stages, plan.micro_batches, plan)
     n = len(fields["tp"])

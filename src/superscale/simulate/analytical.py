@@ -95,12 +95,70 @@ def _placement(op: CommOp, plan: Plan, cluster: Cluster) -> GroupPlacement | Gro
     return plan.groups[op.group]
 
 
-def _pass_time(
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PassSums:
+    """Sums over a run of ops: compute time (all, GEMM, attention), and collective time per
+    group, all of it and the overlappable part. Linear in the ops, so a stage's sums are
+    its pieces' (a layer's n-fold); overlap is applied to the totals (`exposed`)."""
+
+    compute_s: Any
+    gemm_s: Any
+    attention_s: Any
+    comm_s: dict[str, Any]
+    overlappable_s: dict[str, Any]
+    model_flops: Any
+    hardware_flops: Any
+
+    def __add__(self, other: PassSums) -> PassSums:
+        return PassSums(
+            compute_s=self.compute_s + other.compute_s,
+            gemm_s=self.gemm_s + other.gemm_s,
+            attention_s=self.attention_s + other.attention_s,
+            comm_s=_add_groups(self.comm_s, other.comm_s),
+            overlappable_s=_add_groups(self.overlappable_s, other.overlappable_s),
+            model_flops=self.model_flops + other.model_flops,
+            hardware_flops=self.hardware_flops + other.hardware_flops,
+        )
+
+    def scaled(self, factor: Any) -> PassSums:
+        """The sums of `factor` copies (a layer's, for a stage of `factor` layers)."""
+        return PassSums(
+            compute_s=self.compute_s * factor,
+            gemm_s=self.gemm_s * factor,
+            attention_s=self.attention_s * factor,
+            comm_s={k: v * factor for k, v in self.comm_s.items()},
+            overlappable_s={k: v * factor for k, v in self.overlappable_s.items()},
+            model_flops=self.model_flops * factor,
+            hardware_flops=self.hardware_flops * factor,
+        )
+
+    def take(self, rows: np.ndarray) -> PassSums:
+        """The sums of plans `rows` of a batch."""
+        return PassSums(
+            compute_s=_take(self.compute_s, rows),
+            gemm_s=_take(self.gemm_s, rows),
+            attention_s=_take(self.attention_s, rows),
+            comm_s={k: _take(v, rows) for k, v in self.comm_s.items()},
+            overlappable_s={k: _take(v, rows) for k, v in self.overlappable_s.items()},
+            model_flops=_take(self.model_flops, rows),
+            hardware_flops=_take(self.hardware_flops, rows),
+        )
+
+
+def _add_groups(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = out[key] + value if key in out else value
+    return out
+
+
+def pass_sums(
     ops: tuple[Op, ...] | list[Op], plan: Plan, comm_model: CommModel, precision: str
-) -> PassTime:
+) -> PassSums:
+    """Sum `ops`' compute and collective times (and counted FLOPs) under `plan`."""
     cluster = comm_model.cluster
     chip = cluster.chip
-    compute = gemm = attention = 0.0
+    compute = gemm = attention = model = hardware = 0.0
     comm = dict.fromkeys(COMM_GROUPS, 0.0)
     overlappable = dict.fromkeys(COMM_GROUPS, 0.0)
     for op in ops:
@@ -109,6 +167,8 @@ def _pass_time(
             compute += t
             gemm += t if op.kind == "gemm" else 0.0
             attention += t if op.kind == "attention" else 0.0
+            model += op.model_flops
+            hardware += op.hardware_flops
         else:
             group = _placement(op, plan, cluster)
             t = comm_model.time_s(op.collective, op.payload_bytes, group) * op.repeat
@@ -116,14 +176,35 @@ def _pass_time(
             comm[key] = comm.get(key, 0.0) + t
             if op.overlappable:
                 overlappable[key] = overlappable.get(key, 0.0) + t
+    return PassSums(
+        compute_s=compute,
+        gemm_s=gemm,
+        attention_s=attention,
+        comm_s=comm,
+        overlappable_s=overlappable,
+        model_flops=model,
+        hardware_flops=hardware,
+    )
+
+
+def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
+    """A pass's time from its sums: each group's collectives exposed, or hidden behind
+    the compute they overlap (sends are left to `_with_schedule`)."""
+    comm, overlappable = sums.comm_s, sums.overlappable_s
     exposed = dict(comm)
     if plan.tp_comm_overlap:
-        exposed["tp"] = comm["tp"] - overlappable["tp"] + _hidden(overlappable["tp"], gemm)
-    exposed["cp"] = comm["cp"] - overlappable["cp"] + _hidden(overlappable["cp"], attention)
+        exposed["tp"] = comm["tp"] - overlappable["tp"] + _hidden(overlappable["tp"], sums.gemm_s)
+    exposed["cp"] = comm["cp"] - overlappable["cp"] + _hidden(overlappable["cp"], sums.attention_s)
     if "dp" in comm:  # prefetched layer by layer behind the pass's compute
-        exposed["dp"] = comm["dp"] - overlappable["dp"] + _hidden(overlappable["dp"], compute)
+        exposed["dp"] = (
+            comm["dp"] - overlappable["dp"] + _hidden(overlappable["dp"], sums.compute_s)
+        )
     return PassTime(
-        compute_s=compute, gemm_s=gemm, attention_s=attention, comm_s=comm, exposed_s=exposed
+        compute_s=sums.compute_s,
+        gemm_s=sums.gemm_s,
+        attention_s=sums.attention_s,
+        comm_s=dict(comm),
+        exposed_s=exposed,
     )
 
 
@@ -202,12 +283,18 @@ def stage_passes(
 ) -> StagePasses:
     """Forward and backward pass times of one micro-batch on `stage` (sends exposed in
     full; `_with_schedule` applies the schedule) and the FLOPs they count."""
-    ops = (*stage.forward, *stage.backward)
+    forward = pass_sums(stage.forward, plan, comm_model, precision)
+    backward = pass_sums(stage.backward, plan, comm_model, precision)
+    return passes_of(forward, backward, plan)
+
+
+def passes_of(forward: PassSums, backward: PassSums, plan: Plan) -> StagePasses:
+    """A stage's passes from the sums of its forward and backward ops."""
     return StagePasses(
-        forward=_pass_time(stage.forward, plan, comm_model, precision),
-        backward=_pass_time(stage.backward, plan, comm_model, precision),
-        model_flops=sum(op.model_flops for op in ops if isinstance(op, ComputeOp)),
-        hardware_flops=sum(op.hardware_flops for op in ops if isinstance(op, ComputeOp)),
+        forward=exposed_pass(forward, plan),
+        backward=exposed_pass(backward, plan),
+        model_flops=forward.model_flops + backward.model_flops,
+        hardware_flops=forward.hardware_flops + backward.hardware_flops,
     )
 
 

@@ -262,7 +262,7 @@ def logits_ops(model: ModelSpec, sh: Shard) -> list[ComputeOp]:
 def vision_ops(model: ModelSpec, sh: Shard, images: int) -> list[ComputeOp]:
     """The vision encoder on `images` images per micro-batch (first stage), all its layers."""
     v = model.vision
-    if v is None or images == 0:
+    if v is None or not vec.any_nonzero(images):
         return []
     t = sh.tp
     tok = images * v.patches

@@ -142,16 +142,7 @@ def lower(
     `passes` the forward and backward op lists stay empty, without `step` the step's: the
     layout alone (layers and parameters per stage) is all a memory estimate needs."""
     model, train = scenario.model, scenario.require_training()
-    shard = layer.Shard(
-        micro_batch=plan.micro_batch,
-        seq_len=train.seq_len,
-        tp=plan.tp,
-        cp=plan.cp,
-        ep=plan.ep,
-        sequence_parallel=plan.sequence_parallel,
-        flash_attention=plan.flash_attention,
-        dropout=train.dropout,
-    )
+    shard = _shard(scenario, plan)
     parts = _Parts(
         model=model,
         shard=shard,
@@ -191,6 +182,78 @@ def lower(
         virtual=chunks_programs,
         micro_batches=plan.micro_batches,
         tokens_per_step=train.global_batch * train.seq_len,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerPieces:
+    """The op runs a stage's passes are made of, for one layer or one occurrence: a stage of
+    d dense and e MoE layers runs forward `head + d·dense + e·moe + tail` (head on the first
+    stage, tail on the last) and backward the recomputation, then the gradients in
+    reverse. Sends and ZeRO-3 gathers depend on the pipeline shape and come apart."""
+
+    dense_fwd: tuple[Op, ...]
+    dense_bwd: tuple[Op, ...]
+    dense_recompute: tuple[Op, ...]
+    moe_fwd: tuple[Op, ...]
+    moe_bwd: tuple[Op, ...]
+    moe_recompute: tuple[Op, ...]
+    head_fwd: tuple[Op, ...]
+    head_bwd: tuple[Op, ...]
+    tail_fwd: tuple[Op, ...]
+    tail_bwd: tuple[Op, ...]
+
+
+def layer_pieces(scenario: Scenario, plan: Plan) -> LayerPieces:
+    """`LayerPieces` of `plan` (its pipeline fields unused): what a batch prices once for
+    every pipeline shape, composing each stage from them."""
+    model, train = scenario.model, scenario.require_training()
+    shard = _shard(scenario, plan)
+    flash = plan.flash_attention
+
+    def backward(ops: list[Op]) -> tuple[Op, ...]:
+        return tuple(_backward_of(op, flash=flash) for op in reversed(ops))
+
+    dense = layer.forward_layer_ops(model, shard, moe_layer=False)
+    moe = layer.forward_layer_ops(model, shard, moe_layer=True) if model.moe else []
+    images = plan.micro_batch * train.images_per_sample
+    head = layer.embedding_ops(model, shard) + layer.vision_ops(model, shard, images)
+    tail = layer.logits_ops(model, shard)
+    return LayerPieces(
+        dense_fwd=tuple(dense),
+        dense_bwd=backward(dense),
+        dense_recompute=tuple(_recompute_ops(dense, plan)),
+        moe_fwd=tuple(moe),
+        moe_bwd=backward(moe),
+        moe_recompute=tuple(_recompute_ops(moe, plan)),
+        head_fwd=tuple(head),
+        head_bwd=backward(head),
+        tail_fwd=tuple(tail),
+        tail_bwd=backward(tail),
+    )
+
+
+def pipeline_send_ops(scenario: Scenario, plan: Plan, repeat: int) -> list[Op]:
+    """A stage's send to its neighbour for one micro-batch (none without pipelining)."""
+    return _pp_send(scenario.model, _shard(scenario, plan), plan, True, repeat)
+
+
+def zero3_gather_ops(stage: StageProgram, plan: Plan) -> list[Op]:
+    """The ZeRO-3 weight gathers each pass of `stage` starts with."""
+    return _zero3_gathers(stage.dense_params, stage.expert_params, plan)
+
+
+def _shard(scenario: Scenario, plan: Plan) -> layer.Shard:
+    train = scenario.require_training()
+    return layer.Shard(
+        micro_batch=plan.micro_batch,
+        seq_len=train.seq_len,
+        tp=plan.tp,
+        cp=plan.cp,
+        ep=plan.ep,
+        sequence_parallel=plan.sequence_parallel,
+        flash_attention=plan.flash_attention,
+        dropout=train.dropout,
     )
 
 

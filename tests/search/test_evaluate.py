@@ -14,7 +14,7 @@ from superscale.hardware.catalog import systems
 from superscale.hardware.spec import Cluster
 from superscale.scenario import load_scenario
 from superscale.search.evaluate import evaluate_batch, evaluate_one, plan_key
-from superscale.search.space import Enumeration, enumerate_plans
+from superscale.search.space import COLUMNS, Enumeration, enumerate_plans
 from superscale.validate.training import reference_rows, scenario_dict
 
 BASES = {
@@ -89,18 +89,7 @@ def test_plans_that_do_not_fit_are_pruned_before_costing() -> None:
     assert sum(_space("moe-cube").pruned.values()) > 0  # and the enumeration's own prunes
 
 
-PLAN_FIELDS = (
-    "tp",
-    "pp",
-    "cp",
-    "ep",
-    "micro_batch",
-    "virtual_stages",
-    "schedule",
-    "zero",
-    "recompute",
-    "sequence_parallel",
-)
+PLAN_FIELDS = COLUMNS  # every searched plan field
 DEFAULTS = {
     "cp": 1,
     "ep": 1,
@@ -128,7 +117,6 @@ def test_every_published_plan_is_searched_and_beaten() -> None:
     import numpy as np
 
     from superscale.search.evaluate import evaluate_table
-    from superscale.search.space import COLUMNS
 
     rows = _published_rows()
     assert len(rows) >= 39

@@ -236,15 +236,6 @@ class StagePasses:
     model_flops: float
     hardware_flops: float
 
-    def take(self, rows: np.ndarray) -> StagePasses:
-        """The passes of plans `rows` of a batch (a batch priced once per distinct row)."""
-        return StagePasses(
-            forward=_take_pass(self.forward, rows),
-            backward=_take_pass(self.backward, rows),
-            model_flops=_take(self.model_flops, rows),
-            hardware_flops=_take(self.hardware_flops, rows),
-        )
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StageSync:
@@ -266,16 +257,6 @@ class StageSync:
 def _take(value: Any, rows: np.ndarray) -> Any:
     """value[rows] for a batch's array; a scalar (the same for every plan) as it is."""
     return value[rows] if isinstance(value, np.ndarray) and value.ndim else value
-
-
-def _take_pass(p: PassTime, rows: np.ndarray) -> PassTime:
-    return PassTime(
-        compute_s=_take(p.compute_s, rows),
-        gemm_s=_take(p.gemm_s, rows),
-        attention_s=_take(p.attention_s, rows),
-        comm_s={k: _take(v, rows) for k, v in p.comm_s.items()},
-        exposed_s={k: _take(v, rows) for k, v in p.exposed_s.items()},
-    )
 
 
 def stage_passes(

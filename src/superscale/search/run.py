@@ -258,7 +258,7 @@ def _usable(e: _evaluate.Evaluated) -> np.ndarray:
     """Rows of `e` that were costed and fit."""
     if e.error is not None:
         return np.zeros(len(e.table), dtype=bool)
-    return e.costed & e.fits & np.isfinite(e.tokens_per_s)
+    return np.asarray(e.costed & e.fits & np.isfinite(e.tokens_per_s), dtype=bool)
 
 
 def _ranked_rows(results: Sequence[_evaluate.Evaluated], pruned: Counter[str]) -> tuple[Any, int]:

@@ -90,7 +90,7 @@ class PlanTable:
         booleans for sequence parallelism)."""
         col = self.columns[name]
         if name in _CODES:
-            return np.array(_CODES[name])[col]
+            return np.asarray(np.array(_CODES[name])[col])
         if name == "sequence_parallel":
             return col.astype(bool)
         return col

@@ -218,6 +218,7 @@ def _with_schedule(pass_time: PassTime, schedule: Any) -> PassTime:
     direction's work under an asynchronous schedule (DualPipe), in full otherwise."""
     overlapped = vec.lookup(_ASYNC, schedule)
     comm_pp = pass_time.comm_s["pp"]
+    exposed_pp: Any
     if vec.is_array(overlapped):
         exposed_pp = np.where(overlapped > 0, _hidden(comm_pp, pass_time.compute_s), comm_pp)
     elif overlapped:

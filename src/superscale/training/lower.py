@@ -13,6 +13,7 @@ loss on the last.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -211,7 +212,7 @@ def layer_pieces(scenario: Scenario, plan: Plan) -> LayerPieces:
     shard = _shard(scenario, plan)
     flash = plan.flash_attention
 
-    def backward(ops: list[Op]) -> tuple[Op, ...]:
+    def backward(ops: Sequence[Op]) -> tuple[Op, ...]:
         return tuple(_backward_of(op, flash=flash) for op in reversed(ops))
 
     dense = layer.forward_layer_ops(model, shard, moe_layer=False)

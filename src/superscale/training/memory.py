@@ -155,16 +155,16 @@ class _PerLayer:
 
 
 def _stage_activation_bytes(
-    scenario: Scenario, plan: Plan, stage: StageProgram, sh: Shard, per_layer: _PerLayer
+    scenario: Scenario, plan: Plan, stage: StageProgram, sh: Shard, acts: _PerLayer
 ) -> float:
     model = scenario.model
     recompute = plan.recompute
     dense_layers = stage.layers - stage.moe_layers
-    per_mb = dense_layers * per_layer.kept(moe_layer=False)
-    per_mb += stage.moe_layers * per_layer.kept(moe_layer=True)
+    per_mb = dense_layers * acts.kept(moe_layer=False)
+    per_mb += stage.moe_layers * acts.kept(moe_layer=True)
     total = per_mb * _in_flight(plan, stage.index)
     if vec.gate(recompute == "full") is not False:  # one layer rebuilt during backward
-        rebuilt = per_layer.rebuilt(moe_layer=stage.moe_layers > 0)
+        rebuilt = acts.rebuilt(moe_layer=stage.moe_layers > 0)
         total += vec.where(recompute == "full", rebuilt, 0.0)
     if stage.index == plan.pp - 1:  # logits in 16 bits and fp32 softmax, one micro-batch
         total += (ACT_BYTES + 4) * sh.tokens * model.vocab / plan.tp

@@ -123,4 +123,4 @@ def collective_time_s(
     collective: str, payload_bytes: float, group: GroupPlacement, cluster: Cluster
 ) -> float:
     """One-off convenience: the fastest algorithm's time. Hold a CommModel to reuse routes."""
-    return CommModel(cluster).time_s(collective, payload_bytes, group)
+    return float(CommModel(cluster).time_s(collective, payload_bytes, group))

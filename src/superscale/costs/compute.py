@@ -53,7 +53,7 @@ def gemm_efficiency(chip: Chip, precision: str, shape: tuple[int, int, int] | No
     return base * shape_factor(shape, chip.efficiency.matmul_half_dim)
 
 
-def compute_time_s(op: ComputeOp, chip: Chip, precision: str) -> float:
+def compute_time_s(op: ComputeOp, chip: Chip, precision: str) -> vec.Num:
     """Time of all `op.repeat` instances of `op` on one GPU, seconds.
 
     Uses the chip's measured profile when it has one, else the documented formulas.
@@ -77,7 +77,7 @@ def attention_key_len(op: ComputeOp) -> float:
 
 def _profiled_time_s(
     op: ComputeOp, chip: Chip, precision: str, profile: EfficiencyProfile
-) -> float:
+) -> vec.Num:
     eff = chip.efficiency
     per_kernel = op.hbm_bytes / max(op.kernels, 1)
     hbm_rate = profile.memory_bytes_per_s(per_kernel)
@@ -107,7 +107,7 @@ def _profiled_time_s(
     return max(flops_s, mem_s) * op.repeat
 
 
-def _formula_time_s(op: ComputeOp, chip: Chip, precision: str) -> float:
+def _formula_time_s(op: ComputeOp, chip: Chip, precision: str) -> vec.Num:
     eff = chip.efficiency
     hbm_rate = chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction
     mem_s = op.hbm_bytes / hbm_rate

@@ -10,6 +10,7 @@ and papers named in each catalog entry's `source`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -138,7 +139,7 @@ class Chip(Sourced):
             raise InfeasiblePlan(
                 f"chip '{self.name}' has no {precision} support (it supports: {have})"
             )
-        return units.tflops_to_flops(self.peak_tflops[precision])  # type: ignore[index]
+        return units.tflops_to_flops(self.peak_tflops[precision])
 
     def matmul_fraction(self, precision: str) -> float:
         """Large-GEMM fraction of peak: the catalog's figure, else measured/peak, else 0.75."""
@@ -217,7 +218,11 @@ def _resolve(kind: str, value: Any) -> Any:
     if isinstance(value, str):
         from superscale.hardware import catalog
 
-        lookup = {"chip": catalog.chips, "link": catalog.links, "system": catalog.systems}
+        lookup: dict[str, Callable[[], Any]] = {
+            "chip": catalog.chips,
+            "link": catalog.links,
+            "system": catalog.systems,
+        }
         return lookup[kind]().get(value)
     return value
 

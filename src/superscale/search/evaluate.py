@@ -132,7 +132,7 @@ class _ModelCache(dict[str, CommModel]):
 
     LIMIT = 8
 
-    def setdefault(self, key: str, default: CommModel) -> CommModel:  # type: ignore[override]
+    def setdefault(self, key: str, default: CommModel) -> CommModel:
         if key not in self and len(self) >= self.LIMIT:
             self.pop(next(iter(self)))
         return super().setdefault(key, default)

@@ -298,13 +298,14 @@ def enumerate_plans(
     limits = limits or Limits()
     out = Enumeration()
     model, training = model_and_training(base)
-    base_parallel = base.get("parallel") if isinstance(base.get("parallel"), dict) else {}
+    raw_parallel = base.get("parallel")
+    base_parallel: dict[str, Any] = raw_parallel if isinstance(raw_parallel, dict) else {}
     flash = bool(base_parallel.get("flash_attention", True))
     # the software stack's switches are not searched: every candidate keeps the base's
-    stack = {
-        k: base_parallel[k] for k in ("tp_comm_overlap", "dp_comm_overlap") if k in base_parallel
-    }
-    stack = {"flash_attention": flash, **stack}
+    stack: dict[str, Any] = {"flash_attention": flash}
+    stack.update(
+        {k: base_parallel[k] for k in ("tp_comm_overlap", "dp_comm_overlap") if k in base_parallel}
+    )
     rest = {k: v for k, v in base.items() if k not in {"cluster", "parallel"}}
     for cluster in clusters:
         cluster_dict = cluster.model_dump(mode="json", exclude_none=True)

@@ -208,7 +208,7 @@ def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
     )
 
 
-def _hidden(comm_s: float, window_s: float) -> float:
+def _hidden(comm_s: vec.Num, window_s: vec.Num) -> vec.Num:
     """Exposed time of a collective overlapped with `window_s` of compute."""
     return vec.maximum(0.0, comm_s - window_s) + OVERLAP_RESIDUAL * vec.minimum(comm_s, window_s)
 

@@ -714,7 +714,11 @@ class _Engine:
             arrived = self.env.timeout(send.fixed_s + send.work_s)
             if key in self.arrivals:  # the receiver already waits on this key
                 waiting = self.arrivals[key]
-                arrived.on(lambda _: waiting.succeed())
+
+                def deliver(_: Event) -> None:
+                    waiting.succeed()
+
+                arrived.on(deliver)
             else:
                 self.arrivals[key] = arrived
             return arrived

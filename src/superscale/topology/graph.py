@@ -210,7 +210,9 @@ class Topology:
 
         def add(name: str, mask: NDArray[np.bool_], index: IntArray, size: int) -> None:
             if mask.any():
-                counts = np.bincount(index[mask], weights=w[mask], minlength=size)
+                counts = np.asarray(
+                    np.bincount(index[mask], weights=w[mask], minlength=size), dtype=np.float64
+                )
                 out[name] = out[name] + counts if name in out else counts
 
         inner = same_domain & (src != dst)

@@ -15,10 +15,11 @@ tensors each fused kernel reads and writes (2-byte activations, 1-byte dropout m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from superscale import vec
 from superscale.models.spec import ModelSpec
-from superscale.training.ops import CommOp, ComputeOp, Op, gated
+from superscale.training.ops import Collective, CommOp, ComputeOp, Op, gated
 
 ACT_BYTES = 2  # bf16/fp16 activations; fp8 runs keep activations in bf16 between GEMMs
 FLASH_BLOCK = 128  # query/key tile of fused attention: causal work = (s + block) / 2s of full
@@ -43,7 +44,7 @@ class Shard:
         return self.micro_batch * self.seq_len // self.cp
 
     @property
-    def hidden_tokens(self) -> float:
+    def hidden_tokens(self) -> vec.Num:
         """Tokens of hidden-width tensors per GPU (sharded by tp under sequence parallel)."""
         return vec.where(self.sequence_parallel, self.tokens / self.tp, vec.as_float(self.tokens))
 
@@ -70,7 +71,7 @@ def _elementwise(name: str, hbm_bytes: float, kernels: int = 1) -> ComputeOp:
     return ComputeOp(name=name, kind="elementwise", hbm_bytes=hbm_bytes, kernels=kernels)
 
 
-def _local_heads(heads: int, tp: int) -> float:
+def _local_heads(heads: int, tp: int) -> vec.Num:
     return vec.maximum(heads / tp, 1.0)  # heads fewer than tp are replicated (GQA kv heads)
 
 
@@ -185,7 +186,8 @@ def layer_comm_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[Op]:
     h, tok = model.hidden, sh.tokens
     full_hidden = ACT_BYTES * tok * h  # the TP group's whole activation tensor
     sp = sh.sequence_parallel
-    tp_collectives = (  # (collective, applies): SP splits the all-reduce in two
+    tp_collectives: tuple[tuple[Collective, Any], ...] = (  # (collective, applies): SP
+        # splits the all-reduce in two
         ("all_gather", sp),
         ("reduce_scatter", sp),
         ("all_reduce", vec.where(sp, False, True)),
@@ -221,7 +223,7 @@ def layer_comm_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[Op]:
     return ops
 
 
-def _kv_width(model: ModelSpec, tp: int) -> float:
+def _kv_width(model: ModelSpec, tp: int) -> vec.Num:
     """Width of this GPU's keys plus values per token."""
     if model.mla is not None:
         m = model.mla

@@ -22,7 +22,7 @@ from superscale.models.spec import ModelSpec
 from superscale.parallelism.plan import Plan
 from superscale.scenario import Scenario
 from superscale.training import layer
-from superscale.training.ops import CommOp, ComputeOp, Op, gated
+from superscale.training.ops import Collective, CommOp, ComputeOp, Op, gated
 
 GRAD_REDUCE_BYTES = 2  # gradients reduced in bf16/fp16 (Megatron-LM default)
 PARAM_GATHER_BYTES = 2  # distributed optimizer all-gathers bf16/fp16 parameters
@@ -115,10 +115,13 @@ def _backward_of(op: Op, *, flash: bool) -> Op:
     return op.backward()
 
 
-def _mirror(collective: str) -> str:  # type: ignore[return]
-    return {"all_gather": "reduce_scatter", "reduce_scatter": "all_gather"}.get(
-        collective, collective
-    )
+def _mirror(collective: Collective) -> Collective:
+    """The collective a backward pass runs for a forward one (all-gather ↔ reduce-scatter)."""
+    if collective == "all_gather":
+        return "reduce_scatter"
+    if collective == "reduce_scatter":
+        return "all_gather"
+    return collective
 
 
 def _layer_params(model: ModelSpec, index: int) -> tuple[float, float]:

@@ -63,7 +63,7 @@ class Memory:
 
 def layer_activation_bytes(
     model: ModelSpec, sh: Shard, *, moe_layer: bool, recompute: str
-) -> float:
+) -> vec.Num:
     """Bytes one layer keeps for its backward pass, per micro-batch, on one GPU."""
     h, t, tok, ht = model.hidden, sh.tp, sh.tokens, sh.hidden_tokens
     full = recompute == "full"
@@ -105,7 +105,7 @@ def layer_activation_bytes(
     return attention + mlp
 
 
-def _in_flight(plan: Plan, stage: int) -> float:
+def _in_flight(plan: Plan, stage: int) -> vec.Num:
     """Micro-batches whose activations a stage holds at once."""
     p, m, v = plan.pp, plan.micro_batches, plan.virtual_stages
     schedule = plan.schedule
@@ -156,7 +156,7 @@ class _PerLayer:
 
 def _stage_activation_bytes(
     scenario: Scenario, plan: Plan, stage: StageProgram, sh: Shard, acts: _PerLayer
-) -> float:
+) -> vec.Num:
     model = scenario.model
     recompute = plan.recompute
     dense_layers = stage.layers - stage.moe_layers

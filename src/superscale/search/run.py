@@ -261,38 +261,36 @@ def _usable(e: _evaluate.Evaluated) -> np.ndarray:
     return np.asarray(e.costed & e.fits & np.isfinite(e.tokens_per_s), dtype=bool)
 
 
-def _ranked_rows(results: Sequence[_evaluate.Evaluated], pruned: Counter[str]) -> tuple[Any, int]:
-    """Count each result's dropped plans in `pruned` by reason; return (a function giving
-    the k best records by `_rank`, the number of plans that fit). Records are built only
-    for the rows that can rank among the best."""
+def _count_pruned(results: Sequence[_evaluate.Evaluated], pruned: Counter[str]) -> None:
+    """Add each result's plans that drop out to `pruned`, by reason."""
+    memory = prune_reason({"error": _evaluate.DOES_NOT_FIT}) or DOES_NOT_FIT
     for e in results:
         if e.error is not None:
             pruned[prune_reason({"error": e.error}) or DOES_NOT_FIT] += len(e.table)
             continue
-        memory = prune_reason({"error": _evaluate.DOES_NOT_FIT}) or DOES_NOT_FIT
         for reason, count in (
-            (memory, (~e.costed).sum()),
-            (DOES_NOT_FIT, (e.costed & ~e.fits).sum()),
+            (memory, (~e.costed).sum()),  # pruned before costing
+            (DOES_NOT_FIT, (e.costed & ~e.fits).sum()),  # costed anyway (no pruning)
         ):
             if count:
                 pruned[reason] += int(count)
-    usable = [_usable(e) for e in results]
-    fits = int(sum(u.sum() for u in usable))
 
-    def best(k: int) -> list[dict[str, Any]]:
-        rates = [np.where(u, e.tokens_per_s, -np.inf) for e, u in zip(results, usable, strict=True)]
-        every = np.concatenate(rates) if rates else np.zeros(0)
-        if not np.isfinite(every).any():
-            return []
-        threshold = np.sort(every[np.isfinite(every)])[::-1][:k][-1]
-        records = [
-            r
-            for e, rate in zip(results, rates, strict=True)
-            for r in e.records(np.flatnonzero(rate >= threshold))
-        ]
-        return sorted(records, key=_rank)[:k]
 
-    return best, fits
+def _top_records(results: Sequence[_evaluate.Evaluated], k: int) -> list[dict[str, Any]]:
+    """The k best fitting plans by `_rank`, as records; records are built only for the
+    rows at or above the k-th best throughput (ties decided by `_rank`)."""
+    rates = [np.where(_usable(e), e.tokens_per_s, -np.inf) for e in results]
+    every = np.concatenate(rates) if rates else np.zeros(0)
+    finite = every[np.isfinite(every)]
+    if not len(finite):
+        return []
+    threshold = np.sort(finite)[::-1][:k][-1]
+    records = [
+        r
+        for e, rate in zip(results, rates, strict=True)
+        for r in e.records(np.flatnonzero(rate >= threshold))
+    ]
+    return sorted(records, key=_rank)[:k]
 
 
 def _best_of_table(e: _evaluate.Evaluated) -> list[dict[str, Any]]:
@@ -351,11 +349,11 @@ def run_search(
         if store.meta("scenario") is None:
             shown = {k: v for k, v in base.items() if k not in {"cluster", "parallel"}}
             store.set_meta("scenario", json.dumps(shown, sort_keys=True, default=str))
-    todo: list[int] = []
+    todo: list[int] = []  # the plans to evaluate now, as the sweep's first report gives
 
     def report(done: int, total: int) -> None:
         if not todo:
-            todo.append(total)  # the first call: plans to evaluate now
+            todo.append(total)
         if progress is not None:
             progress(done, total)
 
@@ -376,8 +374,9 @@ def run_search(
         if store is not None:
             store.close()
     pruned: Counter[str] = Counter({k: v for k, v in enumeration.pruned.items() if v})
-    best_records, fits = _ranked_rows(results, pruned)
-    best = best_records(top)
+    _count_pruned(results, pruned)
+    fits = sum(int(_usable(e).sum()) for e in results)
+    best = _top_records(results, top)
     if refine_top:
         best = sorted(
             (refine(r, {**tables[r["cluster"]].base, "parallel": r["parallel"]}) for r in best),

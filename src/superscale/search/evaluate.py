@@ -164,13 +164,18 @@ class Evaluated:
         """JSON records of `rows` (default: all), keyed as `plan_key` keys them (or by
         `keys`, one per row, when the caller has them already)."""
         table = self.table
-        picked = range(len(table)) if rows is None else np.asarray(rows).tolist()
+        index = np.arange(len(table)) if rows is None else np.asarray(rows, dtype=np.int64)
         digest = digest or base_digest({**table.base, "parallel": None})
         label = cluster_label(table.base)
-        names = tuple(sorted(table.parallel(0))) if len(table) else ()
+        pars = table.parallels(index)
+        names = tuple(sorted(pars[0])) if pars else ()
+        fits, costed = self.fits[index].tolist(), self.costed[index].tolist()
+        peak = self.peak_bytes[index].tolist()
+        step, rate, mfu = (
+            a[index].tolist() for a in (self.step_time_s, self.tokens_per_s, self.mfu)
+        )
         out = []
-        for n, i in enumerate(picked):
-            par = table.parallel(i)
+        for n, par in enumerate(pars):
             key = keys[n] if keys is not None else None
             record: dict[str, Any] = {
                 "key": key or plan_key({"parallel": par}, base_digest=digest, fields=names),
@@ -182,17 +187,16 @@ class Evaluated:
                 "tokens_per_s_per_gpu": None,
                 "mfu": None,
                 "peak_gib_per_gpu": None,
-                "fits": bool(self.fits[i]),
+                "fits": bool(fits[n]),
                 "error": self.error,
             }
             if self.error is None:
-                record["peak_gib_per_gpu"] = float(self.peak_bytes[i]) / 2**30
-                if self.costed[i]:
-                    t, rate = float(self.step_time_s[i]), float(self.tokens_per_s[i])
-                    record["step_time_s"] = t
-                    record["tokens_per_s"] = rate
-                    record["tokens_per_s_per_gpu"] = rate / self.gpus if self.gpus else None
-                    record["mfu"] = float(self.mfu[i])
+                record["peak_gib_per_gpu"] = peak[n] / 2**30
+                if costed[n]:
+                    record["step_time_s"] = step[n]
+                    record["tokens_per_s"] = rate[n]
+                    record["tokens_per_s_per_gpu"] = rate[n] / self.gpus if self.gpus else None
+                    record["mfu"] = mfu[n]
                 else:
                     record["error"] = DOES_NOT_FIT
             out.append(record)

@@ -60,8 +60,7 @@ def table_keys(table: PlanTable) -> list[str]:
     digest = base_digest({**table.base, "parallel": None})
     names = tuple(sorted(table.parallel(0))) if len(table) else ()
     return [
-        plan_key({"parallel": table.parallel(i)}, base_digest=digest, fields=names)
-        for i in range(len(table))
+        plan_key({"parallel": par}, base_digest=digest, fields=names) for par in table.parallels()
     ]
 
 

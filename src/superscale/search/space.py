@@ -103,23 +103,30 @@ class PlanTable:
 
     def parallel(self, row: int) -> dict[str, Any]:
         """The `parallel:` section of plan `row`, as a scenario file would spell it."""
-        out: dict[str, Any] = {}
+        return self.parallels(np.array([row]))[0]
+
+    def parallels(self, rows: Any = None) -> list[dict[str, Any]]:
+        """The `parallel:` sections of plans `rows` (default: all), in order."""
+        picked = self.columns if rows is None else {k: v[rows] for k, v in self.columns.items()}
+        values: list[list[Any]] = []
         for name in COLUMNS:
-            value = int(self.columns[name][row])
+            col = picked[name].tolist()
             if name in _CODES:
-                out[name] = _CODES[name][value]
+                col = [_CODES[name][v] for v in col]
             elif name == "sequence_parallel":
-                out[name] = bool(value)
-            else:
-                out[name] = value
-        return {**out, **self.stack}
+                col = [bool(v) for v in col]
+            values.append(col)
+        return [
+            {**dict(zip(COLUMNS, row, strict=True)), **self.stack}
+            for row in zip(*values, strict=True)
+        ]
 
     def candidate(self, row: int) -> dict[str, Any]:
         """Plan `row` as a whole scenario mapping."""
         return {**self.base, "parallel": self.parallel(row)}
 
     def candidates(self) -> list[dict[str, Any]]:
-        return [self.candidate(i) for i in range(len(self))]
+        return [{**self.base, "parallel": par} for par in self.parallels()]
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ import pytest
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
 from superscale.search.evaluate import Evaluated, evaluate_batch, evaluate_table, plan_key
-from superscale.search.executors import plan_keys, run_sweep, sweep_records, table_keys
+from superscale.search.executors import run_sweep, sweep_records, table_keys
 from superscale.search.space import PlanTable, enumerate_plans
 from superscale.search.store import ResultsStore
 
@@ -29,7 +29,6 @@ def test_table_keys_match_plan_key(tables: list[PlanTable]) -> None:
     table = tables[0]
     candidates = table.candidates()[:50]
     assert table_keys(table)[:50] == [plan_key(c) for c in candidates]
-    assert plan_keys(candidates) == [plan_key(c) for c in candidates]
 
 
 def test_two_workers_match_one(tables: list[PlanTable]) -> None:

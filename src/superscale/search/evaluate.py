@@ -40,19 +40,6 @@ from superscale.training.memory import estimate_memory
 from superscale.training.ops import Op
 
 DOES_NOT_FIT = "does not fit in memory"  # the error of a plan pruned for memory
-RECORD_KEYS = (
-    "key",
-    "cluster",
-    "gpus",
-    "parallel",
-    "step_time_s",
-    "tokens_per_s",
-    "tokens_per_s_per_gpu",
-    "mfu",
-    "peak_gib_per_gpu",
-    "fits",
-    "error",
-)
 
 
 def plan_key(

@@ -38,23 +38,6 @@ Evaluator = Callable[[PlanTable], Evaluated]
 Progress = Callable[[int, int], None]
 
 
-def plan_keys(candidates: Sequence[dict[str, Any]]) -> list[str]:
-    """`plan_key` of each candidate, hashing each shared model/cluster/training part once.
-
-    Candidates from `enumerate_plans` share those parts as the same objects, so they are
-    recognized by identity (valid while `candidates` holds them).
-    """
-    digests: dict[tuple[int, ...], str] = {}
-    out: list[str] = []
-    for c in candidates:
-        ids = tuple([id(v) for k, v in c.items() if k != "parallel"])
-        digest = digests.get(ids)
-        if digest is None:
-            digest = digests[ids] = base_digest(c)
-        out.append(plan_key(c, base_digest=digest))
-    return out
-
-
 def table_keys(table: PlanTable) -> list[str]:
     """`plan_key` of each plan of `table`, in row order (the scenario hashed once)."""
     digest = base_digest({**table.base, "parallel": None})

@@ -258,12 +258,6 @@ class Topology:
         lat = np.where(net, self.cluster.nic.latency_s + hops * SWITCH_HOP_S, lat)
         return np.where(src == dst, 0.0, lat)
 
-    def transfer_s_per_byte(
-        self, src: IntArray, dst: IntArray, nbytes: float | FloatArray = 1.0
-    ) -> float:
-        """Seconds per unit of `nbytes` until every flow has drained (busiest link)."""
-        return self.loads(src, dst, nbytes).busiest(self.capacity)[2]
-
     def flow_cost(
         self, src: IntArray, dst: IntArray, nbytes: float | FloatArray = 1.0
     ) -> tuple[float, float]:

@@ -59,6 +59,13 @@ def plan_key(
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def plan_keys_of(parallels: list[dict[str, Any]], digest: str) -> list[str]:
+    """`plan_key` of each of a table's parallel sections (same field names, one scenario
+    whose `base_digest` is `digest`)."""
+    names = tuple(sorted(parallels[0])) if parallels else ()
+    return [plan_key({"parallel": par}, base_digest=digest, fields=names) for par in parallels]
+
+
 def base_digest(candidate: dict[str, Any]) -> str:
     """Hash of a candidate's scenario without its plan (model, cluster, training): the part
     every candidate of one sweep shares, for `plan_key(..., base_digest=...)`."""
@@ -155,7 +162,8 @@ class Evaluated:
         digest = digest or base_digest({**table.base, "parallel": None})
         label = cluster_label(table.base)
         pars = table.parallels(index)
-        names = tuple(sorted(pars[0])) if pars else ()
+        if keys is None:
+            keys = plan_keys_of(pars, digest)
         fits, costed = self.fits[index].tolist(), self.costed[index].tolist()
         peak = self.peak_bytes[index].tolist()
         step, rate, mfu = (
@@ -163,9 +171,8 @@ class Evaluated:
         )
         out = []
         for n, par in enumerate(pars):
-            key = keys[n] if keys is not None else None
             record: dict[str, Any] = {
-                "key": key or plan_key({"parallel": par}, base_digest=digest, fields=names),
+                "key": keys[n],
                 "cluster": label,
                 "parallel": par,
                 "gpus": self.gpus,

@@ -23,7 +23,7 @@ from superscale.search.evaluate import (
     Evaluated,
     base_digest,
     evaluate_table,
-    plan_key,
+    plan_keys_of,
 )
 from superscale.search.space import PlanTable
 from superscale.search.store import ResultsStore
@@ -40,11 +40,7 @@ Progress = Callable[[int, int], None]
 
 def table_keys(table: PlanTable) -> list[str]:
     """`plan_key` of each plan of `table`, in row order (the scenario hashed once)."""
-    digest = base_digest({**table.base, "parallel": None})
-    names = tuple(sorted(table.parallel(0))) if len(table) else ()
-    return [
-        plan_key({"parallel": par}, base_digest=digest, fields=names) for par in table.parallels()
-    ]
+    return plan_keys_of(table.parallels(), base_digest({**table.base, "parallel": None}))
 
 
 def sweep_records(results: Sequence[Evaluated]) -> list[dict[str, Any]]:

@@ -213,10 +213,10 @@ def _hidden(comm_s: vec.Num, window_s: vec.Num) -> vec.Num:
     return vec.maximum(0.0, comm_s - window_s) + OVERLAP_RESIDUAL * vec.minimum(comm_s, window_s)
 
 
-def _with_schedule(pass_time: PassTime, schedule: Any) -> PassTime:
-    """`pass_time` with its pipeline sends exposed as `schedule` runs them: beside the other
-    direction's work under an asynchronous schedule (DualPipe), in full otherwise."""
-    overlapped = vec.lookup(_ASYNC, schedule)
+def _with_schedule(pass_time: PassTime, overlapped: Any) -> PassTime:
+    """`pass_time` with its pipeline sends exposed as the schedule runs them: beside the
+    other direction's work where `overlapped` (an asynchronous schedule such as DualPipe;
+    `_ASYNC` looked up once per stage), in full otherwise."""
     comm_pp = pass_time.comm_s["pp"]
     exposed_pp: Any
     if vec.is_array(overlapped):
@@ -299,10 +299,11 @@ def stage_sync(stage: StageProgram, plan: Plan, comm_model: CommModel, precision
 
 def stage_time(index: int, passes: StagePasses, sync: StageSync, schedule: Any) -> StageTime:
     """A stage's times under `schedule`, from its passes and its step work."""
+    overlapped = vec.lookup(_ASYNC, schedule)
     return StageTime(
         index=index,
-        forward=_with_schedule(passes.forward, schedule),
-        backward=_with_schedule(passes.backward, schedule),
+        forward=_with_schedule(passes.forward, overlapped),
+        backward=_with_schedule(passes.backward, overlapped),
         grad_sync_s=sync.grad_sync_s,
         param_sync_s=sync.param_sync_s,
         optimizer_s=sync.optimizer_s,

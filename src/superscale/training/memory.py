@@ -17,7 +17,7 @@ interleaved (Korthikanti et al. Sec. 4.2.3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -137,7 +137,7 @@ class _PerLayer:
     model: ModelSpec
     shard: Shard
     recompute: Any
-    memo: dict[tuple[bool, bool], Any]
+    memo: dict[tuple[bool, bool], Any] = field(default_factory=dict)
 
     def kept(self, *, moe_layer: bool) -> Any:
         return self._get(moe_layer, self.recompute)
@@ -195,7 +195,7 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
     dp_shard = plan.dp * plan.cp
     edp_shard = plan.groups["edp"].size
     copies = vec.where(vec.equals(plan.schedule, "dualpipe"), 2, 1)  # DualPipe: two copies
-    per_layer = _PerLayer(model=scenario.model, shard=sh, recompute=plan.recompute, memo={})
+    per_layer = _PerLayer(model=scenario.model, shard=sh, recompute=plan.recompute)
     per_stage: list[Memory] = []
     # the first of each distinct stage: a later twin holds no more micro-batches in flight
     for stage, _ in program.distinct_stages():

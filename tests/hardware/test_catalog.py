@@ -317,3 +317,17 @@ def test_cluster_network_is_scale_out(cluster: Any) -> None:
 def test_unknown_catalog_name_is_a_spec_error() -> None:
     with pytest.raises(SpecError):
         systems().get("metax-cube-129")
+
+
+def test_partial_super_node_uses_fewer_gpus() -> None:
+    from pydantic import ValidationError
+
+    from superscale.hardware.spec import Cluster
+
+    whole = Cluster.model_validate({"system": "gb200-nvl72", "count": 4})
+    assert whole.gpus == 288
+    sliced = Cluster.model_validate({"system": "gb200-nvl72", "count": 4, "gpus": 256})
+    assert sliced.gpus == 256
+    for bad in (4 * 72 + 1, 216):  # more than 4 racks hold; a whole rack left empty
+        with pytest.raises(ValidationError, match=r"cluster\.gpus"):
+            Cluster.model_validate({"system": "gb200-nvl72", "count": 4, "gpus": bad})

@@ -21,7 +21,7 @@ REFERENCE_CSV = (
 # DeepSeek counts activated parameters without the input embedding table (a lookup, not a
 # matmul): deepseek-ai/DeepSeek-V3 README_WEIGHTS.md, "36.6B (including 0.9B for the output
 # Head)". Every other published active count here includes it.
-ACTIVE_EXCLUDES_INPUT_EMBEDDING = {"deepseek-v3"}
+ACTIVE_EXCLUDES_INPUT_EMBEDDING = {"deepseek-v3", "gpt-oss-120b"}
 
 REQUIRED = {
     "gpt-1.7b", "gpt-3.6b", "gpt-7.5b", "gpt-18.4b", "gpt-39.1b", "gpt-76.1b", "gpt-145.6b",

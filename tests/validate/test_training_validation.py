@@ -11,9 +11,20 @@ from superscale.validate.training import compare_all, reference_rows, summarize_
 SHARED_CSV = Path(__file__).resolve().parents[3] / "shared" / "reference" / "training-published.csv"
 
 
+# Rows added after the efficiency parameters were set (Megatron-Bridge 25.11): test rows
+# only. Their error is reported by `superscale validate` and benchmarks/accuracy.py; the
+# bounds below hold for the rows of the first release.
+HELD_OUT_SOURCES = {"megatron_bridge_25.11"}
+
+
 @pytest.fixture(scope="module")
-def comparisons():  # type: ignore[no-untyped-def]
+def all_comparisons():  # type: ignore[no-untyped-def]
     return compare_all()
+
+
+@pytest.fixture(scope="module")
+def comparisons(all_comparisons):  # type: ignore[no-untyped-def]
+    return [c for c in all_comparisons if c.source_key not in HELD_OUT_SOURCES]
 
 
 def test_shipped_copy_matches_shared_reference() -> None:
@@ -29,11 +40,17 @@ def test_shipped_copy_matches_shared_reference() -> None:
     assert shipped == SHARED_CSV.read_text(encoding="utf-8")
 
 
-def test_every_row_is_predicted_or_skipped_with_a_reason(comparisons) -> None:  # type: ignore[no-untyped-def]
-    assert len(comparisons) == len(reference_rows())
-    for c in comparisons:
+def test_every_row_is_predicted_or_skipped_with_a_reason(all_comparisons) -> None:  # type: ignore[no-untyped-def]
+    assert len(all_comparisons) == len(reference_rows())
+    for c in all_comparisons:
         assert (c.predicted is not None) != bool(c.skipped), c
-    assert sum(1 for c in comparisons if c.skipped) <= 2  # rows 19 and 29: no single plan
+    assert sum(1 for c in all_comparisons if c.skipped) <= 2  # rows 19 and 29: no single plan
+
+
+def test_every_held_out_row_is_predicted(all_comparisons) -> None:  # type: ignore[no-untyped-def]
+    held_out = [c for c in all_comparisons if c.source_key in HELD_OUT_SOURCES]
+    assert len(held_out) == 28
+    assert all(c.predicted is not None for c in held_out), [c for c in held_out if c.skipped]
 
 
 def test_error_bounds_over_rows_with_architecture(comparisons) -> None:  # type: ignore[no-untyped-def]
@@ -57,7 +74,8 @@ def test_selective_recompute_rows_beat_their_full_recompute_baselines(comparison
 
 
 def test_event_engine_is_no_worse_than_analytical(comparisons) -> None:  # type: ignore[no-untyped-def]
-    event = summarize_errors(compare_all(engine="event"))["overall"]
+    event_rows = [c for c in compare_all(engine="event") if c.source_key not in HELD_OUT_SOURCES]
+    event = summarize_errors(event_rows)["overall"]
     analytical = summarize_errors(comparisons)["overall"]
     assert event["rows"] == analytical["rows"]
     assert event["mean_abs_error_pct"] <= analytical["mean_abs_error_pct"]

@@ -332,6 +332,12 @@ class Cluster(Spec):
     display_name: str | None = None
     system: System
     count: int = Field(gt=0, description="How many systems.")
+    gpus: int = Field(
+        0,
+        ge=0,
+        description="GPUs the run uses; default (0) every GPU of the count systems. Fewer "
+        "uses a partial last system (a 64-GPU slice of an NVL72 rack or a 128-GPU cube).",
+    )
     scale_out: ScaleOut = Field(default_factory=ScaleOut)
     source: str | None = None
     # Optional so inline clusters in scenarios need none; catalog presets mark guesses here.
@@ -345,17 +351,31 @@ class Cluster(Spec):
 
     _system = field_validator("system", mode="before")(lambda v: _resolve("system", v))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_gpus(cls, data: Any) -> Any:
+        """Fill `gpus` with every GPU of the systems when not given (or given as 0)."""
+        if not isinstance(data, dict) or data.get("gpus"):
+            return data
+        system, count = _resolve("system", data.get("system")), data.get("count")
+        if isinstance(system, System) and isinstance(count, int) and not isinstance(count, bool):
+            return {**data, "gpus": system.gpus * count}
+        return data
+
     @model_validator(mode="after")
     def _estimate_needs_reason(self) -> Cluster:
+        capacity = self.system.gpus * self.count
+        if not capacity - self.system.gpus < self.gpus <= capacity:
+            raise ValueError(
+                f"cluster.gpus ({self.gpus}) must be in {capacity - self.system.gpus + 1}.."
+                f"{capacity}: {self.count} x {self.system.name} holds {capacity} GPUs and "
+                "only the last system may be partial"
+            )
         if self.estimate and not self.estimate_reason:
             raise ValueError("estimate: true needs an estimate_reason (one line)")
         if self.estimated_fields and not self.estimate:
             raise ValueError("estimated_fields given but estimate is false")
         return self
-
-    @property
-    def gpus(self) -> int:
-        return self.system.gpus * self.count
 
     @property
     def chip(self) -> Chip:

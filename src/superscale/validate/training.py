@@ -20,6 +20,8 @@ from importlib import resources
 from typing import Any
 
 from superscale.errors import InfeasiblePlan, SpecError
+from superscale.hardware.catalog import systems
+from superscale.models.catalog import models
 from superscale.pipeline import simulate
 from superscale.scenario import load_scenario
 
@@ -51,7 +53,17 @@ REFERENCE_MODELS: dict[tuple[str, str], str] = {
     ("nemo_2407", "Nemotron-8B"): "nemotron-8b",
     ("nemo_2407", "Nemotron-22B"): "nemotron-22b",
     ("nemo_2407", "Nemotron-340B"): "nemotron4-340b",
+    ("megatron_bridge_25.11", "LLAMA3_8B"): "llama3-8b",
+    ("megatron_bridge_25.11", "LLAMA3_70B"): "llama3-70b",
+    ("megatron_bridge_25.11", "LLAMA3.1_405B"): "llama3.1-405b",
+    ("megatron_bridge_25.11", "DeepSeekV3 (w/o MTP)"): "deepseek-v3",
+    ("megatron_bridge_25.11", "DeepSeekV3 (w/ MTP)"): "deepseek-v3",
+    ("megatron_bridge_25.11", "GPT OSS 120B"): "gpt-oss-120b",
+    ("megatron_bridge_25.11", "Qwen3_30B_a3B"): "qwen3-30b-a3b",
+    ("megatron_bridge_25.11", "Qwen3_235B_a22B"): "qwen3-235b-a22b",
 }
+# Rows whose model runs without its multi-token-prediction modules.
+WITHOUT_MTP = {("megatron_bridge_25.11", "DeepSeekV3 (w/o MTP)")}
 
 # The software stack behind each source: what it ran, from the source's own description.
 _LEGACY_MEGATRON = {  # Megatron-LM 2021-22 (SC21 paper, Korthikanti et al.)
@@ -75,8 +87,18 @@ STACKS: dict[str, dict[str, Any]] = {
     "mcore_r080_weak": _MODERN,
     "mcore_r080_strong": _MODERN,
     "nemo_2407": _MODERN,
+    "megatron_bridge_25.11": _MODERN,  # Megatron-Core 0.15 under Megatron-Bridge 25.11
 }
-SYSTEMS = {"A100": "dgx-a100", "H100": "dgx-h100"}
+# The row's gpu_type -> the catalog system it ran on (whole trays of an NVL72 rack for
+# the GB200/GB300 rows that use fewer than 72 GPUs).
+SYSTEMS = {
+    "A100": "dgx-a100",
+    "H100": "dgx-h100",
+    "DGX-H100": "dgx-h100",
+    "DGX-B200": "dgx-b200",
+    "DGX-GB200": "gb200-nvl72",
+    "DGX-GB300": "gb300-nvl72",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,7 +165,9 @@ def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
     batch = _int(row["global_batch_seqs"])
     if gpus is None or batch is None:
         raise SpecError("plan not published as a single point (GPU count or global batch)")
-    system = next((s for k, s in SYSTEMS.items() if k in row["gpu_type"]), None)
+    gpu_type = row["gpu_type"].strip()
+    matches = [k for k in SYSTEMS if k in gpu_type]  # the longest name wins: DGX-GB200
+    system = SYSTEMS[max(matches, key=len)] if matches else None
     if system is None:
         raise SpecError(f"no catalog system for '{row['gpu_type']}'")
     stack = dict(STACKS[row["source_key"]])
@@ -157,12 +181,20 @@ def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
     )
     if "sequence parallel" in recompute_text:
         stack["sequence_parallel"] = True
-    vp = _int(row["vp"], 1) or 1
+    if (_int(row["fsdp"], 0) or 0) > 0:
+        stack["zero"] = 3  # Megatron-FSDP shards parameters, gradients and optimizer state
+    vp = _int(row["vp"], 1) if row["vp"].strip() not in ("", "n/a") else 1
+    vp = vp or 1
     tp = _int(row["tp"], 1) or 1
+    ep = _int(row["ep"], 1) or 1
     precision = row["precision"].lower()
+    per_system = systems().get(system).gpus
+    model_entry: Any = model
+    if key in WITHOUT_MTP:
+        model_entry = {**models().get(model).model_dump(exclude_none=True), "mtp_layers": 0}
     return {
-        "model": model,
-        "cluster": {"system": system, "count": gpus // 8},
+        "model": model_entry,
+        "cluster": {"system": system, "count": -(-gpus // per_system), "gpus": gpus},
         "training": {
             "seq_len": _int(row["seq_len"]),
             "global_batch": batch,
@@ -173,6 +205,7 @@ def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
             "tp": tp,
             "pp": _int(row["pp"], 1),
             "cp": _int(row["cp"], 1),
+            "ep": ep,
             "micro_batch": _int(row["micro_batch"], 1),
             "virtual_stages": vp,
             "schedule": "interleaved" if vp > 1 else "1f1b",

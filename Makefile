@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEMO   ?= examples/llama3-70b-64xh100.yaml
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean web
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,26 @@ $(VENV)/.torch: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[dev,torch,ray]'
 	touch $@
 
+# The service's tests need the [web] extra, httpx, schemathesis, playwright, and Debian's
+# Chromium (installed with apt when /usr/bin/chromium is missing; playwright launches it by
+# path, so no browser is downloaded).
+$(VENV)/.webtest: $(VENV)/.installed
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python -m pip install -q -e '.[dev,webtest]'
+	touch $@
+
+$(VENV)/.web: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[dev,web]'
+	touch $@
+
+web: $(VENV)/.web
+	$(BIN)/superscale web --host 127.0.0.1 --port 8000
+
 demo: $(VENV)/.installed
 	$(BIN)/superscale check $(DEMO)
 	$(BIN)/superscale simulate $(DEMO)
 
-test: $(VENV)/.torch
+test: $(VENV)/.torch $(VENV)/.webtest
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest

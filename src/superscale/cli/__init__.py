@@ -26,6 +26,7 @@ from superscale.cli import facility as _facility  # noqa: E402,F401
 from superscale.cli import search as _search  # noqa: E402,F401
 from superscale.cli import serving as _serving  # noqa: E402,F401
 from superscale.cli import training as _training  # noqa: E402,F401
+from superscale.cli import web as _web  # noqa: E402,F401
 
 
 def main(argv: Sequence[str] | None = None) -> int:

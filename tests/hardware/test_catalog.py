@@ -319,15 +319,20 @@ def test_unknown_catalog_name_is_a_spec_error() -> None:
         systems().get("metax-cube-129")
 
 
-def test_partial_super_node_uses_fewer_gpus() -> None:
+def test_slices_of_super_nodes() -> None:
     from pydantic import ValidationError
 
     from superscale.hardware.spec import Cluster
 
     whole = Cluster.model_validate({"system": "gb200-nvl72", "count": 4})
     assert whole.gpus == 288
-    sliced = Cluster.model_validate({"system": "gb200-nvl72", "count": 4, "gpus": 256})
+    sliced = Cluster.model_validate({"system": "gb200-nvl72", "count": 4, "gpus_per_system": 64})
     assert sliced.gpus == 256
-    for bad in (4 * 72 + 1, 216):  # more than 4 racks hold; a whole rack left empty
-        with pytest.raises(ValidationError, match=r"cluster\.gpus"):
-            Cluster.model_validate({"system": "gb200-nvl72", "count": 4, "gpus": bad})
+    assert (sliced.system.scale_up.gpus, sliced.system.nics.count) == (64, 64)
+    assert sliced.system.power_kw == pytest.approx(whole.system.power_kw * 64 / 72)
+    again = Cluster.model_validate(sliced.model_dump())  # a dumped slice loads as itself
+    assert again.system == sliced.system
+    with pytest.raises(ValidationError, match=r"exceeds the 72 GPUs"):
+        Cluster.model_validate({"system": "gb200-nvl72", "count": 1, "gpus_per_system": 73})
+    with pytest.raises(ValidationError, match=r"scale-up domain"):  # two 4-GPU groups
+        Cluster.model_validate({"system": "metax-c500-8x", "count": 1, "gpus_per_system": 6})

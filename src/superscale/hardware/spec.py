@@ -332,11 +332,13 @@ class Cluster(Spec):
     display_name: str | None = None
     system: System
     count: int = Field(gt=0, description="How many systems.")
-    gpus: int = Field(
-        0,
-        ge=0,
-        description="GPUs the run uses; default (0) every GPU of the count systems. Fewer "
-        "uses a partial last system (a 64-GPU slice of an NVL72 rack or a 128-GPU cube).",
+    gpus_per_system: int | None = Field(
+        None,
+        gt=0,
+        description="GPUs used in each system; default all. Fewer takes a slice of each "
+        "system (64 of an NVL72 rack's 72 GPUs, 2 trays, half a 128-GPU cube): the slice's "
+        "GPUs keep their scale-up fabric and their NICs, and each slice still fills its "
+        "cabinet.",
     )
     scale_out: ScaleOut = Field(default_factory=ScaleOut)
     source: str | None = None
@@ -353,29 +355,28 @@ class Cluster(Spec):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_gpus(cls, data: Any) -> Any:
-        """Fill `gpus` with every GPU of the systems when not given (or given as 0)."""
-        if not isinstance(data, dict) or data.get("gpus"):
+    def _slice_systems(cls, data: Any) -> Any:
+        """Replace the system by its `gpus_per_system` slice, so placement sees the slice."""
+        if not isinstance(data, dict) or data.get("gpus_per_system") is None:
             return data
-        system, count = _resolve("system", data.get("system")), data.get("count")
-        if isinstance(system, System) and isinstance(count, int) and not isinstance(count, bool):
-            return {**data, "gpus": system.gpus * count}
-        return data
+        system, used = _resolve("system", data.get("system")), data["gpus_per_system"]
+        if isinstance(system, dict):
+            system = System.model_validate(system)
+        if not isinstance(system, System) or not isinstance(used, int) or isinstance(used, bool):
+            return data  # field validation reports the bad value
+        return {**data, "system": slice_system(system, used)}
 
     @model_validator(mode="after")
     def _estimate_needs_reason(self) -> Cluster:
-        capacity = self.system.gpus * self.count
-        if not capacity - self.system.gpus < self.gpus <= capacity:
-            raise ValueError(
-                f"cluster.gpus ({self.gpus}) must be in {capacity - self.system.gpus + 1}.."
-                f"{capacity}: {self.count} x {self.system.name} holds {capacity} GPUs and "
-                "only the last system may be partial"
-            )
         if self.estimate and not self.estimate_reason:
             raise ValueError("estimate: true needs an estimate_reason (one line)")
         if self.estimated_fields and not self.estimate:
             raise ValueError("estimated_fields given but estimate is false")
         return self
+
+    @property
+    def gpus(self) -> int:
+        return self.system.gpus * self.count
 
     @property
     def chip(self) -> Chip:
@@ -388,3 +389,37 @@ class Cluster(Spec):
     @property
     def nic_bytes_per_s_per_system(self) -> float:
         return self.nic.bandwidth_bytes_per_s * self.system.nics.count
+
+
+def slice_system(system: System, gpus: int) -> System:
+    """The first `gpus` GPUs of `system`, with their share of NICs, power and its cabinet.
+
+    Raises:
+        ValueError: a slice larger than the system, or one that splits a scale-up domain
+            of a multi-domain system.
+    """
+    if gpus == system.gpus:
+        return system
+    domain = system.scale_up.gpus
+    if gpus > system.gpus:
+        raise ValueError(
+            f"cluster.gpus_per_system ({gpus}) exceeds the {system.gpus} GPUs of {system.name}"
+        )
+    if gpus > domain and gpus % domain:
+        raise ValueError(
+            f"cluster.gpus_per_system ({gpus}) must be a multiple of {system.name}'s "
+            f"{domain}-GPU scale-up domain, or fit inside one"
+        )
+    share = gpus / system.gpus
+    return system.model_copy(
+        update={
+            "name": f"{system.name}/{gpus}",
+            "display_name": f"{system.display_name} ({gpus}-GPU slice)",
+            "gpus": gpus,
+            "scale_up": system.scale_up.model_copy(update={"gpus": min(domain, gpus)}),
+            "nics": system.nics.model_copy(
+                update={"count": max(1, round(system.nics.count * share))}
+            ),
+            "power_kw": None if system.power_kw is None else system.power_kw * share,
+        }
+    )

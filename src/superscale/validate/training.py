@@ -89,8 +89,10 @@ STACKS: dict[str, dict[str, Any]] = {
     "nemo_2407": _MODERN,
     "megatron_bridge_25.11": _MODERN,  # Megatron-Core 0.15 under Megatron-Bridge 25.11
 }
-# The row's gpu_type -> the catalog system it ran on (whole trays of an NVL72 rack for
-# the GB200/GB300 rows that use fewer than 72 GPUs).
+# The row's gpu_type -> the catalog system it ran on. GB200/GB300 rows use NVL72 racks in
+# slices: runs of fewer than 64 GPUs take that many GPUs (whole trays) of one rack, larger
+# runs 64 GPUs of each rack (16 of its 18 compute trays), the power-of-two NVLink domain
+# the recipes' EP and DP sizes assume.
 SYSTEMS = {
     "A100": "dgx-a100",
     "H100": "dgx-h100",
@@ -189,12 +191,14 @@ def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
     ep = _int(row["ep"], 1) or 1
     precision = row["precision"].lower()
     per_system = systems().get(system).gpus
+    if gpus % per_system:
+        per_system = min(gpus, 64)
     model_entry: Any = model
     if key in WITHOUT_MTP:
         model_entry = {**models().get(model).model_dump(exclude_none=True), "mtp_layers": 0}
     return {
         "model": model_entry,
-        "cluster": {"system": system, "count": -(-gpus // per_system), "gpus": gpus},
+        "cluster": {"system": system, "count": gpus // per_system, "gpus_per_system": per_system},
         "training": {
             "seq_len": _int(row["seq_len"]),
             "global_batch": batch,

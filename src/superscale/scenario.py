@@ -8,6 +8,7 @@ names, and validates everything into a frozen `Scenario`. Every mistake becomes 
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -20,13 +21,13 @@ from superscale.facility.spec import FacilitySpec
 from superscale.hardware.spec import Cluster
 from superscale.inference.spec import ServingSpec
 from superscale.models.spec import ModelSpec
+from superscale.simulate.schedules import schedules
 from superscale.spec import Spec, spec_error_from
 
 MAX_SCENARIO_BYTES = 2 * 1024 * 1024
 MAX_YAML_ALIASES = 64
 
 TrainPrecision = Literal["bf16", "fp16", "fp8"]
-Schedule = Literal["1f1b", "interleaved", "gpipe", "zb-h1", "dualpipe"]
 
 
 class TrainingSpec(Spec):
@@ -56,7 +57,11 @@ class ParallelSpec(Spec):
     dp: int | None = Field(None, gt=0, description="Data-parallel size; derived, give to check.")
     micro_batch: int = Field(1, gt=0, description="Sequences per micro-batch.")
     virtual_stages: int = Field(1, gt=0, description="Model chunks per pipeline rank.")
-    schedule: Schedule = Field("1f1b", description="Pipeline schedule.")
+    schedule: str = Field(
+        "1f1b",
+        description="Pipeline schedule (simulate/schedules: 1f1b, interleaved, gpipe, zb-h1, "
+        "dualpipe); default 'interleaved' when virtual_stages > 1, as Megatron-LM does.",
+    )
     zero: Literal[0, 1, 2, 3] = Field(
         1, description="ZeRO stage: 1 shards optimizer states, 2 +gradients, 3 +weights."
     )
@@ -75,6 +80,26 @@ class ParallelSpec(Spec):
     dp_comm_overlap: bool = Field(
         True, description="Overlap gradient reduction with the backward pass."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_schedule(cls, data: Any) -> Any:
+        """Virtual stages without a schedule mean interleaving (Megatron-LM)."""
+        if isinstance(data, dict) and data.get("schedule") is None:
+            chunks = data.get("virtual_stages", 1)
+            if isinstance(chunks, int) and not isinstance(chunks, bool) and chunks > 1:
+                return {**data, "schedule": "interleaved"}
+        return data
+
+    @field_validator("schedule")
+    @classmethod
+    def _registered_schedule(cls, value: str) -> str:
+        known = tuple(schedules())
+        if value not in known:
+            near = difflib.get_close_matches(value, known, n=1)
+            hint = f"; did you mean '{near[0]}'?" if near else ""
+            raise ValueError(f"unknown schedule '{value}' (known: {', '.join(known)}){hint}")
+        return value
 
 
 def _load_model(value: Any, base_dir: Path | None) -> Any:
@@ -152,35 +177,23 @@ class Scenario(Spec):
                 f"training.global_batch ({self.training.global_batch}) must be a multiple of "
                 f"dp·micro_batch = {dp}·{p.micro_batch}"
             )
-        if p.pp * p.virtual_stages > m.layers:
-            raise ValueError(
-                f"parallel: pp·virtual_stages = {p.pp * p.virtual_stages} exceeds the model's "
-                f"{m.layers} layers"
-            )
-        if m.heads % p.tp:
-            raise ValueError(f"parallel.tp ({p.tp}) must divide the model's {m.heads} heads")
-        if self.training.seq_len % p.cp:
-            raise ValueError(
-                f"parallel.cp ({p.cp}) must divide training.seq_len ({self.training.seq_len})"
-            )
-        if p.ep > 1:
-            if m.moe is None:
-                raise ValueError(f"parallel.ep ({p.ep}) > 1 needs a mixture-of-experts model")
-            if m.moe.experts % p.ep:
-                raise ValueError(f"parallel.ep ({p.ep}) must divide the {m.moe.experts} experts")
-            if (p.tp * dp * p.cp) % p.ep:
-                raise ValueError(f"parallel.ep ({p.ep}) must divide tp·cp·dp = {p.tp * dp * p.cp}")
-        if m.moe is not None and p.tp > 1 and not p.sequence_parallel:
-            raise ValueError(
-                "parallel.sequence_parallel must be true for a mixture-of-experts model with "
-                "tp > 1 (Megatron-LM requires it)"
-            )
-        if p.virtual_stages > 1 and p.schedule not in {"interleaved", "zb-h1", "dualpipe"}:
-            raise ValueError(
-                f"parallel.virtual_stages > 1 needs schedule 'interleaved' (got '{p.schedule}')"
-            )
-        if p.schedule == "interleaved" and p.virtual_stages == 1:
-            raise ValueError("parallel.schedule 'interleaved' needs virtual_stages > 1")
+        from superscale.parallelism.rules import plan_problem  # parallelism imports us
+
+        problem = plan_problem(
+            m,
+            tp=p.tp,
+            pp=p.pp,
+            cp=p.cp,
+            ep=p.ep,
+            dp=dp,
+            virtual_stages=p.virtual_stages,
+            schedule=p.schedule,
+            micro_batches=self.training.global_batch // (dp * p.micro_batch),
+            seq_len=self.training.seq_len,
+            sequence_parallel=p.sequence_parallel,
+        )
+        if problem is not None:
+            raise ValueError(problem)
         if self.training.images_per_sample and m.vision is None:
             raise ValueError("training.images_per_sample > 0 needs a model with a vision encoder")
         return self

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from superscale.hardware.spec import Cluster, Link
+from superscale.parallelism.rules import schedule_warning
 from superscale.scenario import Scenario
 
 Level = Literal["domain", "system", "scale-out"]
@@ -137,16 +138,9 @@ def resolve(scenario: Scenario) -> Plan:
                 f"traffic crosses {g.link.display_name}"
             )
     micro_batches = scenario.require_training().global_batch // (dp * p.micro_batch)
-    if p.schedule == "interleaved" and micro_batches % p.pp:
-        warnings.append(
-            f"interleaved schedule with {micro_batches} micro-batches, not a multiple of "
-            f"pp={p.pp}: Megatron-LM requires it"
-        )
-    if p.pp > 1 and micro_batches < p.pp:
-        warnings.append(
-            f"only {micro_batches} micro-batches for {p.pp} pipeline stages: the bubble "
-            "dominates the step"
-        )
+    warning = schedule_warning(p.schedule, pp=p.pp, micro_batches=micro_batches)
+    if warning is not None:
+        warnings.append(warning)
     return Plan(
         tp=p.tp,
         pp=p.pp,

@@ -19,6 +19,7 @@ import numpy as np
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
 from superscale.models.spec import ModelSpec
+from superscale.parallelism.rules import schedule_names, schedule_problem
 from superscale.scenario import TrainingSpec
 
 RECOMPUTE = ("none", "selective", "full")
@@ -34,7 +35,10 @@ class Limits:
     max_cp: int = 16
     max_micro_batch: int = 8
     max_virtual_stages: int = 32
-    schedules: tuple[str, ...] = ("1f1b", "interleaved", "zb-h1", "dualpipe")
+    # every registered schedule but GPipe, which holds m micro-batches for 1F1B's bubble
+    schedules: tuple[str, ...] = field(
+        default_factory=lambda: tuple(n for n in schedule_names() if n != "gpipe")
+    )
     zero: tuple[int, ...] = ZERO
     recompute: tuple[str, ...] = RECOMPUTE
     sequence_parallel: tuple[bool, ...] = (True, False)
@@ -42,7 +46,7 @@ class Limits:
 
 # The searched plan fields, in the order a table keeps them; `recompute` and `schedule`
 # are held as codes into RECOMPUTE and SCHEDULES.
-SCHEDULES = ("1f1b", "interleaved", "zb-h1", "dualpipe", "gpipe")
+SCHEDULES = schedule_names()
 COLUMNS = (
     "tp",
     "pp",
@@ -247,11 +251,12 @@ def _inner(
                     pruned["interleaving needs micro-batches divisible by pp"] += len(vs)
                     continue
             if schedule in {"zb-h1", "dualpipe"} and pp == 1:
-                continue
-            if schedule == "dualpipe" and (model.moe is None or m < 2):
-                pruned["dualpipe needs a MoE model and 2+ micro-batches"] += 1
-                continue
+                continue  # a single stage: 1f1b is the same plan
             for v in vs:
+                problem = schedule_problem(schedule, pp=pp, virtual_stages=v, micro_batches=m)
+                if problem is not None:
+                    pruned[problem] += 1
+                    continue
                 for zero in limits.zero:
                     for recompute in limits.recompute:
                         sps = limits.sequence_parallel if tp > 1 else (False,)

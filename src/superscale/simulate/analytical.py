@@ -32,16 +32,16 @@ from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, GroupShape, Plan
+from superscale.simulate.schedules import schedules
 from superscale.training.lower import Program, StageProgram
 from superscale.training.ops import CommOp, ComputeOp, Op
 
-# Schedules whose pipeline sends run beside other work. Interleaving can too
-# (overlap_p2p_comm), but the published interleaved runs match exposed sends better
-# (validate: 4.4% vs 4.7% mean error), so only DualPipe overlaps here.
-ASYNC_P2P = frozenset({"dualpipe"})
+# Schedules whose pipeline sends run beside other work (each schedule says so itself;
+# interleaving could with overlap_p2p_comm, but its module keeps sends exposed).
+ASYNC_P2P = frozenset(name for name, s in schedules().items() if s.async_sends)
 OVERLAP_RESIDUAL = 0.15  # share of an overlapped collective still exposed
 DP_OVERLAP_WINDOW = 0.9  # share of the last backward (first forward) a bucketed reduce hides in
-SCHEDULE_BUBBLE = {"1f1b": 1.0, "interleaved": 1.0, "gpipe": 1.0, "zb-h1": 1 / 3, "dualpipe": 0.5}
+SCHEDULE_BUBBLE = {name: s.bubble_factor for name, s in schedules().items()}
 _ASYNC = {name: float(name in ASYNC_P2P) for name in SCHEDULE_BUBBLE}
 COMM_GROUPS = ("tp", "cp", "ep", "pp")
 

@@ -26,6 +26,7 @@ from superscale import vec
 from superscale.models.spec import ModelSpec
 from superscale.parallelism.plan import Plan
 from superscale.scenario import Scenario
+from superscale.simulate.schedules import Shape, schedules
 from superscale.training.layer import ACT_BYTES, Shard
 from superscale.training.lower import Program, StageProgram
 from superscale.units import GIB
@@ -106,26 +107,24 @@ def layer_activation_bytes(
 
 
 def _in_flight(plan: Plan, stage: int) -> vec.Num:
-    """Micro-batches whose activations a stage holds at once."""
-    p, m, v = plan.pp, plan.micro_batches, plan.virtual_stages
-    schedule = plan.schedule
-    if not vec.is_array(schedule):
-        if schedule == "gpipe":
-            return vec.as_float(m)
-        if schedule == "dualpipe":
-            return vec.as_float(vec.minimum(m, p + 1))
-    depth = p - stage
-    if v > 1:
-        usual = vec.minimum(vec.as_float(m), depth + (p - 1) / v)
-    else:
-        usual = vec.as_float(vec.minimum(m, depth))
-    if not vec.is_array(schedule):
-        return usual
-    # a batch mixing schedules (same pipeline shape)
-    dual = vec.as_float(vec.minimum(m, p + 1))
-    return np.where(
-        schedule == "gpipe", vec.as_float(m), np.where(schedule == "dualpipe", dual, usual)
+    """Micro-batches whose activations a stage holds at once, as its schedule says."""
+    shape = Shape(stages=plan.pp, micro_batches=plan.micro_batches, chunks=plan.virtual_stages)
+    known = schedules()
+    codes: Any = plan.schedule  # a name, or an array of names for a batch of plans
+    if not vec.is_array(codes):
+        return known[codes].in_flight(shape, stage)
+    # a batch mixing schedules (same pipeline shape): each row takes its own schedule's
+    names = [str(n) for n in np.unique(codes)]
+    return np.select(
+        [codes == n for n in names],
+        [np.broadcast_to(known[n].in_flight(shape, stage), codes.shape) for n in names],
     )
+
+
+def _weight_copies(plan: Plan) -> vec.Num:
+    """Copies of a rank's parameters its schedule keeps (DualPipe: two)."""
+    copies = {name: float(s.weight_copies) for name, s in schedules().items()}
+    return vec.lookup(copies, plan.schedule)
 
 
 @dataclass(slots=True)
@@ -194,7 +193,7 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
     )
     dp_shard = plan.dp * plan.cp
     edp_shard = plan.groups["edp"].size
-    copies = vec.where(vec.equals(plan.schedule, "dualpipe"), 2, 1)  # DualPipe: two copies
+    copies = _weight_copies(plan)
     per_layer = _PerLayer(model=scenario.model, shard=sh, recompute=plan.recompute)
     per_stage: list[Memory] = []
     # the first of each distinct stage: a later twin holds no more micro-batches in flight

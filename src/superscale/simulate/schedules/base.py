@@ -6,7 +6,12 @@ only in zero-bubble schedules), each for a micro-batch and a model chunk. Virtua
 k·p + s lives on rank s (Megatron-LM's interleaving). The engine runs each rank's list in
 order, waiting for cross-stage inputs; a schedule may mark W tasks as fillers, which the
 engine runs whenever the next listed task is not ready yet (zero-bubble scheduling).
-Adding a schedule = one module implementing `Schedule` plus `@register("name")`.
+A schedule also carries every fact the rest of the package needs about it, so adding one is
+one module implementing `Schedule` plus `@register("name")`: its bubble in closed form (the
+analytical engine), the micro-batches a stage holds in flight and its weight copies (the
+memory model), whether its pipeline sends run beside compute (both engines), and the plans
+it cannot run (`problem`, asked by scenario validation and search pruning through
+`superscale.parallelism.rules`).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from superscale import vec
 from superscale.registry import Registry
 
 Kind = Literal["F", "B", "W"]
@@ -39,8 +45,36 @@ class Schedule(Protocol):
     name: str
     split_backward: bool  # True: B and W are separate tasks
     bidirectional: bool  # True: micro-batches enter from both ends (DualPipe)
+    # Share of the other stages' work the bubble exposes, before dividing by the virtual
+    # stages: T = m·max t + (bubble_factor / v)·(Σ t − max t) (analytical engine).
+    bubble_factor: float
+    async_sends: bool  # pipeline sends run beside compute instead of blocking the sender
+    weight_copies: int  # copies of a rank's parameters the schedule keeps (DualPipe: 2)
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]: ...
+
+    def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
+        """Micro-batches whose activations `stage` holds at its peak (in whole-stage units)."""
+        ...
+
+    def problem(self, shape: Shape) -> str | None:
+        """Why this schedule cannot run `shape`, or None."""
+        ...
+
+
+def one_chunk_only(name: str, shape: Shape) -> str | None:
+    """The rule of schedules that keep one model chunk per rank."""
+    if shape.chunks > 1:
+        return (
+            f"parallel.schedule '{name}' runs one model chunk per rank; virtual_stages must "
+            f"be 1 (got {shape.chunks}; for virtual stages use schedule 'interleaved')"
+        )
+    return None
+
+
+def one_f_one_b_in_flight(shape: Shape, stage: vec.Num) -> vec.Num:
+    """1F1B's peak: stage s of p holds p − s micro-batches (Narayanan et al. 2021)."""
+    return vec.as_float(vec.minimum(shape.micro_batches, shape.stages - stage))
 
 
 _REGISTRY: Registry[Schedule] = Registry()

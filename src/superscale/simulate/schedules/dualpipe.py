@@ -10,6 +10,7 @@ bidirectional schedules.
 
 from __future__ import annotations
 
+from superscale import vec
 from superscale.simulate.schedules.base import Shape, Task, one_f_one_b, register
 
 
@@ -20,6 +21,28 @@ class DualPipe:
     name = "dualpipe"
     split_backward = False
     bidirectional = True
+    bubble_factor = 0.5  # the two directions fill each other's bubbles (DeepSeek-V3 Table 2)
+    async_sends = True
+    weight_copies = 2  # each rank holds chunks of both directions (DeepSeek-V3 Sec. 3.2.1)
+
+    def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
+        # DeepSeek-V3 Table 2: PP + 1 micro-batches of activations on every rank
+        return vec.as_float(vec.minimum(shape.micro_batches, shape.stages + 1)) + 0.0 * stage
+
+    def problem(self, shape: Shape) -> str | None:
+        if shape.chunks > 1:
+            return (
+                "parallel.schedule 'dualpipe' implies its two chunks per rank; "
+                f"virtual_stages must be 1 (got {shape.chunks})"
+            )
+        if shape.stages < 2:
+            return "parallel.schedule 'dualpipe' needs pp >= 2"
+        if shape.micro_batches < 2:
+            return (
+                "parallel.schedule 'dualpipe' needs 2 or more micro-batches per step "
+                f"(got {shape.micro_batches})"
+            )
+        return None
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]:
         p, m = shape.stages, shape.micro_batches

@@ -6,6 +6,7 @@ so the bubble shrinks to (p−1)/v of a chunk pass: (p−1)/(v·m + p−1) of th
 
 from __future__ import annotations
 
+from superscale import vec
 from superscale.simulate.schedules.base import Shape, Task, register
 
 
@@ -16,6 +17,21 @@ class Interleaved:
     name = "interleaved"
     split_backward = False
     bidirectional = False
+    bubble_factor = 1.0  # divided by v in the pipeline formula
+    async_sends = False  # overlap_p2p_comm exists, but exposed sends match published runs
+    weight_copies = 1
+
+    def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
+        # warm-up of (p − s − 1)·2 + (v − 1)·p chunk passes (Megatron-LM), in stage units
+        p, v = shape.stages, shape.chunks
+        return vec.minimum(vec.as_float(shape.micro_batches), p - stage + (p - 1) / v)
+
+    def problem(self, shape: Shape) -> str | None:
+        if shape.chunks < 2:
+            return "parallel.schedule 'interleaved' needs virtual_stages > 1"
+        if shape.stages < 2:
+            return "parallel.schedule 'interleaved' needs pp >= 2"
+        return None
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]:
         p, m, v = shape.stages, shape.micro_batches, shape.chunks

@@ -6,7 +6,15 @@ activations in flight. 1F1B has the same bubble but at most p − rank in flight
 
 from __future__ import annotations
 
-from superscale.simulate.schedules.base import Shape, Task, one_f_one_b, register
+from superscale import vec
+from superscale.simulate.schedules.base import (
+    Shape,
+    Task,
+    one_chunk_only,
+    one_f_one_b,
+    one_f_one_b_in_flight,
+    register,
+)
 
 
 @register("gpipe")
@@ -16,10 +24,19 @@ class GPipe:
     name = "gpipe"
     split_backward = False
     bidirectional = False
+    bubble_factor = 1.0
+    async_sends = False
+    weight_copies = 1
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]:
         m = shape.micro_batches
         return [Task("F", i, 0) for i in range(m)] + [Task("B", i, 0) for i in range(m)]
+
+    def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
+        return vec.as_float(shape.micro_batches) + 0.0 * stage  # every forward before any B
+
+    def problem(self, shape: Shape) -> str | None:
+        return one_chunk_only(self.name, shape)
 
 
 @register("1f1b")
@@ -29,7 +46,16 @@ class OneFOneB:
     name = "1f1b"
     split_backward = False
     bidirectional = False
+    bubble_factor = 1.0
+    async_sends = False
+    weight_copies = 1
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]:
         order = one_f_one_b(shape.micro_batches, shape.stages, rank)
         return [Task(k, i, 0) for k, i in order]  # type: ignore[arg-type]
+
+    def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
+        return one_f_one_b_in_flight(shape, stage)
+
+    def problem(self, shape: Shape) -> str | None:
+        return one_chunk_only(self.name, shape)

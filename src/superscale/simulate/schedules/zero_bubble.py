@@ -5,7 +5,15 @@ it). W tasks are deferred and run wherever the rank would otherwise wait, which 
 
 from __future__ import annotations
 
-from superscale.simulate.schedules.base import Shape, Task, one_f_one_b, register
+from superscale import vec
+from superscale.simulate.schedules.base import (
+    Shape,
+    Task,
+    one_chunk_only,
+    one_f_one_b,
+    one_f_one_b_in_flight,
+    register,
+)
 
 
 @register("zb-h1")
@@ -15,6 +23,15 @@ class ZeroBubbleH1:
     name = "zb-h1"
     split_backward = True
     bidirectional = False
+    bubble_factor = 1 / 3  # (p−1)(T_F + T_B − T_W) with T_F = T_B = T_W (Qi et al. Sec. 3)
+    async_sends = False
+    weight_copies = 1
+
+    def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
+        return one_f_one_b_in_flight(shape, stage)  # ZB-H1 keeps 1F1B's activation memory
+
+    def problem(self, shape: Shape) -> str | None:
+        return one_chunk_only(self.name, shape)
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]:
         order = one_f_one_b(shape.micro_batches, shape.stages, rank)

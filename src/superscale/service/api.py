@@ -594,6 +594,7 @@ def _validate(inference: bool, engine: str, source: str | None) -> dict[str, Any
     out = []
     for r in rows:
         row = dataclasses.asdict(r)
+        row["error_pct"] = r.error_pct  # a property, as the CLI's --json prints it
         row["skipped"] = row.get("skipped") or None
         out.append(row)
     return {"rows": out, "summary": summary}

@@ -28,6 +28,9 @@ MAX_SCENARIO_BYTES = 2 * 1024 * 1024
 MAX_YAML_ALIASES = 64
 
 TrainPrecision = Literal["bf16", "fp16", "fp8"]
+RecomputeModule = Literal[
+    "core_attn", "layernorm", "mla_up_proj", "moe_act", "mlp", "moe", "shared_experts"
+]
 
 
 class TrainingSpec(Spec):
@@ -45,6 +48,22 @@ class TrainingSpec(Spec):
     tokens: float | None = Field(
         None, gt=0, description="Tokens of the whole run, for time, energy and cost to train."
     )
+    adam_moments: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="Dtype of AdamW's two moments; fp32 master weights stay (DeepSeek-V3 "
+        "Sec. 3.3.3 keeps bf16 moments: 8 instead of 12 optimizer bytes per parameter).",
+    )
+    fp8_activations: bool = Field(
+        False,
+        description="Keep the inputs of the attention out-projection, the MoE up-projection "
+        "and the SwiGLU in fp8 for backward (DeepSeek-V3 Sec. 3.3.2); needs precision fp8.",
+    )
+
+    @model_validator(mode="after")
+    def _fp8_storage_needs_fp8(self) -> TrainingSpec:
+        if self.fp8_activations and self.precision != "fp8":
+            raise ValueError(f"training.fp8_activations needs precision fp8 (got {self.precision})")
+        return self
 
 
 class ParallelSpec(Spec):
@@ -68,6 +87,12 @@ class ParallelSpec(Spec):
     recompute: Literal["none", "selective", "full"] = Field(
         "none", description="Activation recomputation (Korthikanti et al. 2022)."
     )
+    recompute_modules: tuple[RecomputeModule, ...] = Field(
+        ("core_attn",),
+        description="With recompute: selective, the modules rebuilt in backward "
+        "(Megatron-Core's --recompute-modules): core_attn, layernorm, mla_up_proj, moe_act, "
+        "mlp, moe, shared_experts. DeepSeek-V3 rebuilds layernorm, mla_up_proj and moe_act.",
+    )
     sequence_parallel: bool = Field(
         True, description="Shard norms/dropout activations across tp (Korthikanti et al.)."
     )
@@ -80,6 +105,11 @@ class ParallelSpec(Spec):
     dp_comm_overlap: bool = Field(
         True, description="Overlap gradient reduction with the backward pass."
     )
+    ep_comm_overlap: bool = Field(
+        False,
+        description="Hide the expert all-to-all behind another micro-batch's compute "
+        "(Megatron-Core's --overlap-moe-expert-parallel-comm); DualPipe always does.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -90,6 +120,15 @@ class ParallelSpec(Spec):
             if isinstance(chunks, int) and not isinstance(chunks, bool) and chunks > 1:
                 return {**data, "schedule": "interleaved"}
         return data
+
+    @model_validator(mode="after")
+    def _modules_need_selective(self) -> ParallelSpec:
+        if self.recompute_modules != ("core_attn",) and self.recompute != "selective":
+            raise ValueError(
+                "parallel.recompute_modules applies with recompute: selective "
+                f"(got recompute: {self.recompute})"
+            )
+        return self
 
     @field_validator("schedule")
     @classmethod

@@ -87,3 +87,20 @@ def test_dualpipe_needs_two_micro_batches() -> None:
     data["cluster"]["count"] = 4  # dp 1, one micro-batch
     with pytest.raises(SpecError, match="2 or more micro-batches"):
         load_scenario(data)
+
+
+def _moe(**parallel: Any) -> dict[str, Any]:
+    return {
+        "model": "qwen3-30b-a3b",
+        "cluster": {"system": "dgx-h100", "count": 4},
+        "training": {"seq_len": 4096, "global_batch": 64},
+        "parallel": {"pp": 2, "ep": 16, **parallel},
+    }
+
+
+@pytest.mark.parametrize("engine", ["analytical", "event"])
+def test_expert_comm_overlap_hides_all_to_all(engine: str) -> None:
+    exposed = simulate(load_scenario(_moe()), engine=engine).to_json()
+    hidden = simulate(load_scenario(_moe(ep_comm_overlap=True)), engine=engine).to_json()
+    assert hidden["breakdown_s"]["ep_comm"] < exposed["breakdown_s"]["ep_comm"]
+    assert hidden["step_time_s"] < exposed["step_time_s"]

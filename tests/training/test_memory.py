@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,3 +100,71 @@ def test_zero3_prefetch_costs_some_time_but_saves_memory() -> None:
     z3 = simulate(load_scenario(_llama_scenario(zero=3)))
     assert z3.memory.peak_bytes < z1.memory.peak_bytes
     assert z3.step_time_s >= z1.step_time_s
+
+
+# ---- MoE memory as DeepSeek-V3 ran it -------------------------------------------------
+DEEPSEEK_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "deepseek-v3-2048xh800.yaml"
+
+
+def _deepseek(**changes: Any) -> dict[str, Any]:
+    import yaml
+
+    data: dict[str, Any] = yaml.safe_load(DEEPSEEK_EXAMPLE.read_text(encoding="utf-8"))
+    for section, fields in changes.items():
+        data[section] = {**data[section], **fields}
+        data[section] = {k: v for k, v in data[section].items() if v is not None}
+    return data
+
+
+def test_deepseek_v3_published_plan_fits_in_80_gb() -> None:
+    result = simulate(load_scenario(_deepseek())).to_json()
+    assert result["fits"], result["memory"]
+    assert result["memory"]["peak_gib_per_gpu"] <= 80.0
+
+
+def test_deepseek_v3_needs_its_memory_techniques() -> None:
+    # the same plan without recomputation, fp8 storage and bf16 moments overfills the GPU
+    plain = _deepseek(
+        training={"fp8_activations": None, "adam_moments": None},
+        parallel={"recompute": None, "recompute_modules": None},
+    )
+    assert not simulate(load_scenario(plain)).to_json()["fits"]
+
+
+@pytest.mark.parametrize("module", ["layernorm", "mla_up_proj", "moe_act", "moe"])
+def test_each_recomputed_module_trades_memory_for_time(module: str) -> None:
+    base = _deepseek(parallel={"recompute_modules": ["core_attn"]})
+    named = _deepseek(parallel={"recompute_modules": ["core_attn", module]})
+    before, after = (simulate(load_scenario(d)).to_json() for d in (base, named))
+    assert after["memory"]["activations_gib"] < before["memory"]["activations_gib"]
+    # the module runs again before its backward
+    assert after["breakdown_s"]["compute"] > before["breakdown_s"]["compute"]
+
+
+def test_fp8_storage_halves_the_kept_expert_inputs() -> None:
+    model, sh = models().get("deepseek-v3"), Shard(micro_batch=1, seq_len=4096, ep=64)
+    fp8 = Shard(micro_batch=1, seq_len=4096, ep=64, fp8_activations=True)
+    bf16_bytes = layer_activation_bytes(model, sh, moe_layer=True, recompute="none")
+    fp8_bytes = layer_activation_bytes(model, fp8, moe_layer=True, recompute="none")
+    # per routed copy: h + 2·ffn inputs at 2 B -> 1 B (out-proj input too), SwiGLU output stays
+    moe, h, tok = model.moe, model.hidden, 4096
+    assert moe is not None
+    saved = tok * moe.top_k * (h + 2 * moe.expert_ffn_hidden)
+    saved += tok * moe.shared_experts * 2 * moe.shared_ffn + tok * model.heads * 128
+    assert bf16_bytes - fp8_bytes == pytest.approx(saved)
+
+
+def test_bf16_moments_take_8_of_12_optimizer_bytes() -> None:
+    fp32 = simulate(load_scenario(_deepseek(training={"adam_moments": "fp32"}))).to_json()
+    bf16 = simulate(load_scenario(_deepseek())).to_json()
+    ratio = bf16["memory"]["optimizer_gib"] / fp32["memory"]["optimizer_gib"]
+    assert ratio == pytest.approx(8 / 12)
+
+
+def test_fp8_storage_needs_fp8_training() -> None:
+    from superscale.errors import SpecError
+
+    with pytest.raises(SpecError, match="fp8_activations needs precision fp8"):
+        load_scenario(_deepseek(training={"precision": "bf16"}))
+    with pytest.raises(SpecError, match="recompute: selective"):
+        load_scenario(_deepseek(parallel={"recompute": "none"}))

@@ -87,6 +87,9 @@ class Plan:
     dp_comm_overlap: bool
     groups: dict[str, GroupPlacement]
     warnings: tuple[str, ...]
+    recompute_modules: frozenset[str] = frozenset({"core_attn"})
+    fp8_activations: bool = False
+    ep_comm_overlap: bool = False
 
     @property
     def gpus(self) -> int:
@@ -159,6 +162,9 @@ def resolve(scenario: Scenario) -> Plan:
         dp_comm_overlap=p.dp_comm_overlap,
         groups=groups,
         warnings=tuple(warnings),
+        recompute_modules=frozenset(p.recompute_modules),
+        fp8_activations=scenario.require_training().fp8_activations,
+        ep_comm_overlap=p.ep_comm_overlap and p.ep > 1,
     )
 
 
@@ -206,4 +212,7 @@ def batch_plan(
         dp_comm_overlap=p.dp_comm_overlap,
         groups=groups,
         warnings=(),
+        recompute_modules=frozenset(p.recompute_modules),
+        fp8_activations=training.fp8_activations,
+        ep_comm_overlap=p.ep_comm_overlap,
     )

@@ -42,6 +42,7 @@ ASYNC_P2P = frozenset(name for name, s in schedules().items() if s.async_sends)
 OVERLAP_RESIDUAL = 0.15  # share of an overlapped collective still exposed
 DP_OVERLAP_WINDOW = 0.9  # share of the last backward (first forward) a bucketed reduce hides in
 SCHEDULE_BUBBLE = {name: s.bubble_factor for name, s in schedules().items()}
+_BIDIRECTIONAL = {name: float(s.bidirectional) for name, s in schedules().items()}
 _ASYNC = {name: float(name in ASYNC_P2P) for name in SCHEDULE_BUBBLE}
 COMM_GROUPS = ("tp", "cp", "ep", "pp")
 
@@ -195,6 +196,15 @@ def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
     if plan.tp_comm_overlap:
         exposed["tp"] = comm["tp"] - overlappable["tp"] + _hidden(overlappable["tp"], sums.gemm_s)
     exposed["cp"] = comm["cp"] - overlappable["cp"] + _hidden(overlappable["cp"], sums.attention_s)
+    # Expert all-to-all runs beside compute under DualPipe (the other direction's chunk) and
+    # with Megatron's --overlap-moe-expert-parallel-comm (the other micro-batch's), as the
+    # event engine runs it: issued without blocking, waited for at the pass's end.
+    ep_overlapped = ep_overlap_mask(plan)
+    if vec.is_array(ep_overlapped):
+        hidden_ep = _hidden(comm["ep"], sums.compute_s)
+        exposed["ep"] = np.where(ep_overlapped > 0, hidden_ep, comm["ep"])
+    elif ep_overlapped:
+        exposed["ep"] = _hidden(comm["ep"], sums.compute_s)
     if "dp" in comm:  # prefetched layer by layer behind the pass's compute
         exposed["dp"] = (
             comm["dp"] - overlappable["dp"] + _hidden(overlappable["dp"], sums.compute_s)
@@ -206,6 +216,17 @@ def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
         comm_s=dict(comm),
         exposed_s=exposed,
     )
+
+
+def ep_overlap_mask(plan: Plan) -> Any:
+    """Whether a plan's expert all-to-all overlaps compute: its switch, or a schedule that
+    runs two directions at once (1.0/0.0 per plan of a batch, or a bool)."""
+    if plan.ep_comm_overlap is True:
+        return True
+    both = vec.lookup(_BIDIRECTIONAL, plan.schedule)
+    if vec.is_array(both) or vec.is_array(plan.ep_comm_overlap):
+        return np.maximum(both, np.asarray(plan.ep_comm_overlap, dtype=float))
+    return bool(both)
 
 
 def _hidden(comm_s: vec.Num, window_s: vec.Num) -> vec.Num:

@@ -153,7 +153,7 @@ class _Pricer:
         if op.group == "tp":
             return not self.plan.tp_comm_overlap
         if op.group == "ep":
-            return not self.bidirectional
+            return not (self.bidirectional or self.plan.ep_comm_overlap)
         return op.group not in {"cp", "dp", "edp"}  # K/V exchange and ZeRO-3 prefetch overlap
 
     def task(self, ops: tuple[Op, ...] | list[Op], *, merge: bool = False) -> TaskCode:

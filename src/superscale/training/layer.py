@@ -37,6 +37,8 @@ class Shard:
     sequence_parallel: bool = False
     flash_attention: bool = True
     dropout: bool = False
+    recompute_modules: frozenset[str] = frozenset({"core_attn"})  # under selective recompute
+    fp8_activations: bool = False  # out-proj, MoE up-projection and SwiGLU inputs in fp8
 
     @property
     def tokens(self) -> int:

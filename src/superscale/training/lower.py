@@ -146,7 +146,7 @@ def lower(
     `passes` the forward and backward op lists stay empty, without `step` the step's: the
     layout alone (layers and parameters per stage) is all a memory estimate needs."""
     model, train = scenario.model, scenario.require_training()
-    shard = _shard(scenario, plan)
+    shard = shard_of(scenario, plan)
     parts = _Parts(
         model=model,
         shard=shard,
@@ -212,7 +212,7 @@ def layer_pieces(scenario: Scenario, plan: Plan) -> LayerPieces:
     """`LayerPieces` of `plan` (its pipeline fields unused): what a batch prices once for
     every pipeline shape, composing each stage from them."""
     model, train = scenario.model, scenario.require_training()
-    shard = _shard(scenario, plan)
+    shard = shard_of(scenario, plan)
     flash = plan.flash_attention
 
     def backward(ops: Sequence[Op]) -> tuple[Op, ...]:
@@ -239,7 +239,7 @@ def layer_pieces(scenario: Scenario, plan: Plan) -> LayerPieces:
 
 def pipeline_send_ops(scenario: Scenario, plan: Plan, repeat: int) -> list[Op]:
     """A stage's send to its neighbour for one micro-batch (none without pipelining)."""
-    return _pp_send(scenario.model, _shard(scenario, plan), plan, True, repeat)
+    return _pp_send(scenario.model, shard_of(scenario, plan), plan, True, repeat)
 
 
 def zero3_gather_ops(stage: StageProgram, plan: Plan) -> list[Op]:
@@ -247,7 +247,8 @@ def zero3_gather_ops(stage: StageProgram, plan: Plan) -> list[Op]:
     return _zero3_gathers(stage.dense_params, stage.expert_params, plan)
 
 
-def _shard(scenario: Scenario, plan: Plan) -> layer.Shard:
+def shard_of(scenario: Scenario, plan: Plan) -> layer.Shard:
+    """How one GPU's slice of a micro-batch is shaped under `plan`."""
     train = scenario.require_training()
     return layer.Shard(
         micro_batch=plan.micro_batch,
@@ -258,6 +259,8 @@ def _shard(scenario: Scenario, plan: Plan) -> layer.Shard:
         sequence_parallel=plan.sequence_parallel,
         flash_attention=plan.flash_attention,
         dropout=train.dropout,
+        recompute_modules=plan.recompute_modules,
+        fp8_activations=plan.fp8_activations,
     )
 
 
@@ -365,17 +368,47 @@ def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, send: bool, repea
     ]
 
 
+# The ops each named module of selective recomputation runs again (Megatron-Core's
+# --recompute-modules); "moe" also repeats its expert all-to-all.
+_MODULE_OPS = {
+    "layernorm": ("attn_norm", "mlp_norm"),
+    "mla_up_proj": ("q_up", "kv_up"),
+    "moe_act": ("expert_act", "shared_expert_act"),
+    "mlp": ("mlp_up", "mlp_act", "mlp_down"),
+    "moe": (
+        "router",
+        "permute",
+        "expert_up",
+        "expert_act",
+        "expert_down",
+        "moe_dispatch",
+        "moe_combine",
+        "shared_expert_up",
+        "shared_expert_act",
+        "shared_expert_down",
+    ),
+    "shared_experts": ("shared_expert_up", "shared_expert_act", "shared_expert_down"),
+}
+
+
 def _recompute_ops(body: list[Op], plan: Plan) -> list[Op]:
-    """Forward work repeated before backward (Korthikanti et al. 2022)."""
+    """Forward work repeated before backward (Korthikanti et al. 2022; named modules)."""
     full = plan.recompute == "full"
-    selective = (plan.recompute == "selective") & (not plan.flash_attention)
+    selective = plan.recompute == "selective"
     core = {"attn_scores", "softmax", "attn_dropout", "attn_values"}
+    if "core_attn" in plan.recompute_modules:  # flash attention stores no scores to rebuild
+        core_selective = selective & (not plan.flash_attention)
+    else:
+        core_selective = False
+    named = {n for m in plan.recompute_modules if m in _MODULE_OPS for n in _MODULE_OPS[m]}
     ops: list[Op] = []
     for op in body:
         if isinstance(op, ComputeOp) or op.group == "tp":
             ops += gated(op.recomputed(), full)
     for op in body:
         if isinstance(op, ComputeOp) and op.name in core:
+            ops += gated(op.recomputed(), core_selective)
+        elif op.name in named:
             ops += gated(op.recomputed(), selective)
     return ops
 

@@ -28,12 +28,12 @@ from superscale.parallelism.plan import Plan
 from superscale.scenario import Scenario
 from superscale.simulate.schedules import Shape, schedules
 from superscale.training.layer import ACT_BYTES, Shard
-from superscale.training.lower import Program, StageProgram
+from superscale.training.lower import Program, StageProgram, shard_of
 from superscale.units import GIB
 
 WEIGHT_BYTES = 2
 GRAD_BYTES = 4
-OPTIMIZER_BYTES = 12
+MOMENT_BYTES = {"fp32": 4, "bf16": 2}  # each of Adam's moments, beside 4 B master weights
 # CUDA context, cuBLAS/cuDNN workspaces, NCCL buffers and allocator fragmentation: a
 # documented allowance, not a measurement (typical PyTorch jobs reserve 2–4 GiB beyond
 # tensors).
@@ -72,35 +72,55 @@ def layer_activation_bytes(
         return ACT_BYTES * ht * h  # the layer's input only
     mask = 1.0 if sh.dropout else 0.0
     heads_local = model.heads / t
+    # Named modules rebuilt in backward (selective recomputation only), and the inputs
+    # DeepSeek-V3 keeps in fp8 (`low` bytes per element).
+    mods = sh.recompute_modules
+    sel = vec.where(recompute == "selective", 1.0, 0.0)
+
+    def rebuilt(module: str) -> vec.Num:
+        return sel if module in mods else 0.0
+
+    low = 1.0 if sh.fp8_activations else ACT_BYTES
+    norm_out = 2.0 * ht * h * (1.0 - rebuilt("layernorm"))  # the next GEMM's input
     if model.mla is not None:
         m = model.mla
         d_qk, d_v = m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim
-        qkv_width = heads_local * (2 * d_qk + d_v)
-        qkv_width += (m.q_lora_rank or 0) + m.kv_lora_rank + m.qk_rope_head_dim  # latents
+        latents = (m.q_lora_rank or 0) + m.kv_lora_rank + m.qk_rope_head_dim
+        up_outputs = heads_local * (2 * d_qk + d_v)  # q, k, v of the local heads
+        qkv_width = latents + up_outputs * (1.0 - rebuilt("mla_up_proj"))
     else:
         d_qk = d_v = model.d_head
         kv_local = vec.maximum(model.n_kv_heads / t, 1.0)
         qkv_width = (heads_local + 2 * kv_local) * d_qk
-    attention = (2 + 2) * ht * h + ACT_BYTES * tok * qkv_width
-    attention += ACT_BYTES * tok * heads_local * d_v + mask * ht * h  # out-proj input, mask
+    attention = 2 * ht * h + norm_out + ACT_BYTES * tok * qkv_width
+    attention += low * tok * heads_local * d_v + mask * ht * h  # out-proj input, mask
     q_len = sh.seq_len / sh.cp
     if sh.flash_attention:
         attention += 4.0 * sh.micro_batch * heads_local * q_len  # fp32 log-sum-exp
-    elif vec.gate(recompute != "selective") is not False:
-        scores = sh.micro_batch * heads_local * q_len * sh.seq_len
-        kept = vec.where(recompute != "selective", 1.0, 0.0)
-        attention += kept * (ACT_BYTES + (1 + ACT_BYTES) * mask) * scores
-    mlp = (2 + 2) * ht * h + mask * ht * h
-    act_factor = 3 if model.gated_mlp else 2
-    if moe_layer and model.moe is not None:
-        routed = ht * model.moe.top_k
-        mlp += ACT_BYTES * routed * (2 * h + act_factor * model.moe.expert_ffn_hidden)
-        if model.moe.shared_experts:
-            mlp += (
-                ACT_BYTES * act_factor * tok * model.moe.shared_experts * model.moe.shared_ffn / t
-            )
     else:
-        mlp += ACT_BYTES * act_factor * tok * model.ffn_hidden / t
+        scores = sh.micro_batch * heads_local * q_len * sh.seq_len
+        kept = 1.0 - rebuilt("core_attn")
+        attention += kept * (ACT_BYTES + (1 + ACT_BYTES) * mask) * scores
+    mlp_input = 2 * ht * h + mask * ht * h
+    act_factor = 3 if model.gated_mlp else 2  # the activation's input (1 or 2 ffn) + output
+    if moe_layer and model.moe is not None:
+        moe = model.moe
+        routed = ht * moe.top_k
+        act_out = 1.0 - rebuilt("moe_act")
+        # Per routed token copy: the up-projection's dispatched input and the SwiGLU's input
+        # and output. The expert output is not kept: Megatron-Core (0.13+) applies the router
+        # probabilities inside the activation, not at unpermutation (its MoE README).
+        per_copy = low * h + low * (act_factor - 1) * moe.expert_ffn_hidden
+        per_copy += ACT_BYTES * act_out * moe.expert_ffn_hidden
+        block = norm_out + routed * per_copy
+        if moe.shared_experts:
+            width = moe.shared_experts * moe.shared_ffn / t
+            shared = tok * width * (low * (act_factor - 1) + ACT_BYTES * act_out)
+            block += shared * (1.0 - rebuilt("shared_experts"))
+        mlp = mlp_input + block * (1.0 - rebuilt("moe"))
+    else:
+        dense = norm_out + ACT_BYTES * act_factor * tok * model.ffn_hidden / t
+        mlp = mlp_input + dense * (1.0 - rebuilt("mlp"))
     if vec.gate(full) is None:  # a batch mixing full recomputation with other modes
         return vec.where(full, ACT_BYTES * ht * h, attention + mlp)
     return attention + mlp
@@ -181,16 +201,8 @@ def _stage_activation_bytes(
 
 def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
     """Peak memory per GPU over all stages."""
-    sh = Shard(
-        micro_batch=plan.micro_batch,
-        seq_len=scenario.require_training().seq_len,
-        tp=plan.tp,
-        cp=plan.cp,
-        ep=plan.ep,
-        sequence_parallel=plan.sequence_parallel,
-        flash_attention=plan.flash_attention,
-        dropout=scenario.require_training().dropout,
-    )
+    sh = shard_of(scenario, plan)
+    optimizer_bytes = 4 + 2 * MOMENT_BYTES[scenario.require_training().adam_moments]
     dp_shard = plan.dp * plan.cp
     edp_shard = plan.groups["edp"].size
     copies = _weight_copies(plan)
@@ -211,7 +223,7 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
                 stage=stage.index,
                 params_bytes=sharded(WEIGHT_BYTES, 3),
                 grads_bytes=sharded(GRAD_BYTES, 2),
-                optimizer_bytes=sharded(OPTIMIZER_BYTES, 1),
+                optimizer_bytes=sharded(optimizer_bytes, 1),
                 activations_bytes=_stage_activation_bytes(scenario, plan, stage, sh, per_layer),
                 workspace_bytes=WORKSPACE_BYTES,
             )

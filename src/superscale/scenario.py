@@ -105,6 +105,12 @@ class ParallelSpec(Spec):
     dp_comm_overlap: bool = Field(
         True, description="Overlap gradient reduction with the backward pass."
     )
+    ep_dispatch: Literal["all_to_all", "deepep"] = Field(
+        "all_to_all",
+        description="Expert dispatch: all_to_all (Megatron's default: k copies of a token) "
+        "or deepep (DeepEP/Hybrid-EP, Megatron's flex dispatcher: one copy per destination "
+        "node, forwarded over the scale-up fabric; fp8 dispatch under fp8 training).",
+    )
     ep_comm_overlap: bool = Field(
         False,
         description="Hide the expert all-to-all behind another micro-batch's compute "

@@ -11,6 +11,7 @@ Supported `model_type`s and what is read from them:
   `decoder_sparse_step`, `mlp_only_layers` (must be leading layers); `qwen2_moe` also
   `shared_expert_intermediate_size` (one shared expert of that width).
 - `deepseek_v2`, `deepseek_v3`: `n_routed_experts`, `n_shared_experts`, `num_experts_per_tok`,
+  `n_group`/`topk_group` (group-limited routing, read as nodes per token),
   `moe_intermediate_size`, `first_k_dense_replace`, `moe_layer_freq`; multi-head latent
   attention from `q_lora_rank` (null = full-rank queries), `kv_lora_rank`, `qk_rope_head_dim`,
   `qk_nope_head_dim`, `v_head_dim`; `num_nextn_predict_layers` as MTP modules (DeepSeek-AI
@@ -140,8 +141,19 @@ def _moe(config: Mapping[str, Any], model_type: str, layers: int) -> MoE | None:
             shared_experts=_optional_int(config, "n_shared_experts", default=0, minimum=0) or 0,
             dense_layers=_optional_int(config, "first_k_dense_replace", default=0, minimum=0) or 0,
             layer_frequency=_optional_int(config, "moe_layer_freq", default=1) or 1,
+            max_nodes_per_token=_group_limit(config),
         )
     return None
+
+
+def _group_limit(config: Mapping[str, Any]) -> int | None:
+    """Group-limited routing (topk_group of n_group expert groups, one group per node in
+    DeepSeek's training) as the most nodes a token's experts may lie on."""
+    groups = _optional_int(config, "n_group")
+    chosen = _optional_int(config, "topk_group")
+    if groups is None or chosen is None or chosen >= groups:
+        return None
+    return chosen
 
 
 def _mla(config: Mapping[str, Any], model_type: str) -> MLA | None:

@@ -32,6 +32,12 @@ class MoE(Spec):
     layer_frequency: int = Field(
         1, gt=0, description="Every n-th layer (after dense_layers) is MoE; others dense."
     )
+    max_nodes_per_token: int | None = Field(
+        None,
+        gt=0,
+        description="Node-limited routing: a token's experts lie on at most this many nodes "
+        "(DeepSeek-V3: 4 of 8 groups, config topk_group); None = unlimited.",
+    )
 
     @model_validator(mode="after")
     def _top_k_le_experts(self) -> MoE:

@@ -90,6 +90,7 @@ class Plan:
     recompute_modules: frozenset[str] = frozenset({"core_attn"})
     fp8_activations: bool = False
     ep_comm_overlap: bool = False
+    ep_dispatch: str = "all_to_all"
 
     @property
     def gpus(self) -> int:
@@ -165,6 +166,7 @@ def resolve(scenario: Scenario) -> Plan:
         recompute_modules=frozenset(p.recompute_modules),
         fp8_activations=scenario.require_training().fp8_activations,
         ep_comm_overlap=p.ep_comm_overlap and p.ep > 1,
+        ep_dispatch=p.ep_dispatch,
     )
 
 
@@ -215,4 +217,5 @@ def batch_plan(
         recompute_modules=frozenset(p.recompute_modules),
         fp8_activations=training.fp8_activations,
         ep_comm_overlap=p.ep_comm_overlap,
+        ep_dispatch=p.ep_dispatch,
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from superscale import vec
+from superscale.costs.dispatch import payload_factor
 from superscale.models.spec import ModelSpec
 from superscale.training.ops import Collective, CommOp, ComputeOp, Op, gated
 
@@ -39,6 +40,9 @@ class Shard:
     dropout: bool = False
     recompute_modules: frozenset[str] = frozenset({"core_attn"})  # under selective recompute
     fp8_activations: bool = False  # out-proj, MoE up-projection and SwiGLU inputs in fp8
+    ep_nodes: vec.Num = 1.0  # scale-up domains one expert-parallel group spans
+    ep_dedup: bool = False  # one copy of a token per destination node (DeepEP, Hybrid-EP)
+    dispatch_bytes: int = ACT_BYTES  # bytes per element dispatched (fp8 under DeepEP)
 
     @property
     def tokens(self) -> int:
@@ -216,12 +220,14 @@ def layer_comm_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[Op]:
         sh.cp > 1,
     )
     if moe_layer and model.moe is not None:
-        routed_bytes = ACT_BYTES * sh.hidden_tokens * model.moe.top_k * h
-        for name in ("moe_dispatch", "moe_combine"):
-            ops += gated(
-                CommOp(name=name, group="ep", collective="all_to_all", payload_bytes=routed_bytes),
-                sh.ep > 1,
+        # k copies per token, less what deduplication keeps off the network (costs.dispatch)
+        copies = sh.hidden_tokens * model.moe.top_k * h
+        copies = copies * payload_factor(model.moe, sh.ep_nodes, dedup=sh.ep_dedup)
+        for name, nbytes in (("moe_dispatch", sh.dispatch_bytes), ("moe_combine", ACT_BYTES)):
+            op = CommOp(
+                name=name, group="ep", collective="all_to_all", payload_bytes=nbytes * copies
             )
+            ops += gated(op, sh.ep > 1)
     return ops
 
 

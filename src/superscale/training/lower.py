@@ -250,6 +250,7 @@ def zero3_gather_ops(stage: StageProgram, plan: Plan) -> list[Op]:
 def shard_of(scenario: Scenario, plan: Plan) -> layer.Shard:
     """How one GPU's slice of a micro-batch is shaped under `plan`."""
     train = scenario.require_training()
+    dedup_fp8 = plan.ep_dispatch == "deepep" and train.precision == "fp8"  # DeepEP fp8 dispatch
     return layer.Shard(
         micro_batch=plan.micro_batch,
         seq_len=train.seq_len,
@@ -261,6 +262,9 @@ def shard_of(scenario: Scenario, plan: Plan) -> layer.Shard:
         dropout=train.dropout,
         recompute_modules=plan.recompute_modules,
         fp8_activations=plan.fp8_activations,
+        ep_nodes=vec.maximum(plan.ep / scenario.cluster.system.scale_up.gpus, 1.0),
+        ep_dedup=plan.ep_dispatch == "deepep",
+        dispatch_bytes=1 if dedup_fp8 else layer.ACT_BYTES,
     )
 
 

@@ -1,0 +1,76 @@
+"""Component checks: the cost layer's prediction of each measured component, row by row.
+
+These rows set no parameter (the catalogs carry figures from their own sources); they show
+how far each priced component is from its measurement, so an end-to-end error can be traced
+to the component that causes it. Covered so far: DeepEP's normal-mode dispatch and combine
+on H800 (`moe_dispatch.csv`), inside one server over NVLink and across 2-8 servers over
+400G InfiniBand, with its published setting (4,096 tokens per rank, hidden 7,168, top-8 of
+256 experts in 4 node groups, fp8 dispatch, bf16 combine). DeepEP reports the bytes on the
+bottleneck link (NVLink or RDMA) over the kernel time; the prediction divides the same
+bytes by the priced all-to-all time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from superscale.calibrate.components import component_rows
+from superscale.collectives.tuner import CommModel
+from superscale.costs.dispatch import payload_factor, remote_copies_per_token
+from superscale.hardware.spec import Cluster
+from superscale.models.spec import MoE
+
+_DEEPEP_MOE = MoE(experts=256, top_k=8, expert_ffn_hidden=2048, max_nodes_per_token=4)
+_SYSTEMS = {"H800": "hgx-h800"}
+_BYTES = {"fp8": 1, "bf16": 2}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentCheck:
+    """One measured component row beside its prediction."""
+
+    component: str
+    label: str
+    measured: float
+    predicted: float
+    unit: str
+    source: str
+
+    @property
+    def error_pct(self) -> float:
+        return 100.0 * (self.predicted - self.measured) / self.measured
+
+
+def dispatch_checks() -> list[ComponentCheck]:
+    """DeepEP normal-mode dispatch/combine bandwidth on H800, predicted against measured."""
+    checks = []
+    for row in component_rows("moe_dispatch"):
+        if not (row["library"] == "DeepEP V1" and row["kernel_mode"].startswith("normal")):
+            continue
+        system = _SYSTEMS.get(row["chip"])
+        if system is None:
+            continue
+        ep, nodes = int(row["ep_size"]), int(row["num_nodes"])
+        tokens, hidden = int(row["tokens_per_rank"]), int(row["hidden"])
+        dtype = row["dispatch_dtype"] if row["op"] == "dispatch" else row["combine_dtype"]
+        nbytes = _BYTES[dtype]
+        cluster = Cluster.model_validate({"system": system, "count": nodes})
+        copies = _DEEPEP_MOE.top_k * payload_factor(_DEEPEP_MOE, nodes, dedup=True)
+        payload = tokens * copies * hidden * nbytes
+        costs = CommModel(cluster).costs("all_to_all", ep, 1)
+        time_s = min(c.time_s(payload) for c in costs.values())
+        if nodes > 1:  # RDMA bytes: one copy per remote node reached
+            link_bytes = tokens * remote_copies_per_token(_DEEPEP_MOE, nodes, dedup=True)
+        else:  # NVLink bytes: every copy bound for another GPU of the server
+            link_bytes = tokens * _DEEPEP_MOE.top_k * (ep - 1) / ep
+        checks.append(
+            ComponentCheck(
+                component="moe_dispatch",
+                label=f"DeepEP {row['op']} {row['chip']} EP{ep} ({row['bottleneck_link']})",
+                measured=float(row["bandwidth_GBps"]),
+                predicted=link_bytes * hidden * nbytes / time_s / 1e9,
+                unit="GB/s",
+                source=row["source"],
+            )
+        )
+    return checks

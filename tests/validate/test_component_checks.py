@@ -1,0 +1,40 @@
+"""Component checks: shipped measurements and the priced components against them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from superscale.calibrate.components import COMPONENTS, component_rows
+from superscale.errors import SpecError
+from superscale.validate.components import dispatch_checks
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "reference" / "components"
+
+
+@pytest.mark.parametrize("name", COMPONENTS)
+def test_shipped_components_match_the_shared_pack(name: str) -> None:
+    rows = component_rows(name)
+    assert rows and all(r["source"].strip() for r in rows)  # every figure says where from
+    if not SHARED.is_dir():
+        pytest.skip("the shared reference pack is not beside this checkout")
+    from importlib import resources
+
+    shipped = (
+        resources.files("superscale.calibrate").joinpath(f"data/components/{name}.csv").read_text()
+    )
+    assert shipped == (SHARED / f"{name}.csv").read_text()
+
+
+def test_unknown_component_table() -> None:
+    with pytest.raises(SpecError, match="unknown component table 'gem'"):
+        component_rows("gem")
+
+
+def test_deepep_dispatch_and_combine_within_25_percent() -> None:
+    checks = dispatch_checks()
+    assert len(checks) == 8  # H800: intranode EP 8, internode EP 16, 32, 64; dispatch, combine
+    errors = [abs(c.error_pct) for c in checks]
+    assert max(errors) <= 25.0, [(c.label, round(c.error_pct, 1)) for c in checks]
+    assert sum(errors) / len(errors) <= 12.0

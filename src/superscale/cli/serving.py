@@ -133,8 +133,42 @@ def _print_serve(data: dict[str, Any]) -> None:
             f"({100 * good['attainment']:.1f}% of requests); SLOs "
             f"{'met' if data['slo_met'] else '[bold red]missed[/]'} at p99"
         )
+    _print_pools(data["pools"])
     if data["rejected"]:
         console.print(f"[yellow]warning:[/] {data['rejected']} requests never fit the KV cache")
+
+
+_TIME_LABELS = (
+    ("compute", "compute"),
+    ("attention_and_sampling", "attention"),
+    ("tp_comm", "tp"),
+    ("ep_comm", "all-to-all exposed"),
+    ("ep_comm_hidden", "hidden"),
+    ("pp_comm", "pp"),
+    ("draft", "draft"),
+    ("overhead", "host"),
+)
+
+
+def _print_pools(pools: list[dict[str, Any]]) -> None:
+    """Per-pool utilization, throughput, latency and where the engines' time went."""
+    for pool in pools:
+        if "time_s" not in pool:
+            continue
+        thr, lat, t = pool["throughput"], pool["latency_s"], pool["time_s"]
+        figures = [f"utilization {100 * pool['utilization']:.0f}%"]
+        if pool["role"] != "decode":
+            figures.append(f"input {thr['input_tokens_per_s_per_gpu']:,.0f} tok/s/GPU")
+            figures.append(f"TTFT p50 {_ms(lat['ttft']['p50'])} ms")
+        if pool["role"] != "prefill":
+            figures.append(f"output {thr['output_tokens_per_s_per_gpu']:,.0f} tok/s/GPU")
+            figures.append(f"TPOT p50 {_ms(lat['tpot']['p50'])} ms")
+        console.print(f"  {pool['role']:<7} pool  " + " · ".join(figures))
+        busy = t["busy"] or 1.0
+        shares = ", ".join(
+            f"{label} {100 * t[key] / busy:.0f}%" for key, label in _TIME_LABELS if t[key] > 0
+        )
+        console.print(f"          time: {shares} (of busy time)")
 
 
 @app.command("serve-plan")

@@ -10,14 +10,29 @@ TensorRT-LLM's pipeline schedulers).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from superscale.errors import SpecError
 from superscale.hardware.spec import Chip, Cluster
-from superscale.inference.kv import KvBudget, kv_budget, kv_bytes_per_token
+from superscale.inference.kv import (
+    KvBudget,
+    draft_layer_bytes_per_gpu,
+    kv_budget,
+    kv_bytes_per_token,
+    kv_bytes_per_token_layer_per_gpu,
+    weight_bytes_per_gpu,
+)
 from superscale.inference.sim import EngineConfig, KvTransfer, Role
-from superscale.inference.spec import PlanSpec, SchedulerSpec, ServingSpec
-from superscale.inference.step import StepModel, build_step_model
+from superscale.inference.spec import PlanSpec, SchedulerSpec, ServingSpec, SpeculativeSpec
+from superscale.inference.step import (
+    Speculation,
+    StepModel,
+    build_step_model,
+    resolve_attention_precision,
+    resolve_dispatch,
+)
+from superscale.models.catalog import models
 from superscale.models.spec import ModelSpec
 from superscale.scenario import Scenario
 
@@ -36,6 +51,9 @@ class Pool:
     first_gpu: int
     budget: KvBudget
     step: StepModel | None  # None when the model does not fit
+    cluster: Cluster  # the pool's own systems: its groups are placed and routed there
+    dispatch: str  # MoE dispatch kernels: none, all_to_all, low_latency
+    speculation: Speculation | None = None
 
     @property
     def gpus(self) -> int:
@@ -53,6 +71,8 @@ class Deployment:
     transfer: KvTransfer | None
     warnings: tuple[str, ...]
     prefill_max_batch_tokens: int | None = None
+    attention_precision: str = "bf16"
+    speculation: Speculation | None = None
 
     @property
     def gpus(self) -> int:
@@ -85,12 +105,17 @@ def check_plan(plan: PlanSpec, model: ModelSpec, path: str) -> None:
         raise SpecError(f"tp ({plan.tp}) must divide the model's {model.heads} heads", path=path)
     if plan.pp > model.layers:
         raise SpecError(f"pp ({plan.pp}) exceeds the model's {model.layers} layers", path=path)
+    if plan.redundant_experts and model.moe is None:
+        raise SpecError("redundant_experts needs a mixture-of-experts model", path=path)
     if plan.ep > 1:
         if model.moe is None:
             raise SpecError(f"ep ({plan.ep}) > 1 needs a mixture-of-experts model", path=path)
-        if model.moe.experts % plan.ep:
+        physical = model.moe.experts + plan.redundant_experts
+        if physical % plan.ep:
             raise SpecError(
-                f"ep ({plan.ep}) must divide the model's {model.moe.experts} experts", path=path
+                f"ep ({plan.ep}) must divide the model's {model.moe.experts} experts plus "
+                f"redundant_experts ({plan.redundant_experts}) = {physical}",
+                path=path,
             )
 
 
@@ -113,6 +138,62 @@ def _instances(plan: PlanSpec, pool_gpus: int, path: str) -> int:
     return pool_gpus // size
 
 
+def pool_cluster(cluster: Cluster, gpus: int) -> Cluster:
+    """The systems a pool of `gpus` consecutive GPUs occupies: each pool places and routes
+    its groups on its own systems, so pools of any sizes (4 prefill and 9 decode servers)
+    need not tile one another."""
+    count = max(1, math.ceil(gpus / cluster.system.gpus))
+    if count >= cluster.count:
+        return cluster
+    return cluster.model_copy(update={"count": count})
+
+
+def resolve_speculation(spec: SpeculativeSpec | None, model: ModelSpec) -> Speculation | None:
+    """The speculative setting with its draft model looked up and checked."""
+    if spec is None:
+        return None
+    if spec.method == "mtp" and model.mtp_layers < 1:
+        raise SpecError(
+            f"method 'mtp' needs a model with multi-token-prediction modules; "
+            f"'{model.name}' has none (use eagle or draft)",
+            path="serving.speculative.method",
+        )
+    draft = None
+    if spec.draft_model is not None:
+        try:
+            draft = models().get(spec.draft_model)
+        except SpecError as exc:
+            raise SpecError(str(exc), path="serving.speculative.draft_model") from None
+        if draft.vocab != model.vocab:
+            raise SpecError(
+                f"draft model '{spec.draft_model}' has a {draft.vocab}-token vocabulary, "
+                f"the model {model.vocab}: a drafter must share the tokenizer",
+                path="serving.speculative.draft_model",
+            )
+    return Speculation(
+        method=spec.method,
+        draft_tokens=spec.draft_tokens,
+        acceptance_rate=spec.acceptance,
+        draft_model=draft,
+    )
+
+
+def _draft_memory(
+    model: ModelSpec, plan: PlanSpec, spec: Speculation | None, *, precision: str, kv: str
+) -> tuple[float, float]:
+    """(drafter weights, drafter KV bytes per token) on one GPU."""
+    if spec is None:
+        return 0.0, 0.0
+    if spec.draft_model is not None:
+        draft = spec.draft_model
+        dplan = plan.model_copy(update={"ep": 1, "redundant_experts": 0, "pp": 1})
+        per_token = kv_bytes_per_token_layer_per_gpu(draft, plan.tp, kv) * draft.layers
+        return weight_bytes_per_gpu(draft, dplan, precision), per_token
+    moe_layer = spec.method == "mtp" and model.moe is not None
+    weights = draft_layer_bytes_per_gpu(model, plan, precision, moe_layer=moe_layer)
+    return weights, kv_bytes_per_token_layer_per_gpu(model, plan.tp, kv)
+
+
 def _pool(
     role: Role,
     plan: PlanSpec,
@@ -123,9 +204,19 @@ def _pool(
     *,
     precision: str,
     kv_precision: str,
+    attention_precision: str,
     scheduler: SchedulerSpec,
+    speculation: Speculation | None,
     max_tokens: int | None = None,
 ) -> Pool:
+    spec = speculation if role != "prefill" else None  # prefill pools do not decode
+    q = spec.query_tokens if spec is not None else 1
+    if spec is not None and spec.draft_model is not None and spec.draft_model.heads % plan.tp:
+        raise SpecError(
+            f"tp ({plan.tp}) must divide the draft model's {spec.draft_model.heads} heads",
+            path="serving.speculative.draft_model",
+        )
+    draft_weights, draft_kv = _draft_memory(model, plan, spec, precision=precision, kv=kv_precision)
     budget = kv_budget(
         model,
         plan,
@@ -133,18 +224,27 @@ def _pool(
         precision=precision,
         kv_precision=kv_precision,
         scheduler=scheduler,
+        query_tokens=q,
+        draft_weight_bytes=draft_weights,
+        draft_kv_bytes_per_token=draft_kv,
     )
+    home = pool_cluster(cluster, instances * plan.instance_gpus)
+    dispatch = resolve_dispatch(plan, home, role=role) if model.moe is not None else "none"
     step = None
     if budget.fits:
         step = build_step_model(
             model,
             plan,
-            cluster,
+            home,
             precision=precision,
             kv_precision=kv_precision,
-            max_tokens=max_tokens or scheduler.max_batch_tokens + scheduler.max_batch,
+            max_tokens=max_tokens or scheduler.max_batch_tokens + scheduler.max_batch * q,
             iteration_overhead_s=scheduler.iteration_overhead_us * 1e-6,
             request_overhead_s=scheduler.request_overhead_us * 1e-6,
+            attention_precision=attention_precision,
+            dispatch=dispatch,
+            speculation=spec,
+            max_requests=scheduler.max_batch,
         )
     return Pool(
         role=role,
@@ -153,6 +253,9 @@ def _pool(
         first_gpu=first_gpu,
         budget=budget,
         step=step,
+        cluster=home,
+        dispatch=dispatch,
+        speculation=spec,
     )
 
 
@@ -193,11 +296,14 @@ def resolve(scenario: Scenario) -> Deployment:
         )
     model, cluster = scenario.model, scenario.cluster
     precision, kv_precision = resolve_precisions(serving, cluster.chip)
+    attention = resolve_attention_precision(serving.attention_precision, kv_precision, cluster.chip)
+    speculation = resolve_speculation(serving.speculative, model)
     sched = serving.scheduler
 
     def make(role: Role, plan: PlanSpec, n: int, first: int, tokens: int | None = None) -> Pool:
         return _pool(role, plan, n, first, model, cluster, precision=precision,
-                     kv_precision=kv_precision, scheduler=sched, max_tokens=tokens)  # fmt: skip
+                     kv_precision=kv_precision, attention_precision=attention,
+                     scheduler=sched, speculation=speculation, max_tokens=tokens)  # fmt: skip
 
     warnings: list[str] = []
     dis = serving.disaggregation
@@ -244,6 +350,8 @@ def resolve(scenario: Scenario) -> Deployment:
         transfer=transfer,
         warnings=tuple(warnings),
         prefill_max_batch_tokens=dis.prefill_max_batch_tokens if dis is not None else None,
+        attention_precision=attention,
+        speculation=speculation,
     )
 
 

@@ -53,31 +53,67 @@ def _stage_layers(model: ModelSpec, pp: int) -> float:
     return math.ceil(model.layers / pp)
 
 
+def moe_layer_params_per_gpu(model: ModelSpec, plan: PlanSpec) -> float:
+    """MLP elements of one MoE layer on one GPU: its experts (routed and redundant copies,
+    ep × expert-tp = the stage's GPUs), its shard of the shared experts, the router."""
+    assert model.moe is not None
+    moe = model.moe
+    physical = moe.experts + plan.redundant_experts
+    experts = physical * model.expert_params / (plan.tp * plan.attention_dp)
+    shared = moe.shared_experts * model._mlp_params(moe.shared_ffn) / plan.tp
+    return experts + shared + model.hidden * moe.experts
+
+
 def weight_bytes_per_gpu(model: ModelSpec, plan: PlanSpec, precision: str) -> float:
     """Weights one GPU holds: its stage's layers, its tp shard, its experts (largest stage)."""
     wb = BYTES_PER_ELEMENT[precision]
-    stage_gpus = plan.tp * plan.attention_dp
     share = _stage_layers(model, plan.pp) / model.layers
     total = model.layers * model.attention_params / plan.tp
     total += model.dense_layers * model.dense_mlp_params / plan.tp
     if model.moe is not None:
-        moe = model.moe
-        experts = moe.experts * model.expert_params / stage_gpus  # ep × expert-tp = stage
-        shared = moe.shared_experts * model._mlp_params(moe.shared_ffn) / plan.tp
-        router = model.hidden * moe.experts
-        total += model.moe_layers * (experts + shared + router)
+        total += model.moe_layers * moe_layer_params_per_gpu(model, plan)
     emb = model.embedding_params * HEAD_BYTES / plan.tp
     if plan.pp > 1:
         emb /= 2  # embedding on the first stage, head on the last
     return total * share * wb + emb
 
 
-def workspace_bytes_per_gpu(model: ModelSpec, plan: PlanSpec, sched: SchedulerSpec) -> float:
+def draft_layer_bytes_per_gpu(
+    model: ModelSpec, plan: PlanSpec, precision: str, *, moe_layer: bool
+) -> float:
+    """One draft layer on one GPU: a transformer layer of the model's shape (an MoE layer
+    for DeepSeek-V3's MTP module, Sec. 2.2; a dense one for an EAGLE head, Li et al. 2024)
+    plus its 2h→h input projection; embedding and output head are shared with the model."""
+    h = model.hidden
+    params = model.attention_params / plan.tp + 2 * h * h / plan.tp
+    if moe_layer and model.moe is not None:
+        params += moe_layer_params_per_gpu(model, plan)
+    else:
+        params += model.dense_mlp_params / plan.tp
+    return params * BYTES_PER_ELEMENT[precision]
+
+
+def logits_bytes_per_gpu(
+    model: ModelSpec, plan: PlanSpec, sched: SchedulerSpec, *, query_tokens: int = 1
+) -> float:
+    """fp32 logits of one iteration's sampled tokens on one GPU.
+
+    Each attention-dp rank samples only its own requests (SGLang's DP attention gathers
+    hidden states per rank, not the instance's), so the buffer holds max_batch/attention_dp
+    requests' rows, times the query tokens each verifies under speculative decoding.
+    """
+    rows = math.ceil(sched.max_batch / plan.attention_dp) * query_tokens
+    return rows * model.vocab / plan.tp * 4.0
+
+
+def workspace_bytes_per_gpu(
+    model: ModelSpec, plan: PlanSpec, sched: SchedulerSpec, *, query_tokens: int = 1
+) -> float:
     """Activations of one iteration's token budget, its logits, and the runtime reserve."""
     tokens = sched.max_batch_tokens / plan.attention_dp
     ffn = model.ffn_hidden if model.moe is None else model.moe.expert_ffn_hidden * model.moe.top_k
     acts = tokens * (4 * model.hidden + 2 * ffn / plan.tp) * ACT_BYTES
-    logits = sched.max_batch * model.vocab / plan.tp * 4.0  # fp32 logits of sampled tokens
+    logits = logits_bytes_per_gpu(model, plan, sched, query_tokens=query_tokens)
     return acts + logits + RUNTIME_RESERVE_BYTES
 
 
@@ -87,8 +123,9 @@ class KvBudget:
 
     hbm_bytes: float
     usable_bytes: float
-    weights_bytes: float
+    weights_bytes: float  # the model's and the drafter's
     workspace_bytes: float
+    logits_bytes: float  # part of the workspace
     kv_bytes: float  # left for the KV cache, per GPU (negative: does not fit)
     kv_bytes_per_token_per_gpu: float
     kv_tokens_per_instance: int
@@ -104,6 +141,7 @@ class KvBudget:
             "usable_gib": gib(self.usable_bytes),
             "weights_gib": gib(self.weights_bytes),
             "workspace_gib": gib(self.workspace_bytes),
+            "logits_gib": gib(self.logits_bytes),
             "kv_cache_gib": gib(max(self.kv_bytes, 0.0)),
             "kv_bytes_per_token_per_gpu": self.kv_bytes_per_token_per_gpu,
             "kv_tokens_per_instance": self.kv_tokens_per_instance,
@@ -120,28 +158,35 @@ def kv_budget(
     precision: str,
     kv_precision: str,
     scheduler: SchedulerSpec,
+    query_tokens: int = 1,
+    draft_weight_bytes: float = 0.0,
+    draft_kv_bytes_per_token: float = 0.0,
 ) -> KvBudget:
     """HBM split of one GPU and the KV tokens one instance can hold.
 
     Args:
         precision: weight precision (bf16, fp8, fp4).
         kv_precision: KV-cache precision.
+        query_tokens: tokens each decoding request verifies per iteration (1 + drafted).
+        draft_weight_bytes: the drafter's weights on this GPU.
+        draft_kv_bytes_per_token: the drafter's KV bytes per token on this GPU.
     Returns:
         The budget; `kv_tokens_per_instance` counts tokens over the instance's attention-dp
         ranks (each rank caches its own requests).
     """
     usable = chip.hbm_bytes * scheduler.gpu_memory_utilization
-    weights = weight_bytes_per_gpu(model, plan, precision)
-    workspace = workspace_bytes_per_gpu(model, plan, scheduler)
+    weights = weight_bytes_per_gpu(model, plan, precision) + draft_weight_bytes
+    workspace = workspace_bytes_per_gpu(model, plan, scheduler, query_tokens=query_tokens)
     kv = usable - weights - workspace
     per_token = kv_bytes_per_token_layer_per_gpu(model, plan.tp, kv_precision)
-    per_token *= _stage_layers(model, plan.pp)
+    per_token = per_token * _stage_layers(model, plan.pp) + draft_kv_bytes_per_token
     tokens = int(max(kv, 0.0) // per_token) * plan.attention_dp
     return KvBudget(
         hbm_bytes=chip.hbm_bytes,
         usable_bytes=usable,
         weights_bytes=weights,
         workspace_bytes=workspace,
+        logits_bytes=logits_bytes_per_gpu(model, plan, scheduler, query_tokens=query_tokens),
         kv_bytes=kv,
         kv_bytes_per_token_per_gpu=per_token,
         kv_tokens_per_instance=tokens,

@@ -6,6 +6,13 @@ output token (TPOT) = (end − first token) / (output tokens − 1) per request;
 latency; throughput over the span from the first arrival to the last completion, in input
 and output tokens per second, in total and per GPU; goodput = requests per second that meet
 every SLO (DistServe, Zhong et al. 2024), and the output tokens they carry.
+
+Each pool (mixed, or prefill and decode) also gets its own figures: the share of its
+engines' time spent in iterations (utilization), the tokens it processed per second (input
+for prefill, output for decode), its latency (TTFT for prefill, TPOT for decode), and where
+its engines' time went: the step model's parts (compute, tensor/expert/pipeline traffic,
+all-to-all exposed and hidden under two-batch overlap, host overhead) summed over the
+iterations it ran, the drafter's passes, and attention and sampling (the rest).
 """
 
 from __future__ import annotations
@@ -15,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from superscale.inference.deploy import Deployment, engine_configs, resolve
+from superscale.inference.deploy import Deployment, Pool, engine_configs, resolve
 from superscale.inference.kv import max_batch_that_fits
 from superscale.inference.sim import Outcome, simulate
 from superscale.inference.spec import SloSpec
+from superscale.inference.step import PARTS
 from superscale.inference.workload import Requests, generate
 from superscale.scenario import Scenario
 
@@ -111,8 +119,9 @@ class ServeResult:
 
     def to_json(self) -> dict[str, Any]:
         dep = self.deployment
+        per_pool = (self.metrics or {}).get("per_pool", [{}] * len(dep.pools))
         pools = []
-        for p in dep.pools:
+        for p, run in zip(dep.pools, per_pool, strict=True):
             budget = p.budget
             pools.append(
                 {
@@ -123,10 +132,15 @@ class ServeResult:
                         "ep": p.plan.ep,
                         "attention_dp": p.plan.attention_dp,
                         "dp": p.instances,
+                        "redundant_experts": p.plan.redundant_experts,
+                        "two_batch_overlap": p.plan.two_batch_overlap,
+                        "moe_dispatch": p.dispatch,
                     },
                     "gpus": p.gpus,
                     "memory": budget.to_json(),
                     "max_batch_that_fits": max_batch_that_fits(budget, self.mean_context_tokens),
+                    "kernels": _kernels(p),
+                    **run,
                 }
             )
         data: dict[str, Any] = {
@@ -137,15 +151,102 @@ class ServeResult:
             "gpus": dep.gpus,
             "precision": dep.precision,
             "kv_precision": dep.kv_precision,
+            "attention_precision": dep.attention_precision,
+            "speculative": _speculative(dep),
             "disaggregated": dep.disaggregated,
             "fits": dep.fits,
             "pools": pools,
             "warnings": list(dep.warnings),
         }
         if self.metrics is not None:
-            data.update(self.metrics)
+            data.update({k: v for k, v in self.metrics.items() if k != "per_pool"})
         data.update(self.extra)
         return data
+
+
+def _kernels(pool: Pool) -> dict[str, Any]:
+    step = pool.step
+    if step is None:
+        return {}
+    return {
+        "attention_precision": step.attention_precision,
+        "mla_decode_tflops": step.mla_decode_tflops,
+        "moe_dispatch": step.dispatch,
+        "query_tokens_per_request": step.query_tokens,
+        "accepted_tokens_per_iteration": step.accepted_tokens,
+    }
+
+
+def _speculative(dep: Deployment) -> dict[str, Any] | None:
+    spec = dep.speculation
+    if spec is None:
+        return None
+    return {
+        "method": spec.method,
+        "draft_tokens": spec.draft_tokens,
+        "acceptance_rate": spec.acceptance_rate,
+        "accepted_tokens_per_iteration": spec.accepted_tokens,
+        "draft_model": spec.draft_model.name if spec.draft_model is not None else None,
+    }
+
+
+def pool_time_s(pool: Pool, outcome: Outcome) -> dict[str, float]:
+    """Where one pool's engine time went, seconds per engine over the run."""
+    step = pool.step
+    assert step is not None
+    engines = pool.instances * pool.plan.pp
+    counts = outcome.iterations_by_role.get(pool.role, {})
+    busy = outcome.busy_s_by_role.get(pool.role, 0.0)
+    out = {
+        name: sum(k * step.part(name, tokens) for tokens, k in counts.items()) / engines
+        for name in (*PARTS, "ep_comm_hidden")
+    }
+    out["draft"] = outcome.draft_s_by_role.get(pool.role, 0.0) / engines
+    spent = sum(out[name] for name in PARTS) + out["draft"]
+    out["attention_and_sampling"] = max(0.0, busy / engines - spent)
+    out["busy"] = busy / engines
+    return out
+
+
+def pool_metrics(
+    dep: Deployment, requests: Requests, outcome: Outcome, *, span: float
+) -> list[dict[str, Any]]:
+    """Utilization, throughput, latency and time split of each pool."""
+    ok = ~outcome.rejected
+    prompt = float(requests.prompt_tokens[ok].sum())
+    output = float(requests.output_tokens[ok].sum())
+    ttft = outcome.first_token_s[ok] - requests.arrival_s[ok]
+    multi = requests.output_tokens[ok] > 1
+    finish, first = outcome.finish_s[ok][multi], outcome.first_token_s[ok][multi]
+    tpot = (finish - first) / (requests.output_tokens[ok][multi] - 1)
+    rate = 1.0 / span if span > 0 else 0.0
+    out = []
+    for pool in dep.pools:
+        engines = pool.instances * pool.plan.pp
+        busy = outcome.busy_s_by_role.get(pool.role, 0.0)
+        inp = prompt * rate if pool.role != "decode" else 0.0
+        gen = output * rate if pool.role != "prefill" else 0.0
+        latency: dict[str, Any] = {}
+        if pool.role != "decode":
+            latency["ttft"] = _stats(ttft)
+        if pool.role != "prefill":
+            latency["tpot"] = _stats(tpot)
+        batch = outcome.decode_batch_s_by_role.get(pool.role, 0.0)
+        out.append(
+            {
+                "utilization": min(1.0, busy / (engines * span)) if span else 0.0,
+                "throughput": {
+                    "input_tokens_per_s": inp,
+                    "output_tokens_per_s": gen,
+                    "input_tokens_per_s_per_gpu": inp / pool.gpus,
+                    "output_tokens_per_s_per_gpu": gen / pool.gpus,
+                },
+                "latency_s": latency,
+                "mean_decode_batch_per_engine": batch / busy if busy else 0.0,
+                "time_s": pool_time_s(pool, outcome),
+            }
+        )
+    return out
 
 
 def run_deployment(dep: Deployment, requests: Requests, slo: SloSpec) -> dict[str, Any]:
@@ -155,6 +256,7 @@ def run_deployment(dep: Deployment, requests: Requests, slo: SloSpec) -> dict[st
     metrics = summarize_outcome(requests, outcome, gpus=dep.gpus, slo=slo)
     span = metrics["duration_s"]
     metrics["utilization"] = min(1.0, outcome.busy_s / (len(engines) * span)) if span else 0.0
+    metrics["per_pool"] = pool_metrics(dep, requests, outcome, span=span)
     return metrics
 
 

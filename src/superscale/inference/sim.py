@@ -20,6 +20,13 @@ outputs, and the only randomness is in the workload, seeded there.
 With disaggregation (DistServe, Zhong et al. 2024) prefill engines only prefill; a finished
 prompt's KV cache moves to the least-loaded decode engine after `latency + bytes/bandwidth`
 of the fabric between the pools (no contention between transfers is modelled).
+
+With speculative decoding (the step model's query_tokens q > 1) each decoding request runs q
+tokens per iteration and gains the expected accepted tokens A on average, so a request of o
+output tokens decodes in ceil((o − 1) / A) iterations after its first token and its context
+grows by A per iteration (the mean, not a draw: acceptance is not sampled per request).
+Each engine also counts its iterations by size, the drafter's time and its decode batch, so
+a pool's time splits into the step model's parts afterwards.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -69,25 +76,37 @@ class Outcome:
     rejected: np.ndarray
     events: int
     busy_s: float  # engine-seconds spent in iterations, summed over engines
+    busy_s_by_role: dict[str, float] = field(default_factory=dict)
+    iterations_by_role: dict[str, dict[int, int]] = field(default_factory=dict)  # tokens → count
+    draft_s_by_role: dict[str, float] = field(default_factory=dict)
+    decode_batch_s_by_role: dict[str, float] = field(default_factory=dict)  # ∫ batch dt
 
 
 class _Engine:
     __slots__ = (
         "a2",
         "a_first",
+        "accepted",
         "batch",
+        "batch_s",
         "busy",
+        "busy_s",
         "cfg",
         "counter",
         "ctx",
         "decode_in",
         "done",
+        "draft_s",
+        "hist",
+        "it_drafting",
         "it_start",
+        "it_tokens",
         "jump",
         "k_plan",
         "kv_used",
         "outstanding",
         "prefilling",
+        "q",
         "running",
         "version",
         "waiting",
@@ -112,6 +131,14 @@ class _Engine:
         self.a2 = 0.0
         self.decode_in = False
         self.done: list[int] = []
+        self.q = cfg.step.query_tokens
+        self.accepted = cfg.step.accepted_tokens
+        self.busy_s = 0.0
+        self.draft_s = 0.0
+        self.batch_s = 0.0
+        self.it_tokens = 0
+        self.it_drafting = 0
+        self.hist: dict[int, int] = {}
 
     def jump_time(self, k: int) -> float:
         return self.a2 * k * k + (self.a_first - self.a2) * k
@@ -155,6 +182,7 @@ class Simulator:
         n = len(self.arrival)
         self.first = [math.nan] * n
         self.finish = [math.nan] * n
+        self.iters = [0] * n  # decode iterations each request needs after its first token
         self.rejected = [False] * n
         self.heap: list[tuple[float, int, int, int, int]] = []
         self.seq = 0
@@ -191,12 +219,28 @@ class Simulator:
                     continue  # a cut jump left this stale end behind
                 self._end(e, t)
             self._start(e, t)
+        busy: dict[str, float] = {}
+        draft: dict[str, float] = {}
+        batch: dict[str, float] = {}
+        hist: dict[str, dict[int, int]] = {}
+        for e in self.engines:
+            role = e.cfg.role
+            busy[role] = busy.get(role, 0.0) + e.busy_s
+            draft[role] = draft.get(role, 0.0) + e.draft_s
+            batch[role] = batch.get(role, 0.0) + e.batch_s
+            counts = hist.setdefault(role, {})
+            for tokens, k in e.hist.items():
+                counts[tokens] = counts.get(tokens, 0) + k
         return Outcome(
             first_token_s=np.asarray(self.first),
             finish_s=np.asarray(self.finish),
             rejected=np.asarray(self.rejected),
             events=self.events,
             busy_s=self.busy_s,
+            busy_s_by_role=busy,
+            iterations_by_role=hist,
+            draft_s_by_role=draft,
+            decode_batch_s_by_role=batch,
         )
 
     def _route(self, e: _Engine, r: int, t: float) -> None:
@@ -243,16 +287,21 @@ class Simulator:
             e.kv_used -= self.prompt[r] + self.output[r]
             e.outstanding -= 1
             return
-        heapq.heappush(e.running, (e.counter + self.output[r] - 1, r))
+        iters = self.output[r] - 1
+        if e.accepted != 1.0:
+            iters = max(1, math.ceil(iters / e.accepted))
+        self.iters[r] = iters
+        heapq.heappush(e.running, (e.counter + iters, r))
         e.batch += 1
         e.ctx += self.prompt[r] + 1
 
     def _start(self, e: _Engine, t: float) -> None:
         self._admit(e, t)
         cfg, step = e.cfg, e.cfg.step
-        if e.prefilling and (not cfg.chunked_prefill or e.batch < cfg.max_batch_tokens):
+        q = e.q
+        if e.prefilling and (not cfg.chunked_prefill or e.batch * q < cfg.max_batch_tokens):
             decode_in = e.batch > 0 and cfg.chunked_prefill
-            budget = cfg.max_batch_tokens - (e.batch if decode_in else 0)
+            budget = cfg.max_batch_tokens - (e.batch * q if decode_in else 0)
             tokens, pairs, done = 0, 0.0, []
             for entry in e.prefilling:
                 if budget <= 0:
@@ -273,22 +322,33 @@ class Simulator:
                     done.append(entry[0])
             for _ in done:
                 e.prefilling.popleft()
-            if decode_in:
-                tokens += e.batch
-            sampled = len(done) + (e.batch if decode_in else 0)
+            drafting = e.batch if decode_in else 0
+            tokens += drafting * q
+            sampled = len(done) + drafting * q
             dt = step.iteration_s(
-                tokens, sampled=sampled, context=e.ctx if decode_in else 0.0, pairs=pairs
+                tokens,
+                sampled=sampled,
+                context=e.ctx if decode_in else 0.0,
+                pairs=pairs,
+                drafting=drafting,
             )
             e.jump, e.decode_in, e.done, e.it_start = False, decode_in, done, t
+            e.it_tokens, e.it_drafting = tokens, drafting
             e.version += 1
             self._push(t + dt, _END, self._index[id(e)], e.version)
             return
         if e.batch:
             k = e.running[0][0] - e.counter
             b = e.batch
-            e.a_first = step.base(b) + step.sample_s * b + step.kv_s_per_token * e.ctx
-            e.a2 = step.kv_s_per_token * b / 2
+            e.a_first = (
+                step.base(b * q)
+                + step.draft(b)
+                + step.sample_s * b * q
+                + step.kv_s_per_token * e.ctx
+            )
+            e.a2 = step.kv_s_per_token * b * e.accepted / 2
             e.jump, e.k_plan, e.it_start = True, k, t
+            e.it_tokens, e.it_drafting = b * q, b
             e.version += 1
             self._push(t + e.jump_time(k), _END, self._index[id(e)], e.version)
             return
@@ -296,14 +356,21 @@ class Simulator:
 
     def _end(self, e: _Engine, t: float) -> None:
         prompt, output = self.prompt, self.output
-        self.busy_s += t - e.it_start
+        dt = t - e.it_start
+        self.busy_s += dt
+        e.busy_s += dt
+        e.batch_s += e.it_drafting * dt
+        k = e.k_plan if e.jump else 1
+        e.hist[e.it_tokens] = e.hist.get(e.it_tokens, 0) + k
+        if e.it_drafting and e.q > 1:
+            e.draft_s += k * e.cfg.step.draft(e.it_drafting)
         if e.jump:
             e.counter += e.k_plan
-            e.ctx += e.batch * e.k_plan
+            e.ctx += e.batch * e.accepted * e.k_plan
         else:
             if e.decode_in:
                 e.counter += 1
-                e.ctx += e.batch
+                e.ctx += e.batch * e.accepted
             for r in e.done:
                 self.first[r] = t
                 if e.cfg.role == "prefill":
@@ -322,7 +389,7 @@ class Simulator:
             _, r = heapq.heappop(running)
             self.finish[r] = t
             e.batch -= 1
-            e.ctx -= prompt[r] + output[r]
+            e.ctx -= prompt[r] + 1 + self.iters[r] * e.accepted
             e.kv_used -= prompt[r] + output[r]
             e.outstanding -= 1
 

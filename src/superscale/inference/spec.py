@@ -141,6 +141,24 @@ class PlanSpec(Spec):
     dp: int | None = Field(
         None, gt=0, description="Instances; default: the pool's GPUs / (tp·pp·attention_dp)."
     )
+    redundant_experts: int = Field(
+        0,
+        ge=0,
+        description="Extra copies of hot experts spread over the EP group (DeepSeek's EPLB), "
+        "so experts + redundant_experts is what ep must divide (DeepSeek-V3 prefill: 32).",
+    )
+    two_batch_overlap: bool = Field(
+        False,
+        description="Split each batch in two and run one half's MoE dispatch/combine while "
+        "the other computes (SGLang --enable-two-batch-overlap; off by default).",
+    )
+    moe_dispatch: Literal["auto", "all_to_all", "low_latency"] = Field(
+        "auto",
+        description="MoE dispatch/combine kernels: all_to_all (the collective on the "
+        "topology), low_latency (DeepEP's decode kernels, measured per chip); auto: "
+        "low_latency for decode and mixed pools whose EP group crosses the scale-out "
+        "network on a chip with measured kernels (SGLang --deepep-mode auto), else all_to_all.",
+    )
 
     @model_validator(mode="after")
     def _ep_divides_stage(self) -> PlanSpec:
@@ -177,6 +195,50 @@ class SloSpec(Spec):
     tpot_p99_s: float | None = Field(None, gt=0, description="Time per output token, p99, s.")
 
 
+class SpeculativeSpec(Spec):
+    """Speculative decoding: a cheap drafter proposes tokens the model verifies in one pass.
+
+    Each decode iteration a request runs 1 + draft_tokens query tokens through the model and
+    keeps the accepted prefix plus one token: with a per-token acceptance rate a, on average
+    (1 − a^(d+1)) / (1 − a) tokens (Leviathan et al. 2023, eq. 1).
+    """
+
+    method: Literal["mtp", "eagle", "draft"] = Field(
+        description="mtp: the model's own multi-token-prediction layer (DeepSeek-V3 Sec. "
+        "2.2); eagle: a one-layer draft head on the model's features (Li et al. 2024); "
+        "draft: a separate small model (draft_model)."
+    )
+    draft_tokens: int = Field(1, ge=1, le=16, description="Tokens drafted per iteration.")
+    acceptance_rate: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Chance each drafted token is accepted, given the previous one was. "
+        "Default for mtp 0.85 (DeepSeek-V3 report Sec. 5.4.3: 85-90% for the second "
+        "token); eagle and draft have no default (it depends on the drafter and the data).",
+    )
+    draft_model: str | None = Field(
+        None, description="Catalog model that drafts (method: draft only)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SpeculativeSpec:
+        if self.method == "draft" and self.draft_model is None:
+            raise ValueError("method 'draft' needs draft_model: a catalog model name")
+        if self.method != "draft" and self.draft_model is not None:
+            raise ValueError(f"draft_model is only for method 'draft', not '{self.method}'")
+        if self.method != "mtp" and self.acceptance_rate is None:
+            raise ValueError(
+                f"method '{self.method}' needs acceptance_rate (0-1); only mtp has a "
+                "published default"
+            )
+        return self
+
+    @property
+    def acceptance(self) -> float:
+        return 0.85 if self.acceptance_rate is None else self.acceptance_rate
+
+
 class ServingSpec(Spec):
     """A deployment: precision, plan, workload, scheduler, optional disaggregation, SLOs."""
 
@@ -185,6 +247,11 @@ class ServingSpec(Spec):
     )
     kv_precision: KvPrecision = Field(
         "auto", description="KV cache; auto: fp8 with fp8 weights, else bf16."
+    )
+    attention_precision: Literal["auto", "bf16", "fp8"] = Field(
+        "auto",
+        description="Attention math; auto: fp8 with an fp8 KV cache on chips with a "
+        "measured fp8 attention kernel (inference/kernels.yaml), else bf16.",
     )
     plan: PlanSpec = Field(default_factory=PlanSpec, description="The aggregated plan.")
     workload: WorkloadSpec = Field(
@@ -195,8 +262,11 @@ class ServingSpec(Spec):
         None, description="Prefill/decode pools; null: every instance does both."
     )
     slo: SloSpec = Field(default_factory=SloSpec)
+    speculative: SpeculativeSpec | None = Field(
+        None, description="Speculative decoding; null: one token per request per iteration."
+    )
 
-    @field_validator("disaggregation", mode="before")
+    @field_validator("disaggregation", "speculative", mode="before")
     @classmethod
     def _null(cls, value: Any) -> Any:
         return None if value in ({}, "none") else value

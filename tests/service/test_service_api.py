@@ -132,8 +132,14 @@ def test_compare_collective_serve_and_validate(
     plan = {"scenario": serving, "rate_per_s": 10, "ttft_p99_s": 2, "requests": 200}
     job = wait(client, client.post("/api/serve-plan", json=plan).json(), 60)
     assert job["state"] == "done" and job["result"]["best"]["total_gpus"] >= 1
+    first = client.get("/api/validate?source=megatron_sc21_t1")
+    assert first.status_code == 202  # predicted once per server, as a job
+    assert wait(client, first.json())["state"] == "done"
     rows = client.get("/api/validate?source=megatron_sc21_t1").json()["rows"]
     assert rows and all("error_pct" in r for r in rows)
+    assert {r["source_key"] for r in rows} == {"megatron_sc21_t1"}
+    unknown = client.get("/api/validate?source=nope").json()
+    assert "megatron_sc21_t1" in unknown["allowed"]
 
 
 def test_serve_trace_comes_inline(client: Any, serving: dict[str, Any]) -> None:

@@ -105,7 +105,7 @@ class JobRunner:
         self, *, workers: int, queue_limit: int, timeout_s: float, keep_finished: int
     ) -> None:
         self.lock = threading.Lock()
-        self._pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
+        self._pool: cf.ThreadPoolExecutor | None = None
         self._workers = workers
         self._queue_limit = queue_limit
         self._timeout_s = timeout_s
@@ -129,7 +129,11 @@ class JobRunner:
             job = Job(id=f"{kind}-{next(self._ids)}", kind=kind, timeout_s=self._timeout_s)
             self._jobs[job.id] = job
             self._forget_old()
-        self._pool.submit(self._run, job, work)
+            if self._pool is None:  # first job, or the first since a shutdown
+                self._pool = cf.ThreadPoolExecutor(
+                    max_workers=self._workers, thread_name_prefix="job"
+                )
+            self._pool.submit(self._run, job, work)
         return job
 
     def get(self, job_id: str) -> dict[str, Any]:
@@ -172,12 +176,16 @@ class JobRunner:
             job.finished_s = time.monotonic()
 
     def shutdown(self) -> None:
-        """Cancel every job and stop the pool (running work stops at its next check)."""
+        """Cancel every job and stop the pool (running work stops at its next check); a
+        later submit starts a new pool."""
         with self.lock:
             for job in self._jobs.values():
                 if job.state in ACTIVE:
-                    job.cancel.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+                    self._expire_locked(job)
+                    job.message = "cancelled: the server stopped"
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _forget_old(self) -> None:
         finished = [j.id for j in self._jobs.values() if j.state not in ACTIVE]

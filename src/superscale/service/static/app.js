@@ -502,7 +502,12 @@ async function runCollective() {
 async function runValidate() {
   status("validating…");
   const inference = $("v-inference").checked;
-  const r = await api(`/api/validate${inference ? "?inference=true" : ""}`);
+  const path = `/api/validate${inference ? "?inference=true" : ""}`;
+  let r = await api(path);
+  if (r.state) {  // first time on this server: a job predicts every row, then it is kept
+    await pollJob(r, (j) => status(`predicting every published row… ${F(j.elapsed_s)} s`));
+    r = await api(path);
+  }
   const rows = r.rows.filter((x) => x.error_pct !== null && x.error_pct !== undefined);
   const s = inference ? r.summary.throughput : r.summary.overall;
   $("validate-summary").textContent = `${s.rows} rows: mean |error| ${F(s.mean_abs_error_pct)}%, worst ${F(s.max_abs_error_pct)}%`;

@@ -8,9 +8,11 @@ qk_rope_head_dim per token and layer (DeepSeek-AI 2024, DeepSeek-V2 Sec. 2.1), s
 heads, so tensor parallelism replicates it: that is why latent-attention models use attention
 data parallelism, each rank keeping the cache of its own requests.
 
-Memory per GPU = weights of its stage + workspace (activations of one iteration's token
-budget, logits, and a fixed runtime reserve) + KV cache, within `gpu_memory_utilization` of
-HBM (vLLM's `gpu_memory_utilization`, default 0.9).
+Memory per GPU = weights of its stage (with EPLB's redundant expert copies and a
+speculative drafter's layer or model) + workspace (activations of one iteration's token
+budget, logits, and a fixed runtime reserve) + KV cache (the drafter's included), within
+`gpu_memory_utilization` of HBM (vLLM's `gpu_memory_utilization`, default 0.9). Logits are
+reserved per attention-DP rank: each rank samples only its own requests.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def _scenario(schedule: str | None, *, v: int = 1, model: str = "llama3-8b") -> 
 def test_schedule_carries_its_facts(name: str) -> None:
     s = schedules()[name]
     shape = Shape(stages=4, micro_batches=16, chunks=1)
-    assert 0 < s.bubble_factor <= 1
+    assert 0 <= s.bubble_factor(4) <= 1
     assert s.weight_copies in (1, 2)
     for stage in range(4):
         assert 1 <= s.in_flight(shape, stage) <= shape.micro_batches
@@ -81,11 +81,25 @@ def test_dualpipe_on_a_dense_model_is_priced_by_both_engines() -> None:
         assert dual["memory"]["params_gib"] == pytest.approx(2 * base["memory"]["params_gib"])
 
 
-def test_dualpipe_needs_two_micro_batches() -> None:
+@pytest.mark.parametrize(("batch", "servers"), [(6, 4), (7, 4)])  # 6 and 7 micro-batches
+def test_dualpipe_needs_an_even_number_of_at_least_twice_pp_micro_batches(
+    batch: int, servers: int
+) -> None:
     data = _scenario("dualpipe")
-    data["training"]["global_batch"] = 1
-    data["cluster"]["count"] = 4  # dp 1, one micro-batch
-    with pytest.raises(SpecError, match="2 or more micro-batches"):
+    data["training"]["global_batch"] = batch
+    data["cluster"]["count"] = servers  # dp 1: as many micro-batches as sequences
+    with pytest.raises(SpecError, match=r"needs an even number of micro-batches, at least 2·pp"):
+        load_scenario(data)
+
+
+def test_dualpipe_needs_an_even_pp() -> None:
+    data = _scenario("dualpipe")
+    data["parallel"]["pp"] = 6  # even: accepted
+    load_scenario({**data, "cluster": {"system": "dgx-h100", "count": 6}})
+    data["parallel"]["pp"] = 5
+    data["cluster"]["count"] = 5
+    data["training"]["global_batch"] = 40
+    with pytest.raises(SpecError, match="needs an even pp"):
         load_scenario(data)
 
 

@@ -41,9 +41,8 @@ from superscale.training.ops import CommOp, ComputeOp, Op
 ASYNC_P2P = frozenset(name for name, s in schedules().items() if s.async_sends)
 OVERLAP_RESIDUAL = 0.15  # share of an overlapped collective still exposed
 DP_OVERLAP_WINDOW = 0.9  # share of the last backward (first forward) a bucketed reduce hides in
-SCHEDULE_BUBBLE = {name: s.bubble_factor for name, s in schedules().items()}
 _BIDIRECTIONAL = {name: float(s.bidirectional) for name, s in schedules().items()}
-_ASYNC = {name: float(name in ASYNC_P2P) for name in SCHEDULE_BUBBLE}
+_ASYNC = {name: float(name in ASYNC_P2P) for name in schedules()}
 COMM_GROUPS = ("tp", "cp", "ep", "pp")
 
 
@@ -367,12 +366,33 @@ def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan)
     reduction (tail) and parameter gathering (head). `plan` gives the schedule, virtual
     stages and whether data-parallel communication overlaps."""
     m = micro_batches
-    times = [s.micro_batch_s for s, _ in stages]
-    crit = _argmax(times)
-    t_crit = _pick(times, crit)
-    beta = vec.lookup(SCHEDULE_BUBBLE, plan.schedule) / plan.virtual_stages
-    total = functools.reduce(lambda a, b: a + b, [s.micro_batch_s * n for s, n in stages])
+    bubble = {name: s.bubble_factor(plan.pp) for name, s in schedules().items()}
+    beta = vec.lookup(bubble, plan.schedule) / plan.virtual_stages
+    # A rank's work per micro-batch: its stage's, or under a bidirectional schedule (DualPipe)
+    # half of stage r's and half of stage p−1−r's, whose chunks it runs in turn.
+    both = vec.lookup(_BIDIRECTIONAL, plan.schedule)
+    lanes = _single_lanes(stages)
+    if vec.is_array(both) and both.any() and not both.all():
+        paired, mixed = _paired_lanes(stages), both > 0
+    elif bool(np.all(both)):
+        lanes, paired, mixed = _paired_lanes(stages), None, None
+    else:
+        paired, mixed = None, None
+
+    def reduce(values: list[Any]) -> tuple[Any, Any]:
+        """(the critical rank's value, the sum over ranks) of per-stage `values`."""
+        crit_value, total = _reduce(lanes, values, [s.micro_batch_s for s, _ in stages])
+        if paired is None:
+            return crit_value, total
+        alt_crit, alt_total = _reduce(paired, values, [s.micro_batch_s for s, _ in stages])
+        return np.where(mixed, alt_crit, crit_value), np.where(mixed, alt_total, total)
+
+    t_crit, total = reduce([s.micro_batch_s for s, _ in stages])
     pipeline = m * t_crit + beta * (total - t_crit)
+    first_of = [stages[lane[0][0][0]][0].index for lane in lanes]  # a lane's first stage
+    critical_stage = _pick(
+        first_of, _argmax([_on(lane, [s.micro_batch_s for s, _ in stages]) for lane in lanes])
+    )
 
     window = DP_OVERLAP_WINDOW if plan.dp_comm_overlap else 0.0
     tails, heads = [], []
@@ -390,7 +410,7 @@ def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan)
     dp_comm = tail - other + head
 
     def critical(values: list[Any]) -> Any:
-        return _pick(values, crit)
+        return reduce(values)[0]
 
     passes = [(s.forward, s.backward) for s, _ in stages]
     breakdown = {
@@ -414,10 +434,47 @@ def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan)
         step_time_s=step,
         breakdown_s=breakdown,
         stages=tuple(s for s, _ in stages),
-        critical_stage=_pick([s.index for s, _ in stages], crit),
+        critical_stage=critical_stage,
         model_flops_per_gpu=model_flops,
         hardware_flops_per_gpu=hardware_flops,
     )
+
+
+Lane = tuple[tuple[tuple[int, float], ...], int]  # ((distinct stage, weight), ...), ranks
+
+
+def _single_lanes(stages: list[tuple[StageTime, int]]) -> list[Lane]:
+    """Each distinct stage is the work of its ranks."""
+    return [(((k, 1.0),), n) for k, (_, n) in enumerate(stages)]
+
+
+def _paired_lanes(stages: list[tuple[StageTime, int]]) -> list[Lane]:
+    """Rank r runs stage r and stage p−1−r (DualPipe): its work is their mean."""
+    order = [k for k, (_, n) in enumerate(stages) for _ in range(n)]
+    p = len(order)
+    counts: dict[tuple[int, int], int] = {}
+    for r in range(p):
+        key = (order[r], order[p - 1 - r])
+        counts[key] = counts.get(key, 0) + 1
+    lanes: list[Lane] = []
+    for (a, b), n in counts.items():
+        lanes.append((((a, 1.0),), n) if a == b else (((a, 0.5), (b, 0.5)), n))
+    return lanes
+
+
+def _on(lane: Lane, of: list[Any]) -> Any:
+    """A lane's share of per-stage values."""
+    return functools.reduce(lambda x, y: x + y, [of[k] * w for k, w in lane[0]])
+
+
+def _reduce(lanes: list[Lane], values: list[Any], times: list[Any]) -> tuple[Any, Any]:
+    """`values` on the rank with the longest `times` (first on ties), and summed over ranks."""
+    crit = _argmax([_on(lane, times) for lane in lanes])
+    per_lane = [_on(lane, values) for lane in lanes]
+    total = functools.reduce(
+        lambda x, y: x + y, [v * lane[1] for v, lane in zip(per_lane, lanes, strict=True)]
+    )
+    return _pick(per_lane, crit), total
 
 
 def _argmax(values: list[Any]) -> Any:

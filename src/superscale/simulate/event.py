@@ -441,11 +441,10 @@ class _Engine:
     def _rank(self, state: _RankState, member: int) -> Generator[Event, Any, None]:
         env, acct = self.env, state.acct
         order = self.schedule.tasks(self.shape, state.stage)
+        # Tasks run in the schedule's order; a weight-gradient (W) task further down the list
+        # may fill a wait when the next task's inputs have not arrived (zero-bubble).
         fillers = [t for t in order if t.kind == "W"]
-        if self.dual:  # two lanes: take whichever direction's next task is ready
-            lanes = [[t for t in order if t.chunk == 0], [t for t in order if t.chunk == 1]]
-        else:
-            lanes = [[t for t in order if t.kind != "W"]]
+        lanes = [list(order)]
         step = self.step_code[state.stage]
         grad_s, param_s = float(step["grad"]), float(step["param"])
         resource = str(step["resource"])
@@ -471,6 +470,7 @@ class _Engine:
                 usable = [w for w in fillers if self._deps(state, member, w).triggered]  # type: ignore[union-attr]
                 if usable:
                     fillers.remove(usable[0])
+                    lanes[0].remove(usable[0])
                     yield from self._run_task(state, member, usable[0])
                     continue
                 heads = [self._deps(state, member, lane[0]) for lane in lanes if lane]
@@ -478,6 +478,8 @@ class _Engine:
                 yield from self._wait_dependency(state, member, lanes, waits)
                 continue
             task = ready_lane.pop(0)
+            if task.kind == "W":
+                fillers.remove(task)
             _, lane_index = self.lane_of(state.stage, task.chunk)
             share = self._chunk_share(state.stage, task.chunk)
             params: Event | None = None
@@ -806,9 +808,12 @@ def simulate_events(
         )
     engine = _Engine(program, plan, comm, precision, full=full, record=record)
     states = engine.run()
-    critical = max(states, key=lambda s: s.end_s)
-    step_s = critical.end_s
+    step_s = max(s.end_s for s in states)
+    # The analytical engine's definition: the work of the busiest stage, and the rest of the
+    # step it spends waiting as the pipeline bubble (so the parts add up to the step).
+    critical = max(states, key=lambda s: sum(v for k, v in s.acct.items() if k != "pp_bubble"))
     breakdown = dict(critical.acct)
+    breakdown["pp_bubble"] = step_s - sum(v for k, v in breakdown.items() if k != "pp_bubble")
     breakdown["exposed_comm"] = sum(
         breakdown[k] for k in ("tp_comm", "cp_comm", "ep_comm", "pp_comm", "dp_comm")
     )

@@ -45,13 +45,15 @@ class Schedule(Protocol):
     name: str
     split_backward: bool  # True: B and W are separate tasks
     bidirectional: bool  # True: micro-batches enter from both ends (DualPipe)
-    # Share of the other stages' work the bubble exposes, before dividing by the virtual
-    # stages: T = m·max t + (bubble_factor / v)·(Σ t − max t) (analytical engine).
-    bubble_factor: float
     async_sends: bool  # pipeline sends run beside compute instead of blocking the sender
     weight_copies: int  # copies of a rank's parameters the schedule keeps (DualPipe: 2)
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]: ...
+
+    def bubble_factor(self, stages: int) -> float:
+        """Share of the other stages' work the bubble exposes, before dividing by the virtual
+        stages: T = m·max t + (bubble_factor / v)·(Σ t − max t) (analytical engine)."""
+        ...
 
     def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
         """Micro-batches whose activations `stage` holds at its peak (in whole-stage units)."""

@@ -17,9 +17,11 @@ class Interleaved:
     name = "interleaved"
     split_backward = False
     bidirectional = False
-    bubble_factor = 1.0  # divided by v in the pipeline formula
     async_sends = False  # overlap_p2p_comm exists, but exposed sends match published runs
     weight_copies = 1
+
+    def bubble_factor(self, stages: int) -> float:
+        return 1.0  # divided by v in the pipeline formula: (p−1)/(v·m + p − 1)
 
     def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
         # warm-up of (p − s − 1)·2 + (v − 1)·p chunk passes (Megatron-LM), in stage units

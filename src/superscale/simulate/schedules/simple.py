@@ -24,13 +24,15 @@ class GPipe:
     name = "gpipe"
     split_backward = False
     bidirectional = False
-    bubble_factor = 1.0
     async_sends = False
     weight_copies = 1
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]:
         m = shape.micro_batches
         return [Task("F", i, 0) for i in range(m)] + [Task("B", i, 0) for i in range(m)]
+
+    def bubble_factor(self, stages: int) -> float:
+        return 1.0  # the whole (p − 1)-stage ramp: (p−1)/(m + p − 1) of the step
 
     def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
         return vec.as_float(shape.micro_batches) + 0.0 * stage  # every forward before any B
@@ -46,13 +48,15 @@ class OneFOneB:
     name = "1f1b"
     split_backward = False
     bidirectional = False
-    bubble_factor = 1.0
     async_sends = False
     weight_copies = 1
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]:
         order = one_f_one_b(shape.micro_batches, shape.stages, rank)
         return [Task(k, i, 0) for k, i in order]  # type: ignore[arg-type]
+
+    def bubble_factor(self, stages: int) -> float:
+        return 1.0  # the whole (p − 1)-stage ramp: (p−1)/(m + p − 1) of the step
 
     def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
         return one_f_one_b_in_flight(shape, stage)

@@ -23,9 +23,11 @@ class ZeroBubbleH1:
     name = "zb-h1"
     split_backward = True
     bidirectional = False
-    bubble_factor = 1 / 3  # (p−1)(T_F + T_B − T_W) with T_F = T_B = T_W (Qi et al. Sec. 3)
     async_sends = False
     weight_copies = 1
+
+    def bubble_factor(self, stages: int) -> float:
+        return 1 / 3  # (p−1)(T_F + T_B − T_W) with T_F = T_B = T_W (Qi et al. Sec. 3)
 
     def in_flight(self, shape: Shape, stage: vec.Num) -> vec.Num:
         return one_f_one_b_in_flight(shape, stage)  # ZB-H1 keeps 1F1B's activation memory

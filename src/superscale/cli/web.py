@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from superscale.cli.app import app, err_console
 from superscale.errors import SpecError
@@ -66,7 +67,7 @@ def web(
 
         from superscale.service import Settings, create_app
     except ImportError:
-        err_console.print(f"[bold red]error:[/] {_MISSING}")
+        err_console.print(f"[bold red]error:[/] {escape(_MISSING)}")
         raise typer.Exit(2) from None
     if backend not in ("local", "ray"):
         raise SpecError(f"--backend: unknown backend '{backend}' (allowed: local, ray)")

@@ -49,7 +49,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-bench: $(VENV)/.torch
+bench: $(VENV)/.torch $(VENV)/.webtest
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b $(BENCH_ARGS) || exit 1; done
 
 clean:

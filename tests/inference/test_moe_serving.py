@@ -149,22 +149,22 @@ def test_two_batch_overlap_hides_all_to_all_at_large_batches() -> None:
 def test_low_latency_dispatch_priced_from_deepep_rows() -> None:
     kernel = low_latency_dispatch("h800-sxm")
     assert kernel is not None
-    step = _step(_v3("hgx-h800", 4, plan={"tp": 1, "attention_dp": 32, "ep": 32}))
-    assert step.dispatch == "low_latency"  # auto: decode across nodes on a measured chip
+    plan = {"tp": 1, "attention_dp": 32, "ep": 32}
+    step = _step(_v3("hgx-h800", 4, plan={**plan, "moe_dispatch": "low_latency"}))
+    assert step.dispatch == "low_latency"
     tokens = 32 * 128  # DeepEP's decode setting: 128 tokens per rank
     per_layer = step.part("ep_comm", tokens) / 58  # DeepSeek-V3's 58 MoE layers
     # components/moe_dispatch.csv, DeepEP V1 low-latency, EP 32: 155 + 273 µs
     assert per_layer == pytest.approx((155 + 273) * 1e-6, rel=0.08)
-    a2a = _step(
-        _v3(
-            "hgx-h800",
-            4,
-            plan={"tp": 1, "attention_dp": 32, "ep": 32, "moe_dispatch": "all_to_all"},
-        )
-    )
-    assert a2a.dispatch == "all_to_all" and a2a.part("ep_comm", tokens) != step.part(
-        "ep_comm", tokens
-    )
+    # one token per rank: the pplx-kernels one-token latencies at EP 32 (115.7 + 55.4 µs)
+    assert step.part("ep_comm", 32) / 58 == pytest.approx((115.7 + 55.4) * 1e-6, rel=1e-6)
+    # a mixed pool takes the faster kernels per iteration size (SGLang's auto mode)
+    mixed = _step(_v3("hgx-h800", 4, plan=plan))
+    a2a = _step(_v3("hgx-h800", 4, plan={**plan, "moe_dispatch": "all_to_all"}))
+    assert mixed.dispatch == "per_batch" and a2a.dispatch == "all_to_all"
+    for t in (32, tokens, 32 * 4096):
+        fastest = min(step.part("ep_comm", t), a2a.part("ep_comm", t))
+        assert mixed.part("ep_comm", t) == pytest.approx(fastest)
     inside = _step(_v3())  # EP 8 inside one NVLink server: the collective
     assert inside.dispatch == "all_to_all"
     with pytest.raises(SpecError, match=r"moe_dispatch.*low_latency.*b200"):

@@ -11,7 +11,9 @@ tables only replace a figure where a kernel was measured.
 - fp8 attention (FlashAttention-3 paper): the chip's bf16 attention rate times the FP8/FP16
   forward ratio measured on the same chip.
 - Low-latency dispatch (DeepEP docs): bandwidth against EP size, interpolated in log EP and
-  held flat beyond the measured range; time = bytes a rank sends / bandwidth.
+  held flat beyond the measured range; time = max(one-token latency, bytes a rank sends /
+  bandwidth) for dispatch and for combine, the one-token latency from pplx-kernels' rows
+  (the only one-token measurement; DeepEP's rows all run 128 tokens per rank).
 """
 
 from __future__ import annotations
@@ -71,12 +73,23 @@ class LowLatencyDispatch(_Kernel):
     ep: tuple[int, ...] = Field(description="EP sizes measured.")
     dispatch_gbps: tuple[float, ...] = Field(description="Dispatch bandwidth per EP size.")
     combine_gbps: tuple[float, ...] = Field(description="Combine bandwidth per EP size.")
+    floor_ep: tuple[int, ...] = Field(description="EP sizes of the one-token latency rows.")
+    dispatch_floor_us: tuple[float, ...] = Field(description="One-token dispatch time, µs.")
+    combine_floor_us: tuple[float, ...] = Field(description="One-token combine time, µs.")
+    floor_source: str = Field(description="Rows of the one-token latencies and their source.")
 
     @model_validator(mode="after")
     def _same_length(self) -> LowLatencyDispatch:
         if not len(self.ep) == len(self.dispatch_gbps) == len(self.combine_gbps) > 0:
             raise ValueError("ep, dispatch_gbps and combine_gbps need one value per EP size")
+        if not len(self.floor_ep) == len(self.dispatch_floor_us) == len(self.combine_floor_us):
+            raise ValueError("floor_ep and the floor latencies need one value per EP size")
         return self
+
+    def floor_s(self, op: str, ep: int) -> float:
+        """Time of `op` (dispatch|combine) for one token per rank at `ep`, s."""
+        table = self.dispatch_floor_us if op == "dispatch" else self.combine_floor_us
+        return float(np.interp(np.log(ep), np.log(self.floor_ep), table)) * 1e-6
 
     def bandwidth_bytes_per_s(self, op: str, ep: int, nic_bytes_per_s_per_gpu: float) -> float:
         """Achieved bandwidth of `op` (dispatch|combine) at `ep`, on the given NIC rate."""

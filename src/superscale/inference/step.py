@@ -24,8 +24,9 @@ Tensor parallelism costs two all-reduces per layer (Megatron-LM, Shoeybi et al. 
 expert parallelism a dispatch and a combine per MoE layer (DeepSeek-AI 2024, Sec. 3.4),
 pipeline parallelism a send/recv per stage boundary; their times come from the topology's
 `CommModel` on the placed groups, or, for DeepEP's low-latency decode kernels, from their
-measured bandwidth against EP size. With two-batch overlap (SGLang's TBO) each layer runs two
-half batches, and one half's dispatch/combine runs under the other's compute:
+measured bandwidth against EP size (at least their one-token latency). With two-batch
+overlap (SGLang's TBO) each layer runs two half batches, and one half's dispatch/combine
+runs under the other's compute:
 t_layer = max(2·compute(T/2), 2·a2a(T/2)); exposed all-to-all = max(0, 2·a2a − 2·compute),
 the rest hidden. Halving the batch re-reads the weights, so TBO can lose at small batches.
 
@@ -109,7 +110,7 @@ class StepModel:
     draft_s: np.ndarray = field(default_factory=lambda: np.zeros(1))  # [b] drafter per iteration
     query_tokens: int = 1  # tokens a decoding request runs per iteration
     accepted_tokens: float = 1.0  # tokens a decoding request gains per iteration
-    dispatch: str = "none"  # MoE dispatch kernels: none, all_to_all, low_latency
+    dispatch: str = "none"  # MoE dispatch kernels: none, all_to_all, low_latency, per_batch
     attention_precision: str = "bf16"
     mla_decode_tflops: float | None = None  # compute-bound MLA decode rate used
 
@@ -175,7 +176,8 @@ def _m_factor(m: np.ndarray, half_dim: float) -> np.ndarray:
 
 
 def resolve_dispatch(plan: PlanSpec, cluster: Cluster, *, role: str) -> str:
-    """The MoE dispatch kernels a pool uses: none (no EP traffic), all_to_all or low_latency.
+    """The MoE dispatch kernels a pool uses: none (no EP traffic), all_to_all, low_latency,
+    or per_batch (the faster of the two at each iteration size).
 
     Raises:
         SpecError: low_latency asked on a chip without measured kernels.
@@ -196,7 +198,11 @@ def resolve_dispatch(plan: PlanSpec, cluster: Cluster, *, role: str) -> str:
         return "all_to_all"
     ep_span = plan.ep if plan.ep > 1 else stage
     crosses = ep_span > cluster.system.scale_up.gpus
-    return "low_latency" if kernel is not None and crosses and role != "prefill" else "all_to_all"
+    if kernel is None or not crosses or role == "prefill":
+        return "all_to_all"
+    # a mixed pool runs decode and prefill batches: SGLang's auto mode picks the kernels by
+    # batch, taken here as the faster of the two at each iteration size
+    return "low_latency" if role == "decode" else "per_batch"
 
 
 def resolve_attention_precision(requested: str, kv_precision: str, chip: Chip) -> str:
@@ -304,20 +310,35 @@ class _Layers:
         stage = plan.tp * plan.attention_dp
         etp = stage // plan.ep
         k, h = model.moe.top_k, model.hidden
-        wb = BYTES_PER_ELEMENT[self.precision]
         sent = tokens * k * h / stage  # each GPU sends its 1/tp share of its rank's tokens
         ep = plan.ep if plan.ep > 1 else stage
+        if self.dispatch == "per_batch":
+            fast = np.minimum(self._low_latency(sent, ep), self._all_to_all(sent, ep, etp))
+            return np.where(tokens > 0, fast, 0.0)
         if self.dispatch == "low_latency":
-            kernel = low_latency_dispatch(self.cluster.chip.name)
-            assert kernel is not None  # resolve_dispatch checked
-            system = self.cluster.system
-            nic = self.cluster.nic_bytes_per_s_per_system / system.gpus
-            latency = 2 * self.cluster.nic.latency_s
-            d_bw = kernel.bandwidth_bytes_per_s("dispatch", ep, nic)
-            c_bw = kernel.bandwidth_bytes_per_s("combine", ep, nic)
-            out: np.ndarray = latency + sent * wb / d_bw + sent * ACT_BYTES / c_bw
-            return np.where(tokens > 0, out, 0.0)
-        group = self._group("ep", ep, etp if plan.ep > 1 else 1)
+            return np.where(tokens > 0, self._low_latency(sent, ep), 0.0)
+        return self._all_to_all(sent, ep, etp)
+
+    def _low_latency(self, sent: np.ndarray, ep: int) -> np.ndarray:
+        """DeepEP low-latency dispatch (fp8 at fp8 weights) and bf16 combine of `sent`
+        elements per GPU: bytes / the bandwidth measured at this EP size, at least the
+        one-token latency measured at that size."""
+        wb = BYTES_PER_ELEMENT[self.precision]
+        kernel = low_latency_dispatch(self.cluster.chip.name)
+        assert kernel is not None  # resolve_dispatch checked
+        nic = self.cluster.nic_bytes_per_s_per_system / self.cluster.system.gpus
+        d_bw = kernel.bandwidth_bytes_per_s("dispatch", ep, nic)
+        c_bw = kernel.bandwidth_bytes_per_s("combine", ep, nic)
+        dispatch = np.maximum(kernel.floor_s("dispatch", ep), sent * wb / d_bw)
+        out: np.ndarray = dispatch + np.maximum(
+            kernel.floor_s("combine", ep), sent * ACT_BYTES / c_bw
+        )
+        return out
+
+    def _all_to_all(self, sent: np.ndarray, ep: int, etp: int) -> np.ndarray:
+        """Dispatch and combine as all-to-all collectives on the placed EP group."""
+        wb = BYTES_PER_ELEMENT[self.precision]
+        group = self._group("ep", ep, etp if self.plan.ep > 1 else 1)
         both: np.ndarray = self._collective("all_to_all", sent * wb, group)
         both += self._collective("all_to_all", sent * ACT_BYTES, group)
         return both

@@ -72,6 +72,30 @@ def test_mla_decode_priced_from_flashmla_rows() -> None:
     assert none is None and after < 0.6 * before  # FlashMLA decode is faster than today's
 
 
+def test_flashmla_pads_query_rows_to_its_64_row_blocks() -> None:
+    kernel = mla_decode_kernel("h200-sxm")
+    assert kernel is not None
+    assert kernel.padding(16) == 4 and kernel.padding(128) == 1 and kernel.padding(96) == 128 / 96
+    sc = load_scenario(_v3())
+
+    def cost(tp: int, q: int) -> float:
+        plan = PlanSpec(tp=tp, attention_dp=8 // tp, ep=8)
+        kv_s, _, _ = _attention_costs(
+            sc.model,
+            plan,
+            sc.cluster,
+            kv_precision="fp8",
+            attention_precision="bf16",
+            query_tokens=q,
+        )
+        return kv_s * plan.attention_dp  # per attention rank
+
+    # 128 heads per GPU: compute-bound, a second query token doubles the work
+    assert cost(1, 2) == pytest.approx(2 * cost(1, 1))
+    # 16 heads per GPU: 16 or 32 query rows both fill one padded 64-row block
+    assert cost(8, 2) == pytest.approx(cost(8, 1))
+
+
 def test_fp8_attention_where_the_chip_has_it() -> None:
     common = {"model": "llama3-8b", "cluster": {"system": "dgx-h100", "count": 1}}
     fp8 = resolve(load_scenario({**common, "serving": {"precision": "fp8"}}))

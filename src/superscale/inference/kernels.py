@@ -6,8 +6,9 @@ the chips it serves. A chip without an entry keeps the catalog's generic rates: 
 tables only replace a figure where a kernel was measured.
 
 - MLA decode (FlashMLA README): time per context token = max(bytes / (HBM · memory
-  share), FLOPs / (bf16 peak · compute share)); the shares are the measured rates over the
-  measuring chip's datasheet figures.
+  share), FLOPs · padding / (bf16 peak · compute share)); the shares are the measured rates
+  over the measuring chip's datasheet figures, and the padding rounds the query rows
+  (heads · query tokens) up to the kernel's 64-row blocks (FlashMLA source).
 - fp8 attention (FlashAttention-3 paper): the chip's bf16 attention rate times the FP8/FP16
   forward ratio measured on the same chip.
 - Low-latency dispatch (DeepEP docs): bandwidth against EP size, interpolated in log EP and
@@ -44,6 +45,14 @@ class MlaDecodeKernel(_Kernel):
     peak_tflops: float = Field(gt=0, description="Dense bf16 peak of the measuring chip.")
     memory_gbps: float = Field(gt=0, description="Memory-bound rate, GB/s.")
     hbm_gbps: float = Field(gt=0, description="HBM bandwidth of the measuring chip, GB/s.")
+    query_rows_per_block: int = Field(gt=0, description="Query rows one block computes.")
+    block_source: str = Field(description="Where the block size is stated.")
+
+    def padding(self, query_rows: float) -> float:
+        """Work done over work asked for `query_rows` = heads·query tokens per KV head: a
+        block computes its full rows whether or not they hold queries."""
+        block = self.query_rows_per_block
+        return float(np.ceil(query_rows / block) * block / query_rows)
 
     @property
     def compute_share(self) -> float:

@@ -16,7 +16,8 @@ probability 1 − (1 − k/E)^T.
 Attention is linear in the context. A decode token reads the KV cache of its request:
 memory-bound for grouped-query attention, compute-heavier for absorbed latent attention,
 whose rate comes from the FlashMLA rows where a chip has them (`kernels.py`); q query tokens
-of one request (speculative verification) share one read of its cache. A prefill chunk of c
+of one request (speculative verification) share one read of its cache, and FlashMLA pads
+fewer than 64 query rows (heads · query tokens) to a full block. A prefill chunk of c
 tokens after p cached ones does 2·heads·c·(p + c/2)·(d_qk + d_v) FLOPs (causal), at the bf16
 attention rate or, with fp8 attention, that rate times FlashAttention-3's FP8/FP16 ratio.
 
@@ -396,9 +397,11 @@ class _Layers:
 
 
 def _attention_rates(
-    model: ModelSpec, cluster: Cluster, *, attention_precision: str
+    model: ModelSpec, cluster: Cluster, *, attention_precision: str, query_rows: float
 ) -> tuple[float, float, float, float | None]:
-    """(decode memory rate B/s, decode FLOP rate, prefill FLOP rate, MLA TFLOP/s or None)."""
+    """(decode memory rate B/s, decode FLOP rate, prefill FLOP rate, MLA TFLOP/s or None);
+    the decode FLOP rate counts the FLOPs asked for, so FlashMLA's padding of fewer than 64
+    query rows per block lowers it."""
     chip = cluster.chip
     eff = chip.efficiency
     hbm = chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction
@@ -410,7 +413,8 @@ def _attention_rates(
     if mla is None:
         return hbm, attn_rate, attn_rate, None
     flops = chip.peak_flops("bf16") * mla.compute_share  # measured under throttling
-    return chip.hbm_bandwidth_bytes_per_s * mla.memory_share, flops, attn_rate, flops / 1e12
+    useful = flops / mla.padding(query_rows)
+    return chip.hbm_bandwidth_bytes_per_s * mla.memory_share, useful, attn_rate, flops / 1e12
 
 
 def _attention_costs(
@@ -423,11 +427,11 @@ def _attention_costs(
     query_tokens: int,
 ) -> tuple[float, float, float | None]:
     """(decode s per context token, prefill s per causal pair, MLA TFLOP/s) of an instance."""
+    heads = model.heads / plan.tp
     mem_rate, decode_rate, prefill_rate, mla_tflops = _attention_rates(
-        model, cluster, attention_precision=attention_precision
+        model, cluster, attention_precision=attention_precision, query_rows=heads * query_tokens
     )
     kv_bytes = kv_bytes_per_token_layer_per_gpu(model, plan.tp, kv_precision)
-    heads = model.heads / plan.tp
     if model.mla is not None:
         m = model.mla
         kv_flops = 2.0 * heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)  # absorbed MLA

@@ -44,3 +44,14 @@ def test_engines_agree(schedule: str, moe: bool, overlap: bool, servers: int) ->
     assert event["step_time_s"] == pytest.approx(step, rel=0.03)
     for term, seconds in analytical["breakdown_s"].items():
         assert abs(event["breakdown_s"][term] - seconds) <= 0.05 * step, term
+
+
+def test_engines_agree_on_deepseek_v3_as_published() -> None:
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "deepseek-v3-2048xh800.yaml"
+    scenario = load_scenario(example)
+    analytical = simulate(scenario).to_json()
+    event = simulate(scenario, engine="event").to_json()
+    assert analytical["fits"] and event["fits"]
+    assert event["step_time_s"] == pytest.approx(analytical["step_time_s"], rel=0.05)

@@ -396,10 +396,14 @@ def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan)
 
     window = DP_OVERLAP_WINDOW if plan.dp_comm_overlap else 0.0
     tails, heads = [], []
+    # Under a bidirectional schedule a rank's two chunks finish apart: the first chunk's
+    # half of the gradients reduces beside the other's remaining backwards, so only the
+    # last chunk's half waits on its own last backward (the event engine's order).
+    last_share = vec.where(both > 0, 0.5, 1.0)
     for s, _ in stages:  # twins sit later, with more slack: the first of each is the worst
         slack_b = s.index * s.backward.total_s
         slack_f = s.index * s.forward.total_s
-        grad_exposed = _hidden(s.grad_sync_s, window * s.backward.total_s)
+        grad_exposed = _hidden(last_share * s.grad_sync_s, window * s.backward.total_s)
         tails.append(vec.maximum(0.0, grad_exposed + s.optimizer_s - slack_b))
         param_exposed = _hidden(s.param_sync_s, window * s.forward.total_s)
         heads.append(vec.maximum(0.0, param_exposed - slack_f))

@@ -636,6 +636,16 @@ class _Engine:
             residual = OVERLAP_RESIDUAL * (seg.fixed_s + seg.work_s)
             yield env.timeout(residual)  # SM contention and pipeline fill
             acct[category] += residual
+        if self.dual:
+            # DualPipe runs each chunk beside the other direction's (F&B): the rank moves on
+            # while this chunk's expert all-to-all drains, and hands its output on after.
+            draining = [e for e, category in outstanding if category == "ep_comm"]
+            outstanding = [(e, c) for e, c in outstanding if c != "ep_comm"]
+            if any(not e.triggered for e in draining):
+                for finished, category in outstanding:
+                    yield from self._wait(state, finished, category)
+                self.env.process(self._finish_later(state, member, task, draining))
+                return
         for finished, category in outstanding:
             yield from self._wait(state, finished, category)
         self.done_event(member, direction, lane, task).succeed()
@@ -646,6 +656,19 @@ class _Engine:
                 # (send_forward_recv_backward): the transfer sits on the sender's path too.
                 # DualPipe overlaps it with the other direction's work.
                 yield from self._wait(state, arrived, "pp_comm")
+
+    def _finish_later(
+        self, state: _RankState, member: int, task: Task, draining: list[Event]
+    ) -> Generator[Event, Any, None]:
+        """Complete `task` (its done event and its send) once its transfers have drained."""
+        for event in draining:
+            if not event.triggered:
+                yield event
+        direction, lane = self.lane_of(state.stage, task.chunk)
+        self.done_event(member, direction, lane, task).succeed()
+        if task.kind in {"F", "B"}:
+            code = self.code[(lane, task.kind)]
+            self._send(state, member, direction, lane, task, code.send or _NO_SEND)
 
     def done_event(self, member: int, direction: int, lane: int, task: Task) -> Event:
         return self.event(

@@ -13,7 +13,12 @@ from superscale import SpecError, load_scenario
 from superscale.cli import main
 from superscale.inference.deploy import resolve
 from superscale.inference.kernels import low_latency_dispatch, mla_decode_kernel
-from superscale.inference.kv import kv_budget, logits_bytes_per_gpu, weight_bytes_per_gpu
+from superscale.inference.kv import (
+    kv_budget,
+    logits_bytes_per_gpu,
+    low_latency_buffer_bytes,
+    weight_bytes_per_gpu,
+)
 from superscale.inference.serve import serve
 from superscale.inference.spec import PlanSpec, SchedulerSpec
 from superscale.inference.step import PARTS, Speculation, StepModel, _attention_costs
@@ -130,6 +135,15 @@ def test_logits_under_attention_dp_shrink_with_the_per_gpu_batch() -> None:
     assert budget.fits
 
 
+def test_low_latency_buffer_follows_deepep_layout() -> None:
+    # 128 tokens per rank, hidden 7168, 256 experts: 2 x (send + receive) of 256·128
+    # combine messages of 14,560 bytes (DeepEP csrc/config.hpp LowLatencyLayout)
+    msg = 7168 * 2 + 56 * 4
+    expected = 2 * (256 * 128 * msg + 256 * 128 * msg)
+    assert low_latency_buffer_bytes(7168, 256, 128) == expected
+    assert low_latency_buffer_bytes(7168, 256, 256) == 2 * expected
+
+
 def test_large_ep_needs_redundant_experts_and_counts_them() -> None:
     with pytest.raises(SpecError, match=r"serving\.plan.*256 experts plus.*= 256"):
         resolve(load_scenario(_v3("gb200-nvl72", plan={"tp": 1, "attention_dp": 72, "ep": 72})))
@@ -219,6 +233,9 @@ def test_four_prefill_nine_decode_nodes_with_per_pool_figures() -> None:
         data["throughput"]["output_tokens_per_s"]
     )
     assert "ttft" in p["latency_s"] and "tpot" in d["latency_s"]
+    # DeepEP's low-latency buffer for 128 tokens per rank and 288 physical experts
+    assert d["memory"]["dispatch_buffer_gib"] == pytest.approx(2.0, abs=0.01)
+    assert p["memory"]["dispatch_buffer_gib"] == 0.0
     for pool in (p, d):
         t = pool["time_s"]
         assert 0 < pool["utilization"] <= 1

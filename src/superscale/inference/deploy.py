@@ -21,6 +21,7 @@ from superscale.inference.kv import (
     kv_budget,
     kv_bytes_per_token,
     kv_bytes_per_token_layer_per_gpu,
+    low_latency_buffer_bytes,
     weight_bytes_per_gpu,
 )
 from superscale.inference.sim import EngineConfig, KvTransfer, Role
@@ -217,6 +218,13 @@ def _pool(
             path="serving.speculative.draft_model",
         )
     draft_weights, draft_kv = _draft_memory(model, plan, spec, precision=precision, kv=kv_precision)
+    home = pool_cluster(cluster, instances * plan.instance_gpus)
+    dispatch = resolve_dispatch(plan, home, role=role) if model.moe is not None else "none"
+    buffer = 0.0
+    if dispatch in ("low_latency", "per_batch") and model.moe is not None:
+        tokens_per_rank = math.ceil(scheduler.max_batch / plan.attention_dp) * q
+        physical = model.moe.experts + plan.redundant_experts
+        buffer = low_latency_buffer_bytes(model.hidden, physical, tokens_per_rank)
     budget = kv_budget(
         model,
         plan,
@@ -227,9 +235,8 @@ def _pool(
         query_tokens=q,
         draft_weight_bytes=draft_weights,
         draft_kv_bytes_per_token=draft_kv,
+        dispatch_buffer_bytes=buffer,
     )
-    home = pool_cluster(cluster, instances * plan.instance_gpus)
-    dispatch = resolve_dispatch(plan, home, role=role) if model.moe is not None else "none"
     step = None
     if budget.fits:
         step = build_step_model(

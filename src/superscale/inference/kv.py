@@ -12,7 +12,8 @@ Memory per GPU = weights of its stage (with EPLB's redundant expert copies and a
 speculative drafter's layer or model) + workspace (activations of one iteration's token
 budget, logits, and a fixed runtime reserve) + KV cache (the drafter's included), within
 `gpu_memory_utilization` of HBM (vLLM's `gpu_memory_utilization`, default 0.9). Logits are
-reserved per attention-DP rank: each rank samples only its own requests.
+reserved per attention-DP rank: each rank samples only its own requests. Pools on DeepEP's
+low-latency kernels also hold their RDMA buffer, sized for a rank's largest decode batch.
 """
 
 from __future__ import annotations
@@ -95,6 +96,22 @@ def draft_layer_bytes_per_gpu(
     return params * BYTES_PER_ELEMENT[precision]
 
 
+def low_latency_buffer_bytes(hidden: int, experts: int, tokens_per_rank: int) -> float:
+    """DeepEP's low-latency RDMA buffer on one GPU, sized for `tokens_per_rank` tokens.
+
+    DeepEP csrc/config.hpp `LowLatencyLayout` (github:deepseek-ai/DeepEP @030cdf0a): odd/even
+    send buffers of max(T·dispatch msg, E·T·combine msg) and receive buffers of E·T·max msg,
+    a dispatch message carrying a 16-byte header and max(2h, h + h/128·4) bytes (bf16, or
+    fp8 with one fp32 scale per 128 channels), a combine message h/128·4 + 2h bytes.
+    """
+    scales = hidden // 128
+    dispatch_msg = 16 + max(2 * hidden, hidden + 4 * scales)
+    combine_msg = 4 * scales + 2 * hidden
+    send = max(tokens_per_rank * dispatch_msg, experts * tokens_per_rank * combine_msg)
+    recv = experts * tokens_per_rank * max(dispatch_msg, combine_msg)
+    return float(2 * (send + recv))
+
+
 def logits_bytes_per_gpu(
     model: ModelSpec, plan: PlanSpec, sched: SchedulerSpec, *, query_tokens: int = 1
 ) -> float:
@@ -128,6 +145,7 @@ class KvBudget:
     weights_bytes: float  # the model's and the drafter's
     workspace_bytes: float
     logits_bytes: float  # part of the workspace
+    dispatch_buffer_bytes: float  # part of the workspace: DeepEP low-latency buffer
     kv_bytes: float  # left for the KV cache, per GPU (negative: does not fit)
     kv_bytes_per_token_per_gpu: float
     kv_tokens_per_instance: int
@@ -144,6 +162,7 @@ class KvBudget:
             "weights_gib": gib(self.weights_bytes),
             "workspace_gib": gib(self.workspace_bytes),
             "logits_gib": gib(self.logits_bytes),
+            "dispatch_buffer_gib": gib(self.dispatch_buffer_bytes),
             "kv_cache_gib": gib(max(self.kv_bytes, 0.0)),
             "kv_bytes_per_token_per_gpu": self.kv_bytes_per_token_per_gpu,
             "kv_tokens_per_instance": self.kv_tokens_per_instance,
@@ -163,6 +182,7 @@ def kv_budget(
     query_tokens: int = 1,
     draft_weight_bytes: float = 0.0,
     draft_kv_bytes_per_token: float = 0.0,
+    dispatch_buffer_bytes: float = 0.0,
 ) -> KvBudget:
     """HBM split of one GPU and the KV tokens one instance can hold.
 
@@ -172,6 +192,7 @@ def kv_budget(
         query_tokens: tokens each decoding request verifies per iteration (1 + drafted).
         draft_weight_bytes: the drafter's weights on this GPU.
         draft_kv_bytes_per_token: the drafter's KV bytes per token on this GPU.
+        dispatch_buffer_bytes: MoE dispatch kernels' communication buffer (workspace).
     Returns:
         The budget; `kv_tokens_per_instance` counts tokens over the instance's attention-dp
         ranks (each rank caches its own requests).
@@ -179,6 +200,7 @@ def kv_budget(
     usable = chip.hbm_bytes * scheduler.gpu_memory_utilization
     weights = weight_bytes_per_gpu(model, plan, precision) + draft_weight_bytes
     workspace = workspace_bytes_per_gpu(model, plan, scheduler, query_tokens=query_tokens)
+    workspace += dispatch_buffer_bytes
     kv = usable - weights - workspace
     per_token = kv_bytes_per_token_layer_per_gpu(model, plan.tp, kv_precision)
     per_token = per_token * _stage_layers(model, plan.pp) + draft_kv_bytes_per_token
@@ -189,6 +211,7 @@ def kv_budget(
         weights_bytes=weights,
         workspace_bytes=workspace,
         logits_bytes=logits_bytes_per_gpu(model, plan, scheduler, query_tokens=query_tokens),
+        dispatch_buffer_bytes=dispatch_buffer_bytes,
         kv_bytes=kv,
         kv_bytes_per_token_per_gpu=per_token,
         kv_tokens_per_instance=tokens,

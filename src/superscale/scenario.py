@@ -1,19 +1,17 @@
 """The top-level request: model + cluster + workload + parallel plan, and its loader.
 
-`load_scenario(path_or_dict)` reads YAML safely (size and alias limits against oversized
-files and "billion laughs" bombs; `yaml.safe_load` never executes content), resolves catalog
-names, and validates everything into a frozen `Scenario`. Every mistake becomes a
+`load_scenario(path_or_dict)` reads YAML through `superscale.readers` (regular files only,
+a size cap, bounded depth, values and aliases, no duplicate keys; nothing is executed),
+resolves catalog names, and validates everything into a frozen `Scenario`. Every mistake becomes a
 `SpecError` naming the field path, the bad value and what is allowed.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from superscale.errors import SpecError
@@ -21,11 +19,26 @@ from superscale.facility.spec import FacilitySpec
 from superscale.hardware.spec import Cluster
 from superscale.inference.spec import ServingSpec
 from superscale.models.spec import ModelSpec
+from superscale.readers import (
+    MAX_ALIASES,
+    MAX_JSON_BYTES,
+    MAX_SCENARIO_BYTES,
+    load_yaml_text,
+    read_json,
+    read_yaml,
+)
 from superscale.simulate.schedules import schedules
-from superscale.spec import Spec, spec_error_from
+from superscale.spec import (
+    MAX_BATCH,
+    MAX_GPUS,
+    MAX_LAYERS,
+    MAX_SEQ_LEN,
+    MAX_TOKENS,
+    Spec,
+    spec_error_from,
+)
 
-MAX_SCENARIO_BYTES = 2 * 1024 * 1024
-MAX_YAML_ALIASES = 64
+MAX_YAML_ALIASES = MAX_ALIASES
 
 TrainPrecision = Literal["bf16", "fp16", "fp8"]
 RecomputeModule = Literal[
@@ -36,17 +49,20 @@ RecomputeModule = Literal[
 class TrainingSpec(Spec):
     """What one training step processes."""
 
-    seq_len: int = Field(gt=0, description="Tokens per sequence.")
-    global_batch: int = Field(gt=0, description="Sequences per optimizer step.")
+    seq_len: int = Field(gt=0, le=MAX_SEQ_LEN, description="Tokens per sequence.")
+    global_batch: int = Field(gt=0, le=MAX_BATCH, description="Sequences per optimizer step.")
     precision: TrainPrecision = Field("bf16", description="Matmul precision.")
     images_per_sample: int = Field(
-        0, ge=0, description="Images per sequence for multimodal models (vision encoder)."
+        0, ge=0, le=4096, description="Images per sequence for multimodal models (vision encoder)."
     )
     dropout: bool = Field(
         False, description="Dropout on (Megatron GPT: 0.1): stores 1-byte masks, adds kernels."
     )
     tokens: float | None = Field(
-        None, gt=0, description="Tokens of the whole run, for time, energy and cost to train."
+        None,
+        gt=0,
+        le=MAX_TOKENS,
+        description="Tokens of the whole run, for time, energy and cost to train.",
     )
     adam_moments: Literal["fp32", "bf16"] = Field(
         "fp32",
@@ -69,13 +85,19 @@ class TrainingSpec(Spec):
 class ParallelSpec(Spec):
     """How the step is split across GPUs. dp is derived: gpus / (tp·pp·cp)."""
 
-    tp: int = Field(1, gt=0, description="Tensor-parallel size.")
-    pp: int = Field(1, gt=0, description="Pipeline-parallel stages.")
-    cp: int = Field(1, gt=0, description="Context-parallel size (sequence split).")
-    ep: int = Field(1, gt=0, description="Expert-parallel size (MoE), carved out of tp·cp·dp.")
-    dp: int | None = Field(None, gt=0, description="Data-parallel size; derived, give to check.")
-    micro_batch: int = Field(1, gt=0, description="Sequences per micro-batch.")
-    virtual_stages: int = Field(1, gt=0, description="Model chunks per pipeline rank.")
+    tp: int = Field(1, gt=0, le=MAX_GPUS, description="Tensor-parallel size.")
+    pp: int = Field(1, gt=0, le=MAX_GPUS, description="Pipeline-parallel stages.")
+    cp: int = Field(1, gt=0, le=MAX_GPUS, description="Context-parallel size (sequence split).")
+    ep: int = Field(
+        1, gt=0, le=MAX_GPUS, description="Expert-parallel size (MoE), carved out of tp·cp·dp."
+    )
+    dp: int | None = Field(
+        None, gt=0, le=MAX_GPUS, description="Data-parallel size; derived, give to check."
+    )
+    micro_batch: int = Field(1, gt=0, le=MAX_BATCH, description="Sequences per micro-batch.")
+    virtual_stages: int = Field(
+        1, gt=0, le=MAX_LAYERS, description="Model chunks per pipeline rank."
+    )
     schedule: str = Field(
         "1f1b",
         description="Pipeline schedule (simulate/schedules: 1f1b, interleaved, gpipe, zb-h1, "
@@ -163,14 +185,7 @@ def _load_model(value: Any, base_dir: Path | None) -> Any:
         path = Path(str(value["hf_config"]))
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ValueError(f"cannot read hf_config {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"hf_config {path} is not valid JSON: {exc.msg} (line {exc.lineno})"
-            ) from None
+        config = read_json(path, limit_bytes=MAX_JSON_BYTES, what="hf_config")
         return from_hf_config(config, name=value.get("name") or path.parent.name or "hf-model")
     return value
 
@@ -259,44 +274,20 @@ class Scenario(Spec):
 
 
 def _check_yaml_limits(text: str, origin: str) -> None:
-    aliases = 0
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                aliases += 1
-                if aliases > MAX_YAML_ALIASES:
-                    raise SpecError(
-                        f"{origin}: more than {MAX_YAML_ALIASES} YAML aliases; refusing a "
-                        "possible alias bomb"
-                    )
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{origin}: malformed YAML{where}: {problem}") from None
+    """Refuse YAML text past the readers' bounds (depth, values, aliases, duplicate keys)."""
+    load_yaml_text(text, origin=origin)
 
 
 def read_yaml_file(path: str | Path, *, max_bytes: int = MAX_SCENARIO_BYTES) -> Any:
-    """Read a small YAML file safely: size cap, alias cap, safe_load; SpecError otherwise."""
-    p = Path(path)
-    try:
-        size = p.stat().st_size
-    except OSError as exc:
-        raise SpecError(f"cannot read {p}: {exc.strerror}") from None
-    if p.is_dir():
-        raise SpecError(f"{p} is a directory, not a YAML file")
-    if size > max_bytes:
-        raise SpecError(
-            f"{p} is {size / 1e6:.1f} MB; scenario files are limited to {max_bytes / 1e6:.0f} MB"
-        )
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError(f"{p} is not UTF-8 text") from None
-    _check_yaml_limits(text, str(p))
-    data = yaml.safe_load(text)
+    """Read a small YAML file through the bounded reader (`superscale.readers`).
+
+    Raises:
+        SpecError: not a regular file, over `max_bytes`, malformed or past the bounds, or
+            empty.
+    """
+    data = read_yaml(path, limit_bytes=max_bytes, what="scenario")
     if data is None:
-        raise SpecError(f"{p} is empty; a scenario needs model, cluster and training")
+        raise SpecError(f"{path} is empty; a scenario needs model, cluster and training")
     return data
 
 

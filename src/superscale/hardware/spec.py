@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from superscale import units
-from superscale.spec import Spec
+from superscale.spec import MAX_COUNT, MAX_GPUS, MAX_PEAK_TFLOPS, Spec
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4"]
 PRECISIONS: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4")
@@ -103,8 +103,8 @@ class Chip(Sourced):
     peak_tflops: dict[Precision, float] = Field(
         description="Dense (no sparsity) peak per precision, TFLOP/s; absent = unsupported."
     )
-    hbm_gib: float = Field(gt=0, description="HBM capacity, GiB.")
-    hbm_bandwidth_tb_per_s: float = Field(gt=0, description="HBM bandwidth, TB/s.")
+    hbm_gib: float = Field(gt=0, le=1e6, description="HBM capacity, GiB.")
+    hbm_bandwidth_tb_per_s: float = Field(gt=0, le=1e4, description="HBM bandwidth, TB/s.")
     tdp_w: float | None = Field(None, gt=0, description="Board power limit, W.")
     scale_up: ScaleUpPort | None = None
     host_link: str | None = Field(None, description="Links-catalog name, e.g. pcie5-x16.")
@@ -118,8 +118,10 @@ class Chip(Sourced):
     @classmethod
     def _positive_rates(cls, rates: dict[str, float]) -> dict[str, float]:
         for precision, value in rates.items():
-            if value <= 0:
-                raise ValueError(f"{precision} rate must be > 0, got {value}")
+            if not 0 < value <= MAX_PEAK_TFLOPS:
+                raise ValueError(
+                    f"{precision} rate must be in (0, {MAX_PEAK_TFLOPS:g}] TFLOP/s, got {value}"
+                )
         return rates
 
     @property
@@ -235,7 +237,7 @@ class ScaleUpDomain(Spec):
         description="switch: any-to-any through switches; full-mesh: point-to-point links "
         "between every pair; ring: neighbours only."
     )
-    gpus: int = Field(gt=0, description="GPUs in one domain.")
+    gpus: int = Field(gt=0, le=MAX_GPUS, description="GPUs in one domain.")
     bandwidth_gb_per_s: float | None = Field(
         None, gt=0, description="Per GPU per direction, GB/s; default: the chip's scale_up."
     )
@@ -310,10 +312,13 @@ class ScaleOut(Spec):
         "(= rail-fat-tree): NIC i of every server on the same leaf (rail).",
     )
     oversubscription: float = Field(
-        1.0, ge=1.0, description="Downlink:uplink ratio at the leaf tier; 1 = non-blocking."
+        1.0,
+        ge=1.0,
+        le=1024,
+        description="Downlink:uplink ratio at the leaf tier; 1 = non-blocking.",
     )
     pod_oversubscription: float = Field(
-        1.0, ge=1.0, description="Downlink:uplink ratio at the spine (pod) tier."
+        1.0, ge=1.0, le=1024, description="Downlink:uplink ratio at the spine (pod) tier."
     )
     leaf_radix: int = Field(
         64, ge=4, description="Ports per leaf switch (64 for 400G Quantum-2 / Tomahawk-class)."
@@ -331,7 +336,7 @@ class Cluster(Spec):
     name: str | None = None
     display_name: str | None = None
     system: System
-    count: int = Field(gt=0, description="How many systems.")
+    count: int = Field(gt=0, le=MAX_COUNT, description="How many systems.")
     gpus_per_system: int | None = Field(
         None,
         gt=0,
@@ -372,6 +377,15 @@ class Cluster(Spec):
             raise ValueError("estimate: true needs an estimate_reason (one line)")
         if self.estimated_fields and not self.estimate:
             raise ValueError("estimated_fields given but estimate is false")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_gpus(self) -> Cluster:
+        if self.system.gpus * self.count > MAX_GPUS:
+            raise ValueError(
+                f"cluster: {self.count:,} x {self.system.gpus} GPUs = "
+                f"{self.system.gpus * self.count:,} GPUs exceeds the {MAX_GPUS:,} modelled"
+            )
         return self
 
     @property

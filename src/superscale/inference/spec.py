@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from superscale.spec import Spec
+from superscale.spec import MAX_REQUESTS, MAX_SECONDS, MAX_SEQ_LEN, Spec
 
 ServePrecision = Literal["auto", "bf16", "fp16", "fp8", "fp4"]
 KvPrecision = Literal["auto", "bf16", "fp16", "fp8"]
@@ -34,9 +34,13 @@ class LengthSpec(Spec):
     """
 
     distribution: Distribution = Field("fixed", description="Shape of the distribution.")
-    mean: float = Field(gt=0, description="Mean tokens (before clipping to [min, max]).")
-    min: int = Field(1, ge=1, description="Smallest length, tokens.")
-    max: int | None = Field(None, ge=1, description="Largest length, tokens; None: no cap.")
+    mean: float = Field(
+        gt=0, le=MAX_SEQ_LEN, description="Mean tokens (before clipping to [min, max])."
+    )
+    min: int = Field(1, ge=1, le=MAX_SEQ_LEN, description="Smallest length, tokens.")
+    max: int | None = Field(
+        None, ge=1, le=MAX_SEQ_LEN, description="Largest length, tokens; None: no cap."
+    )
     sigma: float = Field(1.0, gt=0, description="Log-space standard deviation (lognormal only).")
 
     @model_validator(mode="before")
@@ -62,7 +66,9 @@ class WorkloadSpec(Spec):
         "waits at t=0 (MLPerf Offline, request rate inf); trace: a CSV of arrival_s, "
         "prompt_tokens, output_tokens.",
     )
-    rate_per_s: float | None = Field(None, gt=0, description="Requests per second (poisson).")
+    rate_per_s: float | None = Field(
+        None, gt=0, le=1e7, description="Requests per second (poisson)."
+    )
     trace: str | None = Field(
         None, description="Trace CSV path, relative to the scenario file (arrival: trace)."
     )
@@ -73,10 +79,16 @@ class WorkloadSpec(Spec):
         default_factory=lambda: LengthSpec(mean=256), description="Output length, tokens."
     )
     requests: int | None = Field(
-        None, gt=0, description="Requests to simulate; default 2000 unless duration_s is given."
+        None,
+        gt=0,
+        le=MAX_REQUESTS,
+        description="Requests to simulate; default 2000 unless duration_s is given.",
     )
     duration_s: float | None = Field(
-        None, gt=0, description="Simulate arrivals over this many seconds instead (poisson)."
+        None,
+        gt=0,
+        le=MAX_SECONDS,
+        description="Simulate arrivals over this many seconds instead (poisson).",
     )
     seed: int = Field(0, ge=0, description="Seed of the arrival and length generator.")
 

@@ -13,15 +13,17 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from superscale.spec import Spec
+from superscale.spec import MAX_COUNT, MAX_LAYERS, MAX_VOCAB, MAX_WIDTH, Spec
 
 
 class MoE(Spec):
     """Mixture-of-experts feed-forward layers."""
 
-    experts: int = Field(gt=0, description="Routed experts per MoE layer.")
-    top_k: int = Field(gt=0, description="Routed experts each token activates.")
-    expert_ffn_hidden: int = Field(gt=0, description="FFN width of one routed expert.")
+    experts: int = Field(gt=0, le=MAX_COUNT, description="Routed experts per MoE layer.")
+    top_k: int = Field(gt=0, le=MAX_COUNT, description="Routed experts each token activates.")
+    expert_ffn_hidden: int = Field(
+        gt=0, le=MAX_WIDTH, description="FFN width of one routed expert."
+    )
     shared_experts: int = Field(0, ge=0, description="Always-active shared experts per layer.")
     shared_expert_ffn_hidden: int | None = Field(
         None, gt=0, description="FFN width of one shared expert; default expert_ffn_hidden."
@@ -65,10 +67,10 @@ class MLA(Spec):
 class Vision(Spec):
     """A ViT-style image encoder feeding `image_tokens` tokens per image to the LM."""
 
-    layers: int = Field(gt=0)
-    hidden: int = Field(gt=0)
-    heads: int = Field(gt=0)
-    ffn_hidden: int = Field(gt=0)
+    layers: int = Field(gt=0, le=MAX_LAYERS)
+    hidden: int = Field(gt=0, le=MAX_WIDTH)
+    heads: int = Field(gt=0, le=MAX_WIDTH)
+    ffn_hidden: int = Field(gt=0, le=MAX_WIDTH)
     patch: int = Field(gt=0, description="Patch edge, pixels.")
     image_size: int = Field(448, gt=0, description="Input image edge, pixels.")
     image_tokens: int = Field(gt=0, description="Tokens per image after the projector.")
@@ -91,13 +93,19 @@ class ModelSpec(Spec):
 
     name: str
     display_name: str | None = None
-    layers: int = Field(gt=0, description="Transformer layers of the language model.")
-    hidden: int = Field(gt=0, description="Model width.")
-    heads: int = Field(gt=0, description="Query heads.")
-    kv_heads: int | None = Field(None, gt=0, description="Key/value heads; default heads (MHA).")
-    head_dim: int | None = Field(None, gt=0, description="Per-head width; default hidden/heads.")
-    ffn_hidden: int = Field(gt=0, description="Dense FFN width.")
-    vocab: int = Field(gt=0)
+    layers: int = Field(
+        gt=0, le=MAX_LAYERS, description="Transformer layers of the language model."
+    )
+    hidden: int = Field(gt=0, le=MAX_WIDTH, description="Model width.")
+    heads: int = Field(gt=0, le=MAX_WIDTH, description="Query heads.")
+    kv_heads: int | None = Field(
+        None, gt=0, le=MAX_WIDTH, description="Key/value heads; default heads (MHA)."
+    )
+    head_dim: int | None = Field(
+        None, gt=0, le=MAX_WIDTH, description="Per-head width; default hidden/heads."
+    )
+    ffn_hidden: int = Field(gt=0, le=MAX_WIDTH, description="Dense FFN width.")
+    vocab: int = Field(gt=0, le=MAX_VOCAB)
     gated_mlp: bool = Field(True, description="SwiGLU-style MLP (3 matrices) vs plain (2).")
     tied_embeddings: bool = False
     bias: bool = Field(False, description="Linear layers carry biases (GPT-2/3, Megatron GPT).")

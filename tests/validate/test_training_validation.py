@@ -6,15 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from superscale.validate.training import compare_all, reference_rows, summarize_errors
+from superscale.validate.training import (
+    HELD_OUT_SOURCES,
+    compare_all,
+    reference_rows,
+    summarize_errors,
+)
 
 SHARED_CSV = Path(__file__).resolve().parents[3] / "shared" / "reference" / "training-published.csv"
 
 
-# Rows added after the efficiency parameters were set (Megatron-Bridge 25.11): test rows
-# only. Their error is reported by `superscale validate` and benchmarks/accuracy.py; the
+# Rows added after the efficiency parameters were set (Megatron-Bridge 25.11) are test rows
+# only: `superscale validate` and benchmarks/accuracy.py report their error apart; the
 # bounds below hold for the rows of the first release.
-HELD_OUT_SOURCES = {"megatron_bridge_25.11"}
 
 
 @pytest.fixture(scope="module")

@@ -215,3 +215,29 @@ def test_system_count_from_launcher() -> None:
     args = GPT3_175B.replace("--nnodes 128", "--nnodes 16")
     scenario = load_scenario(scenario_from_megatron(args, cluster="hgx-h200"))
     assert scenario.cluster.count == 16 and scenario.cluster.system.name == "hgx-h200"
+
+
+def test_moe_recipe_flags_of_deepseek_v3() -> None:
+    recipe = (
+        " --moe-router-num-groups 8 --moe-router-group-topk 4 --moe-token-dispatcher-type flex"
+        " --moe-enable-deepep --overlap-moe-expert-parallel-comm"
+        " --recompute-granularity selective --recompute-modules layernorm mla_up_proj moe_act"
+        " --use-precision-aware-optimizer --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16"
+    )
+    run = parse_megatron(DEEPSEEK_V3 + recipe, cluster={"system": "hgx-h800", "count": 256})
+    assert not run.ignored
+    scenario = load_scenario(run.scenario)
+    moe = scenario.model.moe
+    assert moe is not None and moe.max_nodes_per_token == 4
+    p = scenario.parallel
+    assert (p.ep_dispatch, p.ep_comm_overlap) == ("deepep", True)
+    assert p.recompute_modules == ("layernorm", "mla_up_proj", "moe_act")
+    assert scenario.require_training().adam_moments == "bf16"
+
+
+def test_unknown_recompute_module_is_named() -> None:
+    with pytest.raises(SpecError, match=r"--recompute-modules.*unknown module 'attn'"):
+        parse_megatron(
+            DEEPSEEK_V3 + " --recompute-granularity selective --recompute-modules attn",
+            cluster={"system": "hgx-h800", "count": 256},
+        )

@@ -32,6 +32,12 @@ apply to absent flags):
     unfused/local: off; absent: on unless --transformer-impl local) parallel.flash_attention
     --tp-comm-overlap / --overlap-grad-reduce (absent: false)       parallel.tp_comm_overlap /
                                                                     .dp_comm_overlap
+    --recompute-modules NAME... (selective granularity)             parallel.recompute_modules
+    --moe-token-dispatcher-type flex, --moe-enable-deepep → deepep  parallel.ep_dispatch
+    --overlap-moe-expert-parallel-comm                              parallel.ep_comm_overlap
+    --moe-router-num-groups G --moe-router-group-topk K (K < G)     model.moe.max_nodes_per_token
+    --use-precision-aware-optimizer + --exp-avg-dtype/--exp-avg-sq-dtype bf16
+                                                                    training.adam_moments
     --num-layers, --hidden-size, --num-attention-heads              model.layers/hidden/heads
     --group-query-attention + --num-query-groups (default 1)        model.kv_heads
     --kv-channels                                                   model.head_dim
@@ -82,7 +88,7 @@ MODEL_NAME = "megatron-model"
 DEFAULT_SYSTEM = "dgx-h100"
 GPT2_BPE_VOCAB = 50257  # Radford et al. 2019; Megatron's GPT2BPETokenizer
 
-_INT, _FLOAT, _STR, _BOOL = "int", "float", "str", "bool"
+_INT, _FLOAT, _STR, _BOOL, _LIST = "int", "float", "str", "bool", "list"
 _INT_FLAGS = """
     tensor-model-parallel-size pipeline-model-parallel-size context-parallel-size
     num-layers-per-virtual-pipeline-stage virtual-pipeline-model-parallel-size
@@ -92,24 +98,28 @@ _INT_FLAGS = """
     micro-batch-size num-experts moe-router-topk moe-ffn-hidden-size
     moe-shared-expert-intermediate-size q-lora-rank kv-lora-rank qk-head-dim
     qk-pos-emb-head-dim v-head-dim mtp-num-layers recompute-num-layers
+    moe-router-num-groups moe-router-group-topk
 """
 _STR_FLAGS = """
     normalization position-embedding-type fp8-format recompute-granularity recompute-method
     attention-backend transformer-impl tokenizer-type moe-layer-freq
-    data-parallel-sharding-strategy vocab-file merge-file
+    data-parallel-sharding-strategy vocab-file merge-file moe-token-dispatcher-type
+    exp-avg-dtype exp-avg-sq-dtype
 """
 _BOOL_FLAGS = """
     group-query-attention swiglu untie-embeddings-and-output-weights disable-bias-linear
     add-qkv-bias bf16 fp16 recompute-activations use-flash-attn tp-comm-overlap
     overlap-grad-reduce overlap-param-gather use-distributed-optimizer use-torch-fsdp2
     use-custom-fsdp sequence-parallel multi-latent-attention use-rotary-position-embeddings
-    no-position-embedding qk-layernorm
+    no-position-embedding qk-layernorm overlap-moe-expert-parallel-comm moe-enable-deepep
+    use-precision-aware-optimizer
 """
 _FLAGS: dict[str, str] = {
     **dict.fromkeys(_INT_FLAGS.split(), _INT),
     **dict.fromkeys(("attention-dropout", "hidden-dropout"), _FLOAT),
     **dict.fromkeys(_STR_FLAGS.split(), _STR),
     **dict.fromkeys(_BOOL_FLAGS.split(), _BOOL),
+    "recompute-modules": _LIST,
 }
 _ALIASES = {"encoder-num-layers": "num-layers", "encoder-seq-length": "seq-length"}
 # Flags that change nothing about the step time (optimizer values, data, I/O), dropped
@@ -262,6 +272,12 @@ def _read_flags(tokens: list[str]) -> tuple[dict[str, Any], list[str]]:
             if inline is not None:
                 raise SpecError(f"takes no value, got '{inline}'", path=f"--{name}")
             values[name] = True
+            continue
+        if kind == _LIST:  # its values run to the next flag (argparse nargs="*")
+            start = i
+            while inline is None and i < len(tokens) and not tokens[i].startswith("--"):
+                i += 1
+            values[name] = [inline] if inline is not None else tokens[start:i]
             continue
         if inline is None:
             if i >= len(tokens) or tokens[i].startswith("--"):
@@ -532,6 +548,9 @@ def _moe(
     if shared:
         moe["shared_experts"] = 1  # Megatron: one shared MLP of the total shared width
         moe["shared_expert_ffn_hidden"] = shared
+    groups, chosen = values.get("moe-router-num-groups"), values.get("moe-router-group-topk")
+    if groups and chosen and chosen < groups:  # group-limited routing, one group per node
+        moe["max_nodes_per_token"] = chosen
     dense, frequency = _layer_pattern(values.get("moe-layer-freq"), layers, warnings)
     if dense:
         moe["dense_layers"] = dense
@@ -648,7 +667,53 @@ def _parallel(values: Mapping[str, Any], *, tp: int, layers: int | None) -> dict
         "flash_attention": _flash(values),
         "tp_comm_overlap": bool(values.get("tp-comm-overlap")),
         "dp_comm_overlap": bool(values.get("overlap-grad-reduce")),
+        **_moe_plan(values),
+        **(_recompute_modules(values) if _recompute(values) == "selective" else {}),
     }
+
+
+_RECOMPUTE_MODULES = (
+    "core_attn",
+    "layernorm",
+    "mla_up_proj",
+    "moe_act",
+    "mlp",
+    "moe",
+    "shared_experts",
+)
+
+
+def _recompute_modules(values: Mapping[str, Any]) -> dict[str, Any]:
+    """--recompute-modules (Megatron-Core's default: core_attn) under selective recompute."""
+    modules = values.get("recompute-modules")
+    if modules is None:
+        return {}
+    unknown = [m for m in modules if m not in _RECOMPUTE_MODULES]
+    if unknown:
+        raise SpecError(
+            f"unknown module '{unknown[0]}' (allowed: {', '.join(_RECOMPUTE_MODULES)})",
+            path="--recompute-modules",
+        )
+    if not modules:
+        raise SpecError("needs at least one module name", path="--recompute-modules")
+    return {"recompute_modules": list(modules)}
+
+
+def _moe_plan(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Expert dispatch: the flex dispatcher with DeepEP or Hybrid-EP sends a token once per
+    node; --overlap-moe-expert-parallel-comm hides the all-to-all behind the other batch."""
+    plan: dict[str, Any] = {}
+    dispatcher = _choice(
+        values,
+        "moe-token-dispatcher-type",
+        {"alltoall": "all_to_all", "allgather": "all_to_all", "flex": "deepep"},
+        "all_to_all",
+    )
+    if values.get("moe-enable-deepep") or dispatcher == "deepep":
+        plan["ep_dispatch"] = "deepep"
+    if values.get("overlap-moe-expert-parallel-comm"):
+        plan["ep_comm_overlap"] = True
+    return plan
 
 
 def _virtual_stages(values: Mapping[str, Any], *, pp: int, layers: int | None) -> int:
@@ -734,4 +799,14 @@ def _training(
         )
     dropout = max(values.get("attention-dropout", 0.1), values.get("hidden-dropout", 0.1))
     training["dropout"] = dropout > 0  # Megatron's default is 0.1 for both
+    if values.get("use-precision-aware-optimizer"):
+        dtypes = {"fp32": "fp32", "bf16": "bf16", "fp16": "bf16"}
+        first = _choice(values, "exp-avg-dtype", dtypes, "fp32")
+        second = _choice(values, "exp-avg-sq-dtype", dtypes, "fp32")
+        if first != second:
+            w.append(
+                f"--exp-avg-dtype {first} and --exp-avg-sq-dtype {second} differ: both "
+                "moments modelled as fp32"
+            )
+        training["adam_moments"] = first if first == second else "fp32"
     return training

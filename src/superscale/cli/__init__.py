@@ -10,11 +10,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from pydantic import ValidationError
 from rich.markup import escape
 from typer.main import get_command
 
 from superscale.cli import app as _app_module
 from superscale.errors import InfeasiblePlan, SpecError
+from superscale.spec import spec_error_from
 
 app = _app_module.app
 
@@ -33,9 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process and return its exit code (tests call this directly).
 
     Option errors are reported by the parser itself (usage line, exit 2); library errors
-    from user input are caught here and printed as one line.
+    from user input are caught here and printed as one line. A validation error that a
+    verb did not translate is user input too; a recursion or memory error means an input
+    too deep or too large for the bounds to have caught, and is reported as such rather
+    than as a traceback.
     """
-    command = get_command(app)
+    command = _app_module.polish(get_command(app))
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         command.main(args=args, prog_name="superscale", standalone_mode=True)
@@ -43,9 +48,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except (SpecError, InfeasiblePlan) as exc:
-        _app_module.err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        return 2
+        return _fail(str(exc))
+    except ValidationError as exc:
+        return _fail(str(spec_error_from(exc)))
+    except RecursionError:
+        return _fail("the input is nested too deeply to process")
+    except MemoryError:
+        return _fail("the input needs more memory than this machine has; ask for less work")
     return 0
+
+
+def _fail(message: str) -> int:
+    line = " ".join(message.split())  # one line, whatever the message held
+    _app_module.err_console.print(f"[bold red]error:[/] {escape(line)}")
+    return 2
 
 
 def entry() -> None:  # pragma: no cover - console-script shim

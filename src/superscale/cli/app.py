@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from importlib import metadata
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,7 +16,7 @@ app = typer.Typer(
     help="Model GPU computing from the chip to the thousand-card cluster: how long a "
     "training step takes, where the time goes, whether it fits, and what hardware buys.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -29,9 +30,78 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=False, default=str, ensure_ascii=False))
 
 
+def _version(value: bool) -> None:
+    if value:
+        try:
+            version = metadata.version("superscale")
+        except metadata.PackageNotFoundError:  # pragma: no cover - run from a bare tree
+            version = "unknown (not installed)"
+        typer.echo(f"superscale {version}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
     """superscale: model GPU clusters, from the chip to the thousand-card cluster."""
+
+
+_METAVARS: dict[Any, str] = {int: "N", float: "NUMBER", str: "TEXT"}
+
+
+def _metavar(param: Any) -> str | None:
+    desc = getattr(param, "type_descriptor", None)
+    if desc is None or desc.is_choice:
+        return None  # a choice lists its values
+    if desc.is_path:
+        return "PATH"
+    annotation = desc.annotation
+    return _METAVARS.get(annotation)
+
+
+def reflow(text: str) -> str:
+    """Help text for the terminal: each paragraph's hard line breaks joined, so the help
+    wraps at the terminal's width without orphan words; a line starting "or " (another
+    example) keeps its own line."""
+    paragraphs = []
+    for paragraph in text.strip().split("\n\n"):
+        lines = [line.strip() for line in paragraph.strip().splitlines()]
+        out = lines[0] if lines else ""
+        for line in lines[1:]:
+            out += ("\n" if line.startswith("or ") else " ") + line
+        paragraphs.append(out)
+    return "\n\n".join(paragraphs)
+
+
+def polish(command: Any) -> Any:
+    """Reflow every command's and option's help and give options real metavars (N, PATH,
+    TEXT; none for flags) in place of typer's `<int>`/`<bool>`; returns `command`."""
+    stack = [command]
+    while stack:
+        current = stack.pop()
+        if current.help:
+            current.help = reflow(current.help)
+        for param in current.params:
+            if param.param_type_name == "option":
+                if param.help:
+                    param.help = reflow(param.help)
+                if param.is_flag:
+                    param.metavar = ""
+                elif param.metavar is None:
+                    param.metavar = _metavar(param)
+            elif param.param_type_name == "argument" and param.metavar is None and param.name:
+                param.metavar = param.name.upper()
+        stack.extend(getattr(current, "commands", {}).values())
+    return command
 
 
 def print_table(table: Table) -> None:

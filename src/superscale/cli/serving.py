@@ -10,6 +10,7 @@ from rich.table import Table
 
 from superscale.cli.app import app, console, print_json
 from superscale.errors import SpecError
+from superscale.readers import MAX_TRACE_BYTES, read_text_bounded
 from superscale.scenario import load_scenario
 
 
@@ -41,12 +42,7 @@ def _read_trace(scenario_path: Path, trace: str) -> Any:
     path = Path(trace)
     if not path.is_absolute():
         path = scenario_path.resolve().parent / path
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"cannot read trace {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise SpecError(f"trace {path} is not UTF-8 text") from None
+    text = read_text_bounded(path, limit_bytes=MAX_TRACE_BYTES, what="trace")
     return parse_trace(text, origin=str(path))
 
 

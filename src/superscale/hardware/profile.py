@@ -300,9 +300,14 @@ def load_profile(path: str | Path) -> EfficiencyProfile:
     Raises:
         SpecError: unreadable, malformed or incomplete file, with its path in the message.
     """
-    from superscale.scenario import read_yaml_file
+    from superscale.readers import Bounds, read_yaml
 
-    return parse_profile(read_yaml_file(path, max_bytes=MAX_PROFILE_BYTES), origin=str(path))
+    # A profile is mostly measured points: many more values than a scenario holds.
+    bounds = Bounds(max_nodes=1_000_000)
+    data = read_yaml(path, limit_bytes=MAX_PROFILE_BYTES, what="calibration profile", bounds=bounds)
+    if data is None:
+        raise SpecError(f"{path} is empty; a profile needs format, device and rates")
+    return parse_profile(data, origin=str(path))
 
 
 def profile_path(chip_name: str) -> Path | None:

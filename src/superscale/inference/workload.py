@@ -6,7 +6,10 @@ request rate inf). Lengths are drawn from the workload's distributions and clipp
 [min, max]; a lognormal of mean μ and log-sd σ has log-mean ln μ − σ²/2. Everything is drawn
 from one `numpy.random.Generator` seeded by the workload's seed, so a seed fixes the
 requests. A trace is CSV text with columns arrival_s, prompt_tokens, output_tokens (a
-header row, any order); the CLI reads the file, this module only parses text.
+header row, any order); the CLI reads the file (`superscale.readers`, at most
+`readers.MAX_TRACE_BYTES`), this module only parses text. A trace holds at most
+`max_requests` rows, arrivals within `spec.MAX_SECONDS` and lengths within
+`spec.MAX_SEQ_LEN`, the bounds a generated workload has.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 
 from superscale.errors import SpecError
 from superscale.inference.spec import LengthSpec, WorkloadSpec
+from superscale.spec import MAX_REQUESTS, MAX_SECONDS, MAX_SEQ_LEN
 
 DEFAULT_REQUESTS = 2000
 TRACE_COLUMNS = ("arrival_s", "prompt_tokens", "output_tokens")
@@ -88,11 +92,17 @@ def with_rate(reqs: Requests, rate_per_s: float, seed: int) -> Requests:
     )
 
 
-def parse_trace(text: str, *, origin: str = "trace") -> Requests:
+def parse_trace(text: str, *, origin: str = "trace", max_requests: int = MAX_REQUESTS) -> Requests:
     """Parse trace CSV text (arrival_s, prompt_tokens, output_tokens) into requests.
 
+    Args:
+        text: the CSV text, header first.
+        origin: the trace's name in messages.
+        max_requests: the most rows read; a longer trace is refused.
+
     Raises:
-        SpecError: naming the line and column of the first bad value.
+        SpecError: naming the line and column of the first bad value, or a trace of more
+            than `max_requests` rows.
     """
     reader = csv.DictReader(io.StringIO(text))
     columns = set(reader.fieldnames or ())
@@ -103,13 +113,21 @@ def parse_trace(text: str, *, origin: str = "trace") -> Requests:
         )
     arrivals, prompts, outputs = [], [], []
     for line, row in enumerate(reader, start=2):
+        if len(arrivals) >= max_requests:
+            raise SpecError(
+                f"{origin}: more than {max_requests:,} requests (line {line}); shorten the "
+                "trace or raise the request cap"
+            )
         try:
             t = float(row["arrival_s"])
             p, o = int(row["prompt_tokens"]), int(row["output_tokens"])
         except (TypeError, ValueError):
             raise SpecError(f"{origin}, line {line}: not a number in {dict(row)}") from None
-        if t < 0 or p < 1 or o < 1 or not np.isfinite(t):
-            raise SpecError(f"{origin}, line {line}: arrival_s must be >= 0 and token counts >= 1")
+        if not (0 <= t <= MAX_SECONDS and 1 <= p <= MAX_SEQ_LEN and 1 <= o <= MAX_SEQ_LEN):
+            raise SpecError(
+                f"{origin}, line {line}: arrival_s must be in 0..{MAX_SECONDS:g} s and token "
+                f"counts in 1..{MAX_SEQ_LEN:,}"
+            )
         arrivals.append(t)
         prompts.append(p)
         outputs.append(o)

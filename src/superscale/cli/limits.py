@@ -1,0 +1,79 @@
+"""Work caps and option bounds for the verbs: refuse, before starting, what would not finish.
+
+Every verb that does work states an estimate of it first (plans, events, requests, GPUs,
+rows) and compares it with a cap that a flag raises; an option outside its range, or not a
+finite number, is refused with its name and the range. Both raise `SpecError`, so the user
+sees one line and exit code 2, never a run that hangs or eats the machine's memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from superscale.errors import SpecError
+
+# Default caps (each raised by the flag named beside it).
+MAX_SEARCH_PLANS = 2_000_000  # search --max-plans: ~20 s at 100k plans/s
+MAX_SEARCH_GPUS = 131_072  # search --max-gpus: the largest cluster a search routes
+MAX_EVENT_TASKS = 2_000_000  # simulate --max-events: micro-batch tasks × stages × ranks
+MAX_SERVE_REQUESTS = 200_000  # serve --max-requests: ~a minute of simulation
+MAX_COLLECTIVE_GPUS = 131_072  # collective --max-gpus
+MAX_COLLECTIVE_ROWS = 64  # sizes a collective sweep prints (8 B to 8 GiB by 2 is 31)
+MAX_COLLECTIVE_BYTES = 2**44  # 16 TiB: past any one collective's payload
+
+
+def in_range(option: str, value: float, *, low: float, high: float, low_open: bool = False) -> None:
+    """Refuse a non-finite `value`, or one outside [low, high] ((low, high] if low_open).
+
+    Raises:
+        SpecError: "--rate must be a finite number in (0, 1e+07], got nan".
+    """
+    bracket = "(" if low_open else "["
+    shown = f"{bracket}{low:g}, {high:g}]"
+    if isinstance(value, bool) or not math.isfinite(value):
+        raise SpecError(f"{option} must be a finite number in {shown}, got {value}")
+    if value > high or value < low or (low_open and value == low):
+        raise SpecError(f"{option} must be in {shown}, got {value:g}")
+
+
+def check_work(what: str, estimate: int, *, cap: int, flag: str) -> None:
+    """Refuse work whose `estimate` exceeds `cap`, naming the flag that raises it.
+
+    Raises:
+        SpecError: "search: about 3,200,000 plans exceed the cap of 2,000,000; narrow the
+            search or raise it with --max-plans".
+    """
+    if estimate > cap:
+        raise SpecError(
+            f"{what}: about {estimate:,} exceed the cap of {cap:,}; ask for less or raise "
+            f"it with {flag} N"
+        )
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def capped_workers(workers: int) -> tuple[int, str | None]:
+    """`workers` limited to the CPU count, and a note when it was lowered.
+
+    Raises:
+        SpecError: workers < 1.
+    """
+    if workers < 1:
+        raise SpecError(f"--workers must be >= 1, got {workers}")
+    cpus = cpu_count()
+    if workers <= cpus:
+        return workers, None
+    return cpus, f"--workers {workers} lowered to the {cpus} CPUs of this machine"
+
+
+def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
+    """ "1 GPU", "2 GPUs", "1 cabinet", "3 cabinets" (thousands separated)."""
+    word = noun if count == 1 else (plural_noun or noun + "s")
+    return f"{count:,} {word}"

@@ -32,7 +32,7 @@ const Charts = (() => {
   function fmt(v, digits = 3) {
     if (v === null || v === undefined || Number.isNaN(v)) return "—";
     const a = Math.abs(v);
-    if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(2);
+    if (a !== 0 && (a >= 1e15 || a < 1e-3)) return v.toExponential(2);
     if (a >= 1000) return Math.round(v).toLocaleString("en-US");
     return Number(v.toPrecision(digits)).toString();
   }

@@ -16,6 +16,7 @@ import json
 import time
 from typing import Any
 
+from superscale.calibrate.fit import fit_all
 from superscale.validate.components import dispatch_checks
 from superscale.validate.training import Comparison, compare_all, summarize_errors
 
@@ -34,7 +35,22 @@ def _components() -> dict[str, Any]:
     print(
         f"  moe_dispatch   rows {stats['rows']:3d}  mean |err| {stats['mean_abs_error_pct']:5.2f}%"
     )
-    return {"moe_dispatch": stats}
+    out: dict[str, Any] = {"moe_dispatch": stats}
+    print(f"\n{'fit (components -> parameters)':<34} {'rows':>4} {'|err|':>6}  fitted (catalog)")
+    for fit in fit_all():
+        fitted = ", ".join(f"{k} {v:g}" for k, v in fit.fitted.items())
+        catalog = ", ".join(f"{v:g}" for v in fit.catalog.values())
+        label = f"{fit.component} {fit.chip} {fit.precision}"
+        print(f"{label:<34} {fit.rows:4d} {fit.median_abs_error_pct:5.1f}%  {fitted} ({catalog})")
+        entry = out.setdefault(
+            f"fit_{fit.component}", {"fits": 0, "rows": 0, "worst_median_abs_error_pct": 0.0}
+        )
+        entry["fits"] += 1
+        entry["rows"] += fit.rows
+        entry["worst_median_abs_error_pct"] = max(
+            entry["worst_median_abs_error_pct"], fit.median_abs_error_pct
+        )
+    return out
 
 
 def _rows(engine: str) -> tuple[list[Comparison], float]:

@@ -1,0 +1,258 @@
+"""Fit each chip's compute-efficiency parameters from the component measurements.
+
+    python -m superscale.calibrate.fit [--chip NAME] [--json] [--out FILE]
+
+Reads the shipped component tables (`calibrate/data/components`, a copy of the project's
+reference pack) and, per catalog chip:
+
+- GEMM: the large-shape fraction of the dense peak f and the Hockney half-performance
+  dimension d½ of `costs.compute` (rate = peak · f · Π_d g(d)/g(8192), g(d) = d/(d + d½)),
+  per precision, from every dense GEMM row with a shape (MAMF best shapes, cuBLASLt and
+  hipBLASLt sweeps, DeepGEMM, FlagPerf): d½ on a log grid, f as the median ratio, the error
+  as the median |predicted/measured − 1| over the rows used;
+- fused attention: the fraction of the 16-bit peak that FlashAttention forward + backward
+  reaches (FlashAttention's own FLOP convention, which is superscale's flash convention);
+- HBM streaming: the achieved fraction of the datasheet bandwidth.
+
+Each figure comes with the rows it used and its fit error, and beside it the value the
+catalog uses now (for GEMMs, matmul fraction × sustained clock fraction), so a gap between
+a component measurement and the catalog shows. A chip without rows gets nothing here: its
+catalog entry says which chip it borrows from. Nothing here reads an end-to-end training
+or serving row. `--out` writes the fits as YAML (with provenance) for review; the catalog
+takes a figure from it by an explicit edit, with its reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from dataclasses import asdict, dataclass
+
+from superscale.calibrate.components import component_rows
+from superscale.costs.compute import shape_factor
+from superscale.hardware.catalog import chips
+from superscale.hardware.spec import Chip
+
+# The component tables' chip labels -> catalog chips (PCIe and other variants left out).
+CHIP_LABELS = {
+    "A100": "a100-sxm-80g",
+    "A100 SXM": "a100-sxm-80g",
+    "H100 SXM": "h100-sxm",
+    "H100": "h100-sxm",
+    "H200": "h200-sxm",
+    "H800": "h800-sxm",
+    "B200": "b200",
+    "GB200": "gb200",
+    "MI300X": "mi300x",
+    "MI325X": "mi325x",
+    "Gaudi 3": "gaudi3",
+    "Ascend 910B": "ascend-910b",
+    "MetaX C500": "c500",
+    "MetaX C550": "c550",
+}
+HALF_DIMS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ComponentFit:
+    """One fitted parameter of one chip, with its provenance and error."""
+
+    chip: str
+    component: str  # gemm, attention, memory
+    precision: str
+    rows: int
+    fitted: dict[str, float]
+    median_abs_error_pct: float
+    catalog: dict[str, float]
+    sources: tuple[str, ...]
+
+
+def _precision(dtype: str) -> str | None:
+    text = dtype.lower()
+    for name in ("fp8", "fp4", "bf16", "fp16", "tf32", "fp32", "int8"):
+        if text.startswith(name):
+            return name
+    return None
+
+
+def _float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _median_error(pairs: list[tuple[float, float]]) -> float:
+    return 100.0 * statistics.median(abs(p / m - 1.0) for p, m in pairs)
+
+
+def fit_gemm(chip: Chip) -> list[ComponentFit]:
+    """f and d½ per precision from the chip's dense GEMM rows with a shape."""
+    by_precision: dict[str, list[tuple[tuple[int, int, int], float, str]]] = {}
+    for row in component_rows("gemm"):
+        if CHIP_LABELS.get(row["chip"]) != chip.name or row["groups"] not in ("", "1"):
+            continue
+        if "claim" in row["value_kind"]:
+            continue
+        dims = [_float(row[k]) for k in ("m", "n", "k")]
+        rate, precision = _float(row["achieved_tflops"]), _precision(row["dtype"])
+        if rate is None or precision is None or any(d is None for d in dims):
+            continue
+        shape = (int(dims[0] or 0), int(dims[1] or 0), int(dims[2] or 0))
+        by_precision.setdefault(precision, []).append((shape, rate, row["source"]))
+    fits = []
+    for precision, points in sorted(by_precision.items()):
+        peak = chip.peak_tflops.get(precision)  # type: ignore[call-overload]
+        if not peak:
+            continue
+        best: tuple[float, float, float] | None = None  # (error, d½, f)
+        if len(points) == 1:  # a best shape (MAMF): the plateau itself, d½ not identifiable
+            best = (0.0, chip.efficiency.matmul_half_dim, min(points[0][1] / peak, 1.0))
+        for half in HALF_DIMS if len(points) > 1 else ():
+            factors = [shape_factor(shape, half) for shape, _, _ in points]
+            f = statistics.median(
+                rate / (peak * sf) for (_, rate, _), sf in zip(points, factors, strict=True)
+            )
+            f = min(f, 1.0)
+            pairs = [
+                (peak * f * sf, rate) for (_, rate, _), sf in zip(points, factors, strict=True)
+            ]
+            error = _median_error(pairs)
+            if best is None or error < best[0] - 1e-9:
+                best = (error, float(half), f)
+        assert best is not None
+        eff = chip.efficiency
+        fits.append(
+            ComponentFit(
+                chip=chip.name,
+                component="gemm",
+                precision=precision,
+                rows=len(points),
+                fitted={"large_gemm_fraction": round(best[2], 4), "matmul_half_dim": best[1]},
+                median_abs_error_pct=round(best[0], 2),
+                catalog={
+                    "large_gemm_fraction": round(
+                        chip.matmul_fraction(precision) * eff.sustained_clock_fraction, 4
+                    ),
+                    "matmul_half_dim": eff.matmul_half_dim,
+                },
+                sources=tuple(sorted({s for _, _, s in points})),
+            )
+        )
+    return fits
+
+
+def fit_attention(chip: Chip) -> list[ComponentFit]:
+    """FlashAttention forward + backward as a fraction of the 16-bit peak."""
+    peak = chip.peak_tflops.get("bf16")
+    points = [
+        (rate, row["source"])
+        for row in component_rows("attention")
+        if CHIP_LABELS.get(row["chip"]) == chip.name
+        and row["pass"] == "fwd+bwd"
+        and (rate := _float(row["achieved_tflops"])) is not None
+    ]
+    if not points or not peak:
+        return []
+    fractions = [rate / peak for rate, _ in points]
+    fraction = statistics.median(fractions)
+    return [
+        ComponentFit(
+            chip=chip.name,
+            component="attention",
+            precision="bf16",
+            rows=len(points),
+            fitted={"attention_fraction": round(fraction, 4)},
+            median_abs_error_pct=round(_median_error([(fraction, x) for x in fractions]), 2),
+            catalog={"attention_fraction": chip.efficiency.attention_fraction},
+            sources=tuple(sorted({s for _, s in points})),
+        )
+    ]
+
+
+def fit_memory(chip: Chip) -> list[ComponentFit]:
+    """Achieved share of the datasheet HBM bandwidth (as each source counts bytes)."""
+    points = [
+        (pct / 100.0, row["source"])
+        for row in component_rows("memory")
+        if CHIP_LABELS.get(row["chip"]) == chip.name
+        and (pct := _float(row["pct_of_spec"])) is not None
+        and pct <= 100.0
+    ]
+    if not points:
+        return []
+    fractions = [x for x, _ in points]
+    fraction = statistics.median(fractions)
+    return [
+        ComponentFit(
+            chip=chip.name,
+            component="memory",
+            precision="-",
+            rows=len(points),
+            fitted={"memory_fraction": round(fraction, 4)},
+            median_abs_error_pct=round(_median_error([(fraction, x) for x in fractions]), 2),
+            catalog={"memory_fraction": chip.efficiency.memory_fraction},
+            sources=tuple(sorted({s for _, s in points})),
+        )
+    ]
+
+
+def fit_all(chip_names: list[str] | None = None) -> list[ComponentFit]:
+    """Every fit for the named catalog chips (default: all of them)."""
+    catalog = chips()
+    names = chip_names if chip_names is not None else list(catalog.names())
+    fits: list[ComponentFit] = []
+    for name in names:
+        chip = catalog.get(name)
+        fits += fit_gemm(chip) + fit_attention(chip) + fit_memory(chip)
+    return fits
+
+
+def _table(fits: list[ComponentFit]) -> str:
+    lines = [
+        f"{'chip':<14} {'component':<10} {'prec':<5} {'rows':>4} {'fitted':<44} "
+        f"{'|err|':>6}  catalog"
+    ]
+    for f in fits:
+        fitted = ", ".join(f"{k} {v:g}" for k, v in f.fitted.items())
+        catalog = ", ".join(f"{k} {v:g}" for k, v in f.catalog.items())
+        lines.append(
+            f"{f.chip:<14} {f.component:<10} {f.precision:<5} {f.rows:>4} {fitted:<44} "
+            f"{f.median_abs_error_pct:5.1f}%  {catalog}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m superscale.calibrate.fit", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--chip", action="append", help="a catalog chip (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print the fits as JSON")
+    parser.add_argument("--out", help="also write the fits as YAML to this file")
+    args = parser.parse_args(argv)
+    from superscale.errors import SpecError
+
+    try:
+        fits = fit_all(args.chip)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([asdict(f) for f in fits]))
+    else:
+        print(_table(fits))
+    if args.out:
+        import yaml
+
+        with open(args.out, "w", encoding="utf-8") as handle:
+            yaml.safe_dump([asdict(f) for f in fits], handle, sort_keys=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

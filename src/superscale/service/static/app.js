@@ -17,6 +17,27 @@ const MEMORY = [["params_gib", "weights"], ["grads_gib", "gradients"], ["optimiz
   ["activations_gib", "activations"], ["workspace_gib", "workspace"]];
 const GROUP_KINDS = ["tp", "cp", "ep", "dp", "edp", "pp"];
 const CUSTOM = "__custom__";
+// The built-in examples (examples/*.yaml) as form fields, so the page starts from them.
+const PRESETS = {
+  "llama3-70b-64xh100": { tab: "train", fields: { "model-source": "catalog", model: "llama3-70b",
+    "cluster-source": "build", system: "dgx-h100", count: 8, network: "ib-ndr-400g", topology: "rail-optimized",
+    "seq-len": 8192, "global-batch": 128, precision: "bf16", tp: 8, pp: 4, cp: 1, ep: 1, "micro-batch": 1,
+    vstages: 1, schedule: "1f1b", zero: "1", recompute: "selective", sp: true } },
+  "moe-metax-cube-128": { tab: "train", fields: { "model-source": "catalog", model: "qwen3-235b-a22b",
+    "cluster-source": "build", system: "metax-cube-128", count: 1, network: "", "seq-len": 4096,
+    "global-batch": 512, precision: "bf16", tp: 4, pp: 4, cp: 1, ep: 32, "micro-batch": 1, vstages: 1,
+    schedule: "1f1b", zero: "1", recompute: "full", sp: true } },
+  "intern-s1-pro-metax-1k": { tab: "train", fields: { "model-source": "catalog", model: "intern-s1-pro",
+    "cluster-source": "catalog", cluster: "metax-cube-1k", "seq-len": 4096, "global-batch": 2048, precision: "bf16",
+    tp: 4, pp: 8, cp: 1, ep: 128, "micro-batch": 1, vstages: 1, schedule: "1f1b", zero: "1", recompute: "selective", sp: true } },
+  "llama3-70b-metax-1k-compare": { tab: "compare", fields: { "model-source": "catalog", model: "llama3-70b",
+    "cluster-source": "catalog", cluster: "metax-cube-1k", "seq-len": 4096, "global-batch": 1024, precision: "bf16",
+    tokens: 2e12, tp: 4, pp: 8, cp: 1, ep: 1, "micro-batch": 1, vstages: 1, schedule: "1f1b", zero: "1",
+    recompute: "selective", sp: true, "compare-clusters": "metax-cube-1k,metax-c550-8x:128,metax-c500-1k,dgx-h100:128" } },
+  "serve-llama2-70b-h200": { tab: "serve", fields: { "model-source": "catalog", model: "llama2-70b",
+    "cluster-source": "build", system: "hgx-h200", count: 1, "s-precision": "fp8", "s-tp": 1, "s-pp": 1, "s-ep": 1,
+    "s-adp": 1, "s-rate": 40, "s-requests": 2000, "s-prompt": 294, "s-output": 300, "s-ttft": 2, "s-tpot": 0.2 } },
+};
 
 const W = { catalog: {}, tab: "train", inlineModel: null, lastSimulate: null, lastSearch: null,
   lastServe: null, lastCompare: null, searchJob: null, trace: null };
@@ -144,7 +165,7 @@ function applyState(state) {
     if (node.type === "checkbox") node.checked = Boolean(v); else node.value = v;
   }
   W.inlineModel = state.model || null;
-  if (W.inlineModel) $("model-note").textContent = `inline model ${W.inlineModel.name}`;
+  $("model-note").textContent = W.inlineModel ? `inline model ${W.inlineModel.name}` : "";
   syncForm();
   setTab(state.tab || "train");
 }
@@ -540,6 +561,11 @@ async function start() {
   for (const l of links.filter((x) => x.kind === "scale-out")) option($("network"), l.name);
   for (const l of links.filter((x) => x.kind === "scale-up")) option($("scale-up-link"), l.name);
   $("model").value = "llama3-70b"; $("system").value = "dgx-h100"; $("network").value = "ib-ndr-400g";
+  for (const name of Object.keys(PRESETS)) option($("preset"), name, `examples/${name}.yaml`);
+  $("preset").onchange = () => {
+    const preset = PRESETS[$("preset").value];
+    if (preset) applyState({ tab: preset.tab, fields: preset.fields, model: null });
+  };
   for (const b of document.querySelectorAll("#tabs button")) b.onclick = () => setTab(b.dataset.tab);
   for (const id of ["model-source", "cluster-source", "system", "cluster", "count", "sys-gpus", "chip"]) $(id).addEventListener("change", syncForm);
   const actions = { "run-simulate": runSimulate, "run-search": runSearch, "run-compare": runCompare, "run-serve": runServe,

@@ -84,3 +84,9 @@ def test_event_engine_is_no_worse_than_analytical(comparisons) -> None:  # type:
     assert event["rows"] == analytical["rows"]
     assert event["mean_abs_error_pct"] <= analytical["mean_abs_error_pct"]
     assert event["max_abs_error_pct"] <= 20.0
+
+
+def test_held_out_rows_compare_measured_tokens(all_comparisons) -> None:  # type: ignore[no-untyped-def]
+    # Megatron-Bridge's TFLOP/s follow its own FLOP formula; its tokens/s are measured
+    held_out = [c for c in all_comparisons if c.source_key in HELD_OUT_SOURCES]
+    assert {c.metric for c in held_out} == {"tokens_per_s_per_gpu"}

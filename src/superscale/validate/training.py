@@ -144,7 +144,17 @@ def _int(value: str, default: int | None = None) -> int | None:
     return int(float(value))
 
 
+# Sources whose model TFLOP/s follow their own FLOP formula (Megatron-Bridge's counts MoE
+# routing, MLA and causal masking its own way), while their tokens/s per GPU are measured:
+# compare those, which need no FLOP convention.
+MEASURED_TOKENS_SOURCES = frozenset({"megatron_bridge_25.11"})
+
+
 def _metric(row: dict[str, str]) -> tuple[str, float | None]:
+    tokens = row["tokens_per_s_per_gpu"].strip()
+    measured = tokens and "tokens_per_s_per_gpu" not in row["derived_fields"]
+    if row["source_key"] in MEASURED_TOKENS_SOURCES and measured:
+        return "tokens_per_s_per_gpu", float(tokens)
     if row["tflops_per_gpu"].strip():
         kind = (
             "hardware_tflops_per_gpu"

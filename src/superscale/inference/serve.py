@@ -197,10 +197,8 @@ def pool_time_s(pool: Pool, outcome: Outcome) -> dict[str, float]:
     engines = pool.instances * pool.plan.pp
     counts = outcome.iterations_by_role.get(pool.role, {})
     busy = outcome.busy_s_by_role.get(pool.role, 0.0)
-    out = {
-        name: sum(k * step.part(name, tokens) for tokens, k in counts.items()) / engines
-        for name in (*PARTS, "ep_comm_hidden")
-    }
+    totals = step.parts_total(counts)
+    out = {name: totals[name] / engines for name in (*PARTS, "ep_comm_hidden")}
     out["draft"] = outcome.draft_s_by_role.get(pool.role, 0.0) / engines
     spent = sum(out[name] for name in PARTS) + out["draft"]
     out["attention_and_sampling"] = max(0.0, busy / engines - spent)

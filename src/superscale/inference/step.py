@@ -115,14 +115,41 @@ class StepModel:
     attention_precision: str = "bf16"
     mla_decode_tflops: float | None = None  # compute-bound MLA decode rate used
 
+    # Python lists of base_s and draft_s: the simulator looks them up once per iteration,
+    # and list indexing is several times faster than numpy scalar indexing.
+    _base: list[float] = field(init=False, repr=False, compare=False)
+    _draft: list[float] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_base", self.base_s.tolist())
+        object.__setattr__(self, "_draft", self.draft_s.tolist())
+
     def base(self, tokens: int) -> float:
-        return _lookup(self.base_s, tokens)
+        table = self._base
+        if tokens < len(table):
+            return table[tokens]
+        return _lookup(table, tokens)
 
     def draft(self, requests: int) -> float:
-        return _lookup(self.draft_s, requests) if requests > 0 else 0.0
+        if requests <= 0 or self.query_tokens == 1:
+            return 0.0
+        table = self._draft
+        return table[requests] if requests < len(table) else _lookup(table, requests)
 
     def part(self, name: str, tokens: int) -> float:
-        return _lookup(self.parts_s[name], tokens)
+        """Seconds of part `name` (PARTS or ep_comm_hidden) in an iteration of `tokens`."""
+        return float(_lookup_many(self.parts_s[name], np.array([tokens]))[0])
+
+    def parts_total(self, counts: dict[int, int]) -> dict[str, float]:
+        """Each part's seconds summed over iterations, `counts` mapping tokens to how many
+        iterations ran that size."""
+        if not counts:
+            return {name: 0.0 for name in self.parts_s}
+        tokens = np.fromiter(counts.keys(), dtype=np.int64)
+        times = np.fromiter(counts.values(), dtype=np.float64)
+        return {
+            name: float(times @ _lookup_many(table, tokens)) for name, table in self.parts_s.items()
+        }
 
     def iteration_s(
         self,
@@ -144,7 +171,17 @@ class StepModel:
         )
 
 
-def _lookup(table: np.ndarray, index: int) -> float:
+def _lookup_many(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`table` at each index, extrapolated linearly beyond its end as `_lookup` does."""
+    last = len(table) - 1
+    inside = np.minimum(index, last)
+    out: np.ndarray = table[inside].astype(np.float64)
+    if last >= 1:
+        out += (table[last] - table[last - 1]) * np.maximum(index - last, 0)
+    return out
+
+
+def _lookup(table: list[float], index: int) -> float:
     if index < len(table):
         return float(table[index])
     if len(table) < 2:
@@ -546,7 +583,7 @@ def _draft_costs(
     if spec.method == "draft":
         assert spec.draft_model is not None
         dplan = plan.model_copy(
-            update={"ep": 1, "redundant_experts": 0, "two_batch_overlap": False}
+            update={"ep": 1, "pp": 1, "redundant_experts": 0, "two_batch_overlap": False}
         )
         drafter = build_step_model(
             spec.draft_model,

@@ -259,6 +259,13 @@ def test_caps_name_their_flag(
                 "arrival": "offline", "requests": 10**6}}}},
             "max_requests",
         ),
+        (
+            "/api/serve",
+            {"scenario": {**serving, "serving": {**serving["serving"],
+                "scheduler": {"max_batch_tokens": 1}, "workload": {
+                    "arrival": "offline", "requests": 1000, "prompt_tokens": 100_000}}}},
+            "max_requests",  # prefill iterations: a hang in chunks of one token
+        ),
     ]  # fmt: skip
     for path, body, cap in cases:
         response = client.post(path, json=body)

@@ -418,6 +418,32 @@ def _serve_requests(scenario: Scenario, trace_rows: int | None) -> float:
     return workload.requests or DEFAULT_SERVE_REQUESTS
 
 
+PREFILL_CHUNKS_PER_REQUEST = 64  # iterations one allowed request may cost on average
+
+
+def _check_prefill_work(settings: Settings, scenario: Scenario, requests: float) -> None:
+    """Refuse workloads whose prefill alone would take too many iterations (each prompt is
+    split into chunks of the token budget; decode stretches are skipped in closed form)."""
+    assert scenario.serving is not None
+    serving = scenario.serving
+    prompt = serving.workload.prompt_tokens
+    tokens = prompt.mean if prompt.max is None else min(prompt.mean, prompt.max)
+    budget = serving.scheduler.max_batch_tokens
+    dis = serving.disaggregation
+    if dis is not None and dis.prefill_max_batch_tokens is not None:
+        budget = min(budget, dis.prefill_max_batch_tokens)
+    chunks = requests * math.ceil(max(1.0, tokens) / budget)
+    limit = settings.max_requests * PREFILL_CHUNKS_PER_REQUEST
+    if chunks > limit:
+        raise cap_exceeded(
+            "max_requests",
+            limit,
+            chunks,
+            f"prefill iterations (requests × prompt tokens / max_batch_tokens; "
+            f"{PREFILL_CHUNKS_PER_REQUEST} per allowed request)",
+        )
+
+
 def _serve(settings: Settings, body: ServeRequest) -> dict[str, Any]:
     from superscale.cli.serving import _facility_hook
     from superscale.inference.serve import serve as run_serve
@@ -445,6 +471,7 @@ def _serve(settings: Settings, body: ServeRequest) -> dict[str, Any]:
     asked = _serve_requests(scenario, None if requests is None else len(requests))
     if asked > settings.max_requests:
         raise cap_exceeded("max_requests", settings.max_requests, asked, "simulated requests")
+    _check_prefill_work(settings, scenario, asked)
 
     def run() -> dict[str, Any]:
         data = run_serve(scenario, requests=requests, name=body.name).to_json()
@@ -490,6 +517,7 @@ async def serve_plan(request: Request) -> SafeJSONResponse:
         raise cap_exceeded(
             "max_requests", settings.max_requests, body.requests, "requests per simulation"
         )
+    _check_prefill_work(settings, body.scenario, body.requests)
     slo = SloSpec(ttft_p99_s=body.ttft_p99_s, tpot_p99_s=body.tpot_p99_s)
 
     def work(control: JobControl) -> dict[str, Any]:

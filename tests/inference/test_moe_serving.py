@@ -203,6 +203,18 @@ def test_low_latency_dispatch_priced_from_deepep_rows() -> None:
     for t in (32, tokens, 32 * 4096):
         fastest = min(step.part("ep_comm", t), a2a.part("ep_comm", t))
         assert mixed.part("ep_comm", t) == pytest.approx(fastest)
+    with pytest.raises(SpecError, match=r"moe_dispatch.*needs ep = tp·attention_dp = 32"):
+        resolve(
+            load_scenario(
+                _v3(
+                    "hgx-h800",
+                    4,
+                    plan={"tp": 2, "attention_dp": 16, "ep": 16, "moe_dispatch": "low_latency"},
+                )
+            )
+        )
+    expert_tp = _step(_v3("hgx-h800", 4, plan={"tp": 2, "attention_dp": 16, "ep": 16}))
+    assert expert_tp.dispatch == "all_to_all"
     inside = _step(_v3())  # EP 8 inside one NVLink server: the collective
     assert inside.dispatch == "all_to_all"
     with pytest.raises(SpecError, match=r"moe_dispatch.*low_latency.*b200"):

@@ -224,6 +224,9 @@ def resolve_dispatch(plan: PlanSpec, cluster: Cluster, *, role: str) -> str:
     if stage <= 1:
         return "none"
     kernel = low_latency_dispatch(cluster.chip.name)
+    # DeepEP sends each token to the ranks holding its experts: one expert shard per rank,
+    # so expert tensor parallelism (ep < tp·attention_dp) has no low-latency kernels
+    whole = plan.ep in (1, stage)
     if plan.moe_dispatch == "low_latency":
         if kernel is None:
             raise SpecError(
@@ -231,12 +234,18 @@ def resolve_dispatch(plan: PlanSpec, cluster: Cluster, *, role: str) -> str:
                 "(inference/kernels.yaml; allowed: auto, all_to_all)",
                 path="serving.plan.moe_dispatch",
             )
+        if not whole:
+            raise SpecError(
+                f"moe_dispatch 'low_latency' needs ep = tp·attention_dp = {stage} (DeepEP "
+                f"shards whole experts), got ep {plan.ep}; allowed: auto, all_to_all",
+                path="serving.plan.moe_dispatch",
+            )
         return "low_latency"
     if plan.moe_dispatch == "all_to_all":
         return "all_to_all"
     ep_span = plan.ep if plan.ep > 1 else stage
     crosses = ep_span > cluster.system.scale_up.gpus
-    if kernel is None or not crosses or role == "prefill":
+    if kernel is None or not crosses or not whole or role == "prefill":
         return "all_to_all"
     # a mixed pool runs decode and prefill batches: SGLang's auto mode picks the kernels by
     # batch, taken here as the faster of the two at each iteration size

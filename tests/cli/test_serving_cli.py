@@ -82,8 +82,9 @@ def test_bad_serving_input_is_one_line(
 
 
 def test_serve_plan_needs_an_slo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The scenario's serving.slo is the default; with none there and no flag, an error.
     path = tmp_path / "s.yaml"
-    path.write_text(SMALL)
+    path.write_text(SMALL.replace("  slo: {ttft_p99_s: 1.0, tpot_p99_s: 0.05}\n", ""))
     assert main(["serve-plan", str(path), "--rate", "2"]) == 2
     assert "SLO" in capsys.readouterr().err
 

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from superscale.catalog import Catalog
 from superscale.cli.app import app, console, print_json, print_table
+from superscale.cli.limits import plural
 from superscale.errors import SpecError, unknown_name_message
 from superscale.hardware import catalog as hardware_catalog
 from superscale.hardware.profile import efficiency_source
@@ -182,7 +183,7 @@ def _show_one(kind: str, entry: Any) -> None:
             line += f" (published {entry.published_params_b:g} B)"
         console.print(f"[bold]derived[/]  {line}")
     elif "gpus" in derived:
-        console.print(f"[bold]derived[/]  {derived['gpus']:,} GPUs")
+        console.print(f"[bold]derived[/]  {plural(derived['gpus'], 'GPU')}")
     console.print(f"[bold]source[/]   {escape(str(getattr(entry, 'source', None) or _NA))}")
     if isinstance(entry, Chip):
         console.print(f"[bold]efficiency[/] {escape(efficiency_source(entry))}")
@@ -483,7 +484,7 @@ def _print_check(path: str, scenario: Scenario, plan: Plan) -> None:
     grid.add_row("model", f"{escape(m.display_name or m.name)} ({escape(m.name)}), {params}")
     grid.add_row(
         "cluster",
-        f"{escape(cluster_name)}{cl.system.name} × {cl.count:,} = {cl.gpus:,} GPUs "
+        f"{escape(cluster_name)}{cl.system.name} × {cl.count:,} = {plural(cl.gpus, 'GPU')} "
         f"({cl.chip.name}); scale-out {cl.nic.name}, {cl.scale_out.topology}",
     )
     grid.add_row(
@@ -493,7 +494,7 @@ def _print_check(path: str, scenario: Scenario, plan: Plan) -> None:
     grid.add_row(
         "plan",
         f"tp {plan.tp} · pp {plan.pp} · cp {plan.cp} · dp {plan.dp} (derived) = "
-        f"{plan.gpus:,} GPUs; ep {plan.ep}",
+        f"{plural(plan.gpus, 'GPU')}; ep {plan.ep}",
     )
     grid.add_row(
         "",

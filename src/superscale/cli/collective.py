@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,9 +11,16 @@ from rich.table import Table
 
 from superscale.cli import plot
 from superscale.cli.app import app, console, print_json, print_table
+from superscale.cli.limits import (
+    MAX_COLLECTIVE_BYTES,
+    MAX_COLLECTIVE_GPUS,
+    MAX_COLLECTIVE_ROWS,
+    check_work,
+)
 from superscale.collectives import BUS_FACTOR, COLLECTIVES, CommModel
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
+from superscale.spec import MAX_COUNT
 from superscale.units import parse_bytes
 
 DTYPES = {"float": 4, "half": 2, "bfloat16": 2, "int8": 1, "double": 8}
@@ -87,6 +95,12 @@ def collective(
     dtype: Annotated[str, typer.Option(help="Element type for the count column.")] = "float",
     json_out: Annotated[bool, typer.Option("--json", help="Print the sweep as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option(help="Write busbw against size to this PNG.")] = None,
+    max_gpus: Annotated[
+        int,
+        typer.Option(
+            min=2, help="Refuse clusters of more GPUs than this (routing memory grows with it)."
+        ),
+    ] = MAX_COLLECTIVE_GPUS,
 ) -> None:
     """Predict an nccl-tests sweep: time, algbw and busbw per size and algorithm.
 
@@ -96,7 +110,10 @@ def collective(
     busbw uses nccl-tests' factors (all-reduce 2(n−1)/n, all-gather and reduce-scatter
     (n−1)/n, ...), so figures compare directly with `all_reduce_perf -b 8 -e 8G -f 2`.
     """
+    if count > MAX_COUNT:
+        raise SpecError(f"--count must be in 1..{MAX_COUNT:,}, got {count:,}")
     target = _cluster(system, count, cluster)
+    check_work("collective", target.gpus, unit="GPUs", cap=max_gpus, flag="--max-gpus")
     if op not in COLLECTIVES:
         raise SpecError(f"--op: unknown collective '{op}' (allowed: {', '.join(COLLECTIVES)})")
     if dtype not in DTYPES:
@@ -109,6 +126,12 @@ def collective(
     lo, hi = _size("--min-bytes", min_bytes), _size("--max-bytes", max_bytes)
     if lo > hi:
         raise SpecError(f"--min-bytes ({min_bytes}) exceeds --max-bytes ({max_bytes})")
+    rows = math.floor(math.log(hi / max(lo, 1)) / math.log(step_factor)) + 1
+    if rows > MAX_COLLECTIVE_ROWS:
+        raise SpecError(
+            f"--min-bytes {min_bytes} to --max-bytes {max_bytes} by {step_factor} is {rows} "
+            f"sizes; at most {MAX_COLLECTIVE_ROWS} (raise --step-factor)"
+        )
     result = sweep(
         CommModel(target),
         op,
@@ -146,10 +169,12 @@ def _cluster(system: str | None, count: int, cluster: str | None) -> Cluster:
 def _size(option: str, text: str) -> int:
     try:
         value = parse_bytes(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise SpecError(f"{option}: '{text}' is not a size (examples: 8, 64K, 1M, 8G)") from None
-    if value < 1:
-        raise SpecError(f"{option}: must be at least 1 byte, got '{text}'")
+    if not 1 <= value <= MAX_COLLECTIVE_BYTES:
+        raise SpecError(
+            f"{option}: must be 1 byte to {MAX_COLLECTIVE_BYTES // 2**40} TiB, got '{text}'"
+        )
     return value
 
 

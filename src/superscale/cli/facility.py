@@ -21,10 +21,12 @@ from rich.table import Table
 
 from superscale.cli import plot
 from superscale.cli.app import app, console, print_json
+from superscale.cli.limits import in_range, plural
 from superscale.errors import SpecError
 from superscale.facility.comparison import Entry, parse_clusters
 from superscale.facility.comparison import compare as compare_clusters
 from superscale.scenario import load_scenario
+from superscale.spec import MAX_TOKENS
 
 _NA = "—"
 
@@ -54,7 +56,7 @@ def facility_lines(data: dict[str, Any]) -> list[str]:
         else f"limit {space['cabinet_limit_kw']:.0f} kW"
     )
     lines = [
-        f"  {'space':<12} {fac['gpus']:,} GPUs in {space['cabinets']} cabinets "
+        f"  {'space':<12} {plural(fac['gpus'], 'GPU')} in {plural(space['cabinets'], 'cabinet')} "
         f"({space['compute_cabinets']} compute + {space['network_cabinets']} network), "
         f"{space['floor_m2']:,.1f} m²",
         f"  {'cooling':<12} {fac['cooling']}, PUE {fac['pue']:.2f}; "
@@ -227,8 +229,11 @@ def compare(
     The scenario's cluster is replaced by each one in turn (its plan kept) and simulated
     exactly as `simulate` would: step time, tokens/s, MFU, power, cabinets, floor area,
     interruptions per day, goodput, and the time and cost to train training.tokens (or
-    --tokens). A cluster the plan does not divide shows its error in its column.
+    --tokens). A cluster the plan does not divide shows its error in its column; the exit
+    code is 1 when no cluster could run the plan.
     """
+    if tokens is not None:
+        in_range("--tokens", tokens, low=0, high=MAX_TOKENS, low_open=True)
     names = parse_clusters(clusters)
     loaded = load_scenario(scenario)
     entries = compare_clusters(loaded, names, name=scenario.stem, tokens=tokens)
@@ -243,7 +248,9 @@ def compare(
         _plot(columns, plot)
     if json_out:
         print_json({"scenario": scenario.stem, "clusters": columns})
-        return
-    _print_table(columns)
-    if plot is not None:
-        console.print(f"bar chart written to {escape(str(plot))}")
+    else:
+        _print_table(columns)
+        if plot is not None:
+            console.print(f"bar chart written to {escape(str(plot))}")
+    if first is None:  # every column failed: the comparison answered nothing
+        raise typer.Exit(1)

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from superscale.errors import SpecError
 
 # Default caps (each raised by the flag named beside it).
 MAX_SEARCH_PLANS = 2_000_000  # search --max-plans: ~20 s at 100k plans/s
 MAX_SEARCH_GPUS = 131_072  # search --max-gpus: the largest cluster a search routes
-MAX_EVENT_TASKS = 2_000_000  # simulate --max-events: micro-batch tasks × stages × ranks
+MAX_EVENT_TASKS = 1_000_000  # simulate --max-tasks: ~1 min, ~0.6 GB (786k tasks: 48 s)
 MAX_SERVE_REQUESTS = 200_000  # serve --max-requests: ~a minute of simulation
 MAX_COLLECTIVE_GPUS = 131_072  # collective --max-gpus
 MAX_COLLECTIVE_ROWS = 64  # sizes a collective sweep prints (8 B to 8 GiB by 2 is 31)
@@ -37,18 +42,46 @@ def in_range(option: str, value: float, *, low: float, high: float, low_open: bo
         raise SpecError(f"{option} must be in {shown}, got {value:g}")
 
 
-def check_work(what: str, estimate: int, *, cap: int, flag: str) -> None:
+def check_work(what: str, estimate: int, *, unit: str, cap: int, flag: str) -> None:
     """Refuse work whose `estimate` exceeds `cap`, naming the flag that raises it.
 
     Raises:
-        SpecError: "search: about 3,200,000 plans exceed the cap of 2,000,000; narrow the
-            search or raise it with --max-plans".
+        SpecError: "serve: 5,000,000 requests exceed the cap of 200,000; ask for less or
+            raise it with --max-requests N".
     """
     if estimate > cap:
         raise SpecError(
-            f"{what}: about {estimate:,} exceed the cap of {cap:,}; ask for less or raise "
+            f"{what}: {estimate:,} {unit} exceed the cap of {cap:,}; ask for less or raise "
             f"it with {flag} N"
         )
+
+
+def event_tasks(
+    *, micro_batches: int, pp: int, virtual_stages: int, gpus: int, all_ranks: bool
+) -> int:
+    """Tasks the event engine runs for a step: forward, backward and weight-gradient work
+    of every micro-batch on every model chunk, on each simulated rank (one per stage, or
+    every GPU)."""
+    ranks = gpus if all_ranks else pp
+    return micro_batches * virtual_stages * 3 * ranks
+
+
+@contextmanager
+def working(console: Console, message: str, *, enabled: bool = True) -> Iterator[None]:
+    """A spinner with the elapsed time on `console` (stderr) while a long step runs; only on
+    a terminal, and gone when it ends, so piped and --json output never see it."""
+    if not enabled or not console.is_terminal:
+        yield
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn(message),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        bar.add_task(message, total=None)
+        yield
 
 
 def cpu_count() -> int:

@@ -27,11 +27,12 @@ from rich.table import Table
 from rich.text import Text
 
 from superscale.cli.app import app, console, err_console, print_json, print_table
+from superscale.cli.limits import MAX_SEARCH_GPUS, MAX_SEARCH_PLANS, capped_workers, check_work
 from superscale.errors import SpecError
 from superscale.scenario import read_yaml_file
 from superscale.search.executors import BACKENDS, DEFAULT_BATCH_SIZE
 from superscale.search.executors import Progress as ProgressFn
-from superscale.search.run import SearchResult, run_search
+from superscale.search.run import SearchResult, parse_gpu_range, run_search
 from superscale.search.store import ResultsStore
 
 
@@ -73,7 +74,29 @@ def _progress_bar(enabled: bool) -> Iterator[ProgressFn | None]:
             bar.stop()
 
 
-def _load_base(scenario: Path | None, from_megatron: str | None) -> dict[str, Any]:
+def _megatron_hardware(
+    cluster: str | None, system: str | None, count: int | None
+) -> str | dict[str, Any] | None:
+    """The cluster a Megatron command line runs on: --cluster, or --system [--count]."""
+    if cluster and (system or count is not None):
+        raise SpecError("--cluster and --system/--count are exclusive; give one")
+    if count is not None and not system:
+        raise SpecError("--count needs --system NAME")
+    if system:
+        return {"system": system} if count is None else {"system": system, "count": count}
+    return cluster
+
+
+def _load_base(
+    scenario: Path | None,
+    from_megatron: str | None,
+    hardware: str | dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    if hardware is not None and from_megatron is None:
+        raise SpecError(
+            "--cluster, --system and --count go with --from-megatron (a SCENARIO names its "
+            "own cluster; search other hardware with --systems and --gpus)"
+        )
     base: dict[str, Any] | None = None
     if scenario is not None:
         data = read_yaml_file(scenario)
@@ -83,7 +106,7 @@ def _load_base(scenario: Path | None, from_megatron: str | None) -> dict[str, An
     if from_megatron is not None:
         from superscale.parallelism.megatron import parse_megatron
 
-        run = parse_megatron(from_megatron, base=base)
+        run = parse_megatron(from_megatron, cluster=hardware, base=base)
         for warning in run.warnings:
             err_console.print(f"[yellow]--from-megatron:[/] {escape(warning)}")
         if run.ignored:
@@ -94,6 +117,20 @@ def _load_base(scenario: Path | None, from_megatron: str | None) -> dict[str, An
     if base is None:
         raise SpecError("search needs a SCENARIO file or --from-megatron 'ARGS'")
     return base
+
+
+def _scenario_gpus(base: dict[str, Any]) -> int | None:
+    """GPUs of the scenario's own cluster, when it is a plain inline one (else None)."""
+    cluster = base.get("cluster")
+    if not isinstance(cluster, dict):
+        return None
+    count, system = cluster.get("count"), cluster.get("system")
+    if not isinstance(count, int) or isinstance(count, bool) or not isinstance(system, str):
+        return None
+    from superscale.hardware.catalog import systems
+
+    known = systems()
+    return count * known.get(system).gpus if system in known else None
 
 
 def _anchor_hf_config(data: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -135,10 +172,14 @@ def search(
     ] = None,
     top: Annotated[int, typer.Option(help="How many of the fastest plans to show.")] = 10,
     workers: Annotated[
-        int, typer.Option(help="Local worker processes (Ray: most batches in flight).")
+        int,
+        typer.Option(
+            help="Local worker processes, at most the CPU count (Ray: most batches in flight)."
+        ),
     ] = 1,
     backend: Annotated[
-        str, typer.Option(help="local (processes on this machine) or ray (superscale[ray]).")
+        str,
+        typer.Option(help="local (processes on this machine) or ray (the ray extra)."),
     ] = "local",
     address: Annotated[
         str | None,
@@ -163,9 +204,40 @@ def search(
             show_default=False,
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="With --from-megatron: a catalog cluster to run on.",
+            show_default=False,
+        ),
+    ] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="With --from-megatron: a catalog system; --count, or the launcher's "
+            "nproc_per_node·nnodes, gives how many.",
+            show_default=False,
+        ),
+    ] = None,
+    count: Annotated[
+        int | None,
+        typer.Option(min=1, help="With --system: how many systems.", show_default=False),
+    ] = None,
     batch_size: Annotated[
         int, typer.Option(help="Plans per unit of work (and per store transaction).")
     ] = DEFAULT_BATCH_SIZE,
+    max_plans: Annotated[
+        int,
+        typer.Option(min=1, help="Refuse a search of more valid plans than this (work cap)."),
+    ] = MAX_SEARCH_PLANS,
+    max_gpus: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Refuse clusters of more GPUs than this (routing memory grows with it)."
+        ),
+    ] = MAX_SEARCH_GPUS,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Find the fastest parallel plans that fit: top plans, pruned counts, Pareto front.
@@ -183,10 +255,26 @@ def search(
     """
     if backend not in BACKENDS:
         raise SpecError(f"--backend: unknown backend '{backend}' (allowed: {', '.join(BACKENDS)})")
-    base = _load_base(scenario, from_megatron)
+    if batch_size < 1:
+        raise SpecError(f"--batch-size must be >= 1, got {batch_size}")
+    notes: list[str] = []
+    if backend == "local":
+        workers, note = capped_workers(workers)
+        notes += [note] if note else []
+    elif workers < 1:
+        raise SpecError(f"--workers must be >= 1, got {workers}")
+    base = _load_base(scenario, from_megatron, _megatron_hardware(cluster, system, count))
     system_names = None if systems is None else [s for s in systems.split(",") if s.strip()]
     if systems is not None and not system_names:
         raise SpecError("--systems: no system named")
+    if gpus is not None:
+        top_count = parse_gpu_range(gpus)[1]
+        check_work(f"search --gpus {gpus}", top_count, unit="GPUs", cap=max_gpus, flag="--max-gpus")
+    own = _scenario_gpus(base)
+    if gpus is None and own is not None:
+        check_work("search", own, unit="GPUs in the cluster", cap=max_gpus, flag="--max-gpus")
+    for note in notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}")
     with _progress_bar(not json_out) as progress:
         result = run_search(
             base,
@@ -199,6 +287,7 @@ def search(
             db=db,
             batch_size=batch_size,
             progress=progress,
+            max_plans=max_plans,
         )
     if json_out:
         print_json(result.to_json())

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from superscale.cli.app import app, console, print_json
+from superscale.cli.app import app, console, err_console, print_json
+from superscale.cli.limits import MAX_SERVE_REQUESTS, check_work, in_range, plural, working
 from superscale.errors import SpecError
 from superscale.readers import MAX_TRACE_BYTES, read_text_bounded
 from superscale.scenario import load_scenario
@@ -36,14 +37,24 @@ def _facility_hook(scenario: Any, result: dict[str, Any]) -> dict[str, Any] | No
     return out
 
 
-def _read_trace(scenario_path: Path, trace: str) -> Any:
+def _read_trace(scenario_path: Path, trace: str, *, max_requests: int) -> Any:
     from superscale.inference.workload import parse_trace
 
     path = Path(trace)
     if not path.is_absolute():
         path = scenario_path.resolve().parent / path
     text = read_text_bounded(path, limit_bytes=MAX_TRACE_BYTES, what="trace")
-    return parse_trace(text, origin=str(path))
+    return parse_trace(text, origin=str(path), max_requests=max_requests)
+
+
+def _planned_requests(spec: Any) -> int:
+    """Requests a generated (not trace) workload will draw, before drawing them."""
+    from superscale.inference.workload import DEFAULT_REQUESTS
+
+    workload = spec.serving.workload
+    if workload.arrival == "poisson" and workload.duration_s is not None:
+        return int(workload.rate_per_s * workload.duration_s)
+    return int(workload.requests or DEFAULT_REQUESTS)
 
 
 @app.command()
@@ -52,6 +63,14 @@ def serve(
         Path, typer.Argument(help="Scenario YAML with a serving: section.", show_default=False)
     ],
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    max_requests: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Refuse a workload of more requests than this (work cap; 200k take about "
+            "a minute).",
+        ),
+    ] = MAX_SERVE_REQUESTS,
 ) -> None:
     """Simulate serving: TTFT, TPOT and latency percentiles, throughput, goodput, memory.
 
@@ -68,8 +87,17 @@ def serve(
     requests = None
     if spec.serving is not None and spec.serving.workload.arrival == "trace":
         assert spec.serving.workload.trace is not None  # WorkloadSpec requires it
-        requests = _read_trace(scenario, spec.serving.workload.trace)
-    result = run_serve(spec, requests=requests, name=scenario.stem)
+        requests = _read_trace(scenario, spec.serving.workload.trace, max_requests=max_requests)
+    elif spec.serving is not None:
+        check_work(
+            "serve",
+            _planned_requests(spec),
+            unit="requests",
+            cap=max_requests,
+            flag="--max-requests",
+        )
+    with working(err_console, "simulating requests"):
+        result = run_serve(spec, requests=requests, name=scenario.stem)
     data = result.to_json()
     facility = _facility_hook(spec, data)
     if facility is not None:
@@ -99,7 +127,7 @@ def _print_serve(data: dict[str, Any]) -> None:
             else f"[bold red]does not fit[/]: over by {mem['over_by_gib']:.1f} GiB"
         )
         console.print(
-            f"  {pool['role']:<7} {pool['gpus']:>5} GPUs  tp={p['tp']} pp={p['pp']} "
+            f"  {pool['role']:<7} {plural(pool['gpus'], 'GPU'):>10}  tp={p['tp']} pp={p['pp']} "
             f"ep={p['ep']} attention_dp={p['attention_dp']} dp={p['dp']}  weights "
             f"{mem['weights_gib']:.1f} + workspace {mem['workspace_gib']:.1f} + KV "
             f"{mem['kv_cache_gib']:.1f} GiB per GPU, {mem['kv_tokens_per_instance']:,} KV "
@@ -174,13 +202,19 @@ def serve_plan(
     ],
     rate: Annotated[float, typer.Option("--rate", help="Requests per second to serve.")],
     ttft_p99: Annotated[
-        float | None, typer.Option("--ttft-p99", help="TTFT p99 target, seconds.")
+        float | None,
+        typer.Option(
+            "--ttft-p99", help="TTFT p99 target, seconds; default the scenario's serving.slo."
+        ),
     ] = None,
     tpot_p99: Annotated[
-        float | None, typer.Option("--tpot-p99", help="TPOT p99 target, seconds.")
+        float | None,
+        typer.Option(
+            "--tpot-p99", help="TPOT p99 target, seconds; default the scenario's serving.slo."
+        ),
     ] = None,
     requests: Annotated[
-        int, typer.Option(help="Requests per capacity simulation.", min=100)
+        int, typer.Option(help="Requests per capacity simulation.", min=100, max=20_000)
     ] = 1500,
     no_disaggregation: Annotated[
         bool, typer.Option("--no-disaggregation", help="Only aggregated plans.")
@@ -200,25 +234,36 @@ def serve_plan(
     from superscale.inference.plan_search import plan_capacity
     from superscale.inference.spec import SloSpec
 
-    if rate <= 0:
-        raise SpecError(f"--rate must be > 0, got {rate}")
+    in_range("--rate", rate, low=0, high=1e7, low_open=True)
     for name, value in (("--ttft-p99", ttft_p99), ("--tpot-p99", tpot_p99)):
-        if value is not None and value <= 0:
-            raise SpecError(f"{name} must be > 0, got {value}")
+        if value is not None:
+            in_range(name, value, low=0, high=3600, low_open=True)
     spec = load_scenario(scenario)
-    slo = SloSpec(ttft_p99_s=ttft_p99, tpot_p99_s=tpot_p99)
-    out = plan_capacity(
-        spec, rate_per_s=rate, slo=slo, requests=requests, disaggregation=not no_disaggregation
+    own = spec.serving.slo if spec.serving is not None else SloSpec()
+    # The flags override the scenario's own SLOs (serving.slo), which are the default.
+    slo = SloSpec(
+        ttft_p99_s=own.ttft_p99_s if ttft_p99 is None else ttft_p99,
+        tpot_p99_s=own.tpot_p99_s if tpot_p99 is None else tpot_p99,
     )
+    with working(err_console, "simulating candidate plans"):
+        out = plan_capacity(
+            spec,
+            rate_per_s=rate,
+            slo=slo,
+            requests=requests,
+            disaggregation=not no_disaggregation,
+        )
+    best = out["best"]
     if json_out:
         print_json(out)
+        if best is None:
+            raise typer.Exit(1)
         return
-    best = out["best"]
     if best is None:
         console.print("[bold red]no plan meets the SLOs[/] at any rate on this hardware")
-        return
+        raise typer.Exit(1)
     console.print(
-        f"[bold]{best['total_gpus']} GPUs[/]: {best['units']} × {best['plan']} "
+        f"[bold]{plural(best['total_gpus'], 'GPU')}[/]: {best['units']} × {best['plan']} "
         f"({best['rate_per_s']:.2f} req/s each, TTFT p99 {_ms(best['ttft_p99_s'])} ms, "
         f"TPOT p99 {_ms(best['tpot_p99_s'])} ms)"
     )

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from superscale.cli.app import app, console, err_console, print_json
 from superscale.cli.facility import facility_lines
+from superscale.cli.limits import MAX_EVENT_TASKS, check_work, event_tasks, working
 from superscale.errors import SpecError
 from superscale.pipeline import ENGINES, simulate_timeline
 from superscale.report.result import BREAKDOWN_KEYS, Result
@@ -86,6 +87,14 @@ def simulate(
         int | None,
         typer.Option(min=1, help="With --system: how many systems.", show_default=False),
     ] = None,
+    max_tasks: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Event engine: refuse a step of more tasks than this (micro-batches × "
+            "chunks × 3 × simulated ranks; a million take about a minute).",
+        ),
+    ] = MAX_EVENT_TASKS,
 ) -> None:
     """Predict one training step: time, where it goes, MFU and memory per GPU.
 
@@ -102,22 +111,41 @@ def simulate(
         raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {', '.join(ENGINES)})")
     if trace is not None and engine != "event":
         raise SpecError("--trace needs --engine event (the analytical engine has no timeline)")
+    if ranks not in {"stage", "all"}:
+        raise SpecError(f"--ranks: unknown mode '{ranks}' (allowed: stage, all)")
+    if ranks == "all" and engine != "event":
+        raise SpecError("--ranks all needs --engine event (the analytical engine has no ranks)")
     loaded, name = _simulate_scenario(
         scenario, from_megatron, cluster=cluster, system=system, count=count
     )
-    result, timeline = simulate_timeline(
-        loaded,
-        name=name,
-        engine=engine,
-        ranks=ranks,
-        spans=trace is not None,
-    )
+    if engine == "event":
+        _check_event_work(loaded, all_ranks=ranks == "all", cap=max_tasks)
+    with working(err_console, f"{engine} engine: simulating the step", enabled=engine == "event"):
+        result, timeline = simulate_timeline(
+            loaded,
+            name=name,
+            engine=engine,
+            ranks=ranks,
+            spans=trace is not None,
+        )
     if trace is not None and timeline is not None:
         _write_trace(trace, timeline, title=name)
     if json_out:
         print_json(result.to_json())
         return
     _print_result(result)
+
+
+def _check_event_work(scenario: Scenario, *, all_ranks: bool, cap: int) -> None:
+    training, p = scenario.require_training(), scenario.parallel
+    tasks = event_tasks(
+        micro_batches=training.global_batch // (scenario.dp * p.micro_batch),
+        pp=p.pp,
+        virtual_stages=p.virtual_stages,
+        gpus=scenario.cluster.gpus,
+        all_ranks=all_ranks,
+    )
+    check_work("simulate --engine event", tasks, unit="tasks", cap=cap, flag="--max-tasks")
 
 
 def _simulate_scenario(

@@ -111,12 +111,14 @@ def parse_trace(text: str, *, origin: str = "trace", max_requests: int = MAX_REQ
         raise SpecError(
             f"{origin}: missing column(s) {', '.join(missing)} (needs {', '.join(TRACE_COLUMNS)})"
         )
-    arrivals, prompts, outputs = [], [], []
+    arrivals: list[float] = []
+    prompts: list[int] = []
+    outputs: list[int] = []
     for line, row in enumerate(reader, start=2):
         if len(arrivals) >= max_requests:
             raise SpecError(
                 f"{origin}: more than {max_requests:,} requests (line {line}); shorten the "
-                "trace or raise the request cap"
+                "trace or raise the cap (serve --max-requests N)"
             )
         try:
             t = float(row["arrival_s"])

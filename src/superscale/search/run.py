@@ -317,6 +317,7 @@ def run_search(
     limits: Limits | None = None,
     evaluate: Evaluator | None = None,
     progress: Progress | None = None,
+    max_plans: int | None = None,
 ) -> SearchResult:
     """Find the fastest plans that fit for a scenario (see the module docstring).
 
@@ -330,18 +331,27 @@ def run_search(
         refine_top: re-simulate the top plans with the event engine.
         limits: bounds of the enumeration.
         evaluate: table evaluator (default `evaluate.evaluate_table`).
+        max_plans: refuse a search of more valid plans than this, before costing any
+            (None: no cap).
 
     Returns:
         A `SearchResult`; times in seconds.
 
     Raises:
-        SpecError: bad input (see `build_clusters`, `run_sweep`, `ResultsStore`).
+        SpecError: bad input (see `build_clusters`, `run_sweep`, `ResultsStore`), or more
+            plans than `max_plans`.
     """
     start = time.perf_counter()
     if top < 1:
         raise SpecError(f"--top must be >= 1, got {top}")
     cluster_list, notes = build_clusters(base, gpus=gpus, systems=systems)
     enumeration = enumerate_plans(base, clusters=cluster_list, limits=limits)
+    if max_plans is not None and enumeration.plans > max_plans:
+        raise SpecError(
+            f"search: {enumeration.plans:,} valid plans on {len(cluster_list)} cluster"
+            f"{'s' if len(cluster_list) != 1 else ''} exceed the cap of {max_plans:,}; narrow "
+            "--gpus or --systems, or raise the cap with --max-plans N"
+        )
     tables = {cluster_label(t.base): t for t in enumeration.tables}
     store = None
     if db is not None:

@@ -248,6 +248,11 @@ def test_caps_name_their_flag(
         ("/api/search", {"scenario": training, "top": 11}, "max_top"),
         ("/api/search", {"scenario": training, "gpus": "16..2048"}, "max_plans"),
         (
+            "/api/search",
+            {"scenario": _scenario(training, training={"seq_len": 4096, "global_batch": 10**5})},
+            "max_spans",
+        ),
+        (
             "/api/simulate",
             {"scenario": _scenario(training, training={"seq_len": 4096, "global_batch": 10**6}),
              "engine": "event"},

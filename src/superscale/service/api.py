@@ -544,6 +544,18 @@ def _prepare_search(settings: Settings, body: SearchRequest) -> None:
     if body.top > settings.max_top:
         raise cap_exceeded("max_top", settings.max_top, body.top, "top plans")
     forbid_files(body.scenario)
+    # The top plans are re-simulated by the event engine, whose work grows with the
+    # micro-batches per step (up to global_batch): bound it before the job starts.
+    training = body.scenario.get("training")
+    batch = training.get("global_batch") if isinstance(training, dict) else None
+    if isinstance(batch, int) and batch > settings.max_spans // 16:
+        raise cap_exceeded(
+            "max_spans",
+            settings.max_spans // 16,
+            batch,
+            "training.global_batch of a search (its top plans run on the event engine; "
+            "1/16 of the span cap)",
+        )
 
     def count() -> None:
         clusters, _ = build_clusters(body.scenario, gpus=body.gpus, systems=body.systems)

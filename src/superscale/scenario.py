@@ -127,6 +127,11 @@ class ParallelSpec(Spec):
     dp_comm_overlap: bool = Field(
         True, description="Overlap gradient reduction with the backward pass."
     )
+    grad_reduce_dtype: Literal["bf16", "fp32"] = Field(
+        "bf16",
+        description="Dtype gradients are reduced in across data parallelism: bf16 (Megatron's "
+        "default) or fp32 (--accumulate-allreduce-grads-in-fp32; Llama 3): twice the bytes.",
+    )
     ep_dispatch: Literal["all_to_all", "deepep"] = Field(
         "all_to_all",
         description="Expert dispatch: all_to_all (Megatron's default: k copies of a token) "

@@ -223,6 +223,7 @@ def test_moe_recipe_flags_of_deepseek_v3() -> None:
         " --moe-enable-deepep --overlap-moe-expert-parallel-comm"
         " --recompute-granularity selective --recompute-modules layernorm mla_up_proj moe_act"
         " --use-precision-aware-optimizer --exp-avg-dtype bf16 --exp-avg-sq-dtype bf16"
+        " --accumulate-allreduce-grads-in-fp32"
     )
     run = parse_megatron(DEEPSEEK_V3 + recipe, cluster={"system": "hgx-h800", "count": 256})
     assert not run.ignored
@@ -233,6 +234,7 @@ def test_moe_recipe_flags_of_deepseek_v3() -> None:
     assert (p.ep_dispatch, p.ep_comm_overlap) == ("deepep", True)
     assert p.recompute_modules == ("layernorm", "mla_up_proj", "moe_act")
     assert scenario.require_training().adam_moments == "bf16"
+    assert p.grad_reduce_dtype == "fp32"
 
 
 def test_unknown_recompute_module_is_named() -> None:

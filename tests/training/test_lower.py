@@ -34,3 +34,29 @@ def test_layout_only_lowering_keeps_the_layout(model: str) -> None:
         assert a.forward and a.backward and a.step
         assert not (b.forward or b.backward or b.step)
         assert not (c.forward or c.backward) and c.step == a.step
+
+
+def test_fp32_gradient_reduction_doubles_the_bytes() -> None:
+    from superscale import load_scenario
+    from superscale.parallelism import resolve
+    from superscale.training.lower import lower
+    from superscale.training.ops import CommOp
+
+    def reduce_bytes(dtype: str) -> float:
+        scenario = load_scenario(
+            {
+                "model": "llama3-8b",
+                "cluster": {"system": "dgx-h100", "count": 4},
+                "training": {"seq_len": 4096, "global_batch": 64},
+                "parallel": {"tp": 8, "grad_reduce_dtype": dtype},
+            }
+        )
+        program = lower(scenario, resolve(scenario))
+        (op,) = [
+            o
+            for o in program.stages[0].step
+            if isinstance(o, CommOp) and o.name == "dp_grad_reduce_scatter"
+        ]
+        return op.payload_bytes
+
+    assert reduce_bytes("fp32") == 2 * reduce_bytes("bf16")

@@ -33,6 +33,8 @@ apply to absent flags):
     --tp-comm-overlap / --overlap-grad-reduce (absent: false)       parallel.tp_comm_overlap /
                                                                     .dp_comm_overlap
     --recompute-modules NAME... (selective granularity)             parallel.recompute_modules
+    --accumulate-allreduce-grads-in-fp32 (absent, or --grad-reduce-in-bf16: bf16)
+                                                                    parallel.grad_reduce_dtype
     --moe-token-dispatcher-type flex, --moe-enable-deepep → deepep  parallel.ep_dispatch
     --overlap-moe-expert-parallel-comm                              parallel.ep_comm_overlap
     --moe-router-num-groups G --moe-router-group-topk K (K < G)     model.moe.max_nodes_per_token
@@ -112,7 +114,7 @@ _BOOL_FLAGS = """
     overlap-grad-reduce overlap-param-gather use-distributed-optimizer use-torch-fsdp2
     use-custom-fsdp sequence-parallel multi-latent-attention use-rotary-position-embeddings
     no-position-embedding qk-layernorm overlap-moe-expert-parallel-comm moe-enable-deepep
-    use-precision-aware-optimizer
+    use-precision-aware-optimizer accumulate-allreduce-grads-in-fp32 grad-reduce-in-bf16
 """
 _FLAGS: dict[str, str] = {
     **dict.fromkeys(_INT_FLAGS.split(), _INT),
@@ -667,6 +669,10 @@ def _parallel(values: Mapping[str, Any], *, tp: int, layers: int | None) -> dict
         "flash_attention": _flash(values),
         "tp_comm_overlap": bool(values.get("tp-comm-overlap")),
         "dp_comm_overlap": bool(values.get("overlap-grad-reduce")),
+        "grad_reduce_dtype": "fp32"
+        if values.get("accumulate-allreduce-grads-in-fp32")
+        and not values.get("grad-reduce-in-bf16")
+        else "bf16",
         **_moe_plan(values),
         **(_recompute_modules(values) if _recompute(values) == "selective" else {}),
     }

@@ -91,6 +91,7 @@ class Plan:
     fp8_activations: bool = False
     ep_comm_overlap: bool = False
     ep_dispatch: str = "all_to_all"
+    grad_reduce_dtype: str = "bf16"
 
     @property
     def gpus(self) -> int:
@@ -167,6 +168,7 @@ def resolve(scenario: Scenario) -> Plan:
         fp8_activations=scenario.require_training().fp8_activations,
         ep_comm_overlap=p.ep_comm_overlap and p.ep > 1,
         ep_dispatch=p.ep_dispatch,
+        grad_reduce_dtype=p.grad_reduce_dtype,
     )
 
 
@@ -218,4 +220,5 @@ def batch_plan(
         fp8_activations=training.fp8_activations,
         ep_comm_overlap=p.ep_comm_overlap,
         ep_dispatch=p.ep_dispatch,
+        grad_reduce_dtype=p.grad_reduce_dtype,
     )

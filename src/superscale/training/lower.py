@@ -24,7 +24,7 @@ from superscale.scenario import Scenario
 from superscale.training import layer
 from superscale.training.ops import Collective, CommOp, ComputeOp, Op, gated
 
-GRAD_REDUCE_BYTES = 2  # gradients reduced in bf16/fp16 (Megatron-LM default)
+GRAD_REDUCE_BYTES = {"bf16": 2, "fp32": 4}  # parallel.grad_reduce_dtype
 PARAM_GATHER_BYTES = 2  # distributed optimizer all-gathers bf16/fp16 parameters
 ADAM_BYTES_PER_PARAM = 4 * 4 + 4 * 3 + 2  # read fp32 grad, master, m, v; write 3; bf16 copy
 
@@ -457,7 +457,7 @@ def _step_ops(dense: Any, expert: Any, plan: Plan) -> list[Op]:
     ops: list[Op] = []
     sharded = plan.zero >= 1
     for group, params in (("dp", dense), ("edp", expert)):
-        grads = params * GRAD_REDUCE_BYTES
+        grads = params * GRAD_REDUCE_BYTES[plan.grad_reduce_dtype]
         has = params != 0
         ops += gated(
             CommOp(

@@ -6,6 +6,12 @@ first), sizes each instance's KV cache and tabulates its iteration time. A pipel
 instance of pp stages becomes pp engines, each holding a 1/pp share of the KV cache and
 running its own batch through all stages (the pp micro-batches in flight of vLLM's and
 TensorRT-LLM's pipeline schedulers).
+
+Each pool's groups are placed and routed on the systems it occupies (`pool_cluster`), so
+pools of any sizes and plans coexist (DeepSeek's 4 prefill and 9 decode servers). Each
+pool also gets its MoE dispatch kernels (`step.resolve_dispatch`) and, for decode and
+mixed pools, the speculative drafter, whose weights, KV and the low-latency dispatch
+buffer are counted in its memory.
 """
 
 from __future__ import annotations

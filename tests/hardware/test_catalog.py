@@ -336,3 +336,48 @@ def test_slices_of_super_nodes() -> None:
         Cluster.model_validate({"system": "gb200-nvl72", "count": 1, "gpus_per_system": 73})
     with pytest.raises(ValidationError, match=r"scale-up domain"):  # two 4-GPU groups
         Cluster.model_validate({"system": "metax-c500-8x", "count": 1, "gpus_per_system": 6})
+
+
+def test_power_cap_lowers_the_clock_and_the_power() -> None:
+    from superscale import load_scenario
+    from superscale.hardware.spec import capped_clock_fraction
+    from superscale.pipeline import simulate
+
+    def run(cap: float | None) -> dict[str, Any]:
+        cluster: dict[str, Any] = {"system": "dgx-h100", "count": 2}
+        if cap is not None:
+            cluster["power_limit_w"] = cap
+        scenario = load_scenario(
+            {
+                "model": "llama3-8b",
+                "cluster": cluster,
+                "training": {"seq_len": 4096, "global_batch": 64},
+                "parallel": {"tp": 8},
+            }
+        )
+        return simulate(scenario).to_json()
+
+    full, capped = run(None), run(500)
+    fraction = capped_clock_fraction(700, 500)  # ((500 - 77) / (700 - 77))^(1/3)
+    assert fraction == pytest.approx(((500 - 77) / (700 - 77)) ** (1 / 3), rel=1e-3)
+    assert capped["step_time_s"] > full["step_time_s"]
+    # compute-bound work slows by the clock; the whole step by less
+    compute_ratio = capped["breakdown_s"]["compute"] / full["breakdown_s"]["compute"]
+    assert 1.0 < compute_ratio <= 1 / fraction + 1e-9
+    assert capped["facility"]["power"]["gpu_w"] < full["facility"]["power"]["gpu_w"]
+
+
+def test_power_cap_outside_idle_to_tdp_is_refused() -> None:
+    from superscale.errors import SpecError
+    from superscale.scenario import load_scenario
+
+    for cap in (900, 50):
+        with pytest.raises(SpecError, match=r"power_limit_w must be in"):
+            load_scenario(
+                {
+                    "model": "llama3-8b",
+                    "cluster": {"system": "dgx-h100", "count": 1, "power_limit_w": cap},
+                    "training": {"seq_len": 4096, "global_batch": 8},
+                    "parallel": {"tp": 8},
+                }
+            )

@@ -10,6 +10,7 @@ and papers named in each catalog entry's `source`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -345,6 +346,12 @@ class Cluster(Spec):
         "GPUs keep their scale-up fabric and their NICs, and each slice still fills its "
         "cabinet.",
     )
+    power_limit_w: float | None = Field(
+        None,
+        gt=0,
+        description="Board power cap per GPU, W (nvidia-smi -pl; TorchTitan's H100 runs: 500); "
+        "default the chip's TDP. Lowers the sustained clock by the power-clock model.",
+    )
     scale_out: ScaleOut = Field(default_factory=ScaleOut)
     source: str | None = None
     # Optional so inline clusters in scenarios need none; catalog presets mark guesses here.
@@ -370,6 +377,22 @@ class Cluster(Spec):
         if not isinstance(system, System) or not isinstance(used, int) or isinstance(used, bool):
             return data  # field validation reports the bad value
         return {**data, "system": slice_system(system, used)}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cap_power(cls, data: Any) -> Any:
+        """Replace the chip by its power-capped self, so compute and facility both follow."""
+        if not isinstance(data, dict) or data.get("power_limit_w") is None:
+            return data
+        system, cap = _resolve("system", data.get("system")), data["power_limit_w"]
+        if isinstance(system, dict):
+            system = System.model_validate(system)
+        if not isinstance(system, System) or isinstance(cap, bool):
+            return data
+        if not isinstance(cap, int | float) or not math.isfinite(cap):
+            return data  # field validation reports the bad value
+        chip = capped_chip(system.chip, float(cap))
+        return {**data, "system": system.model_copy(update={"chip": chip})}
 
     @model_validator(mode="after")
     def _estimate_needs_reason(self) -> Cluster:
@@ -403,6 +426,45 @@ class Cluster(Spec):
     @property
     def nic_bytes_per_s_per_system(self) -> float:
         return self.nic.bandwidth_bytes_per_s * self.system.nics.count
+
+
+IDLE_SHARE_OF_TDP = 0.11  # static (idle) power when a chip gives none: H100's 75 W of 700 W
+
+
+def capped_clock_fraction(tdp_w: float, cap_w: float) -> float:
+    """Clock a power cap leaves, as a share of the clock at TDP.
+
+    CMOS dynamic power is α·C·V²·f, and across the DVFS range the voltage scales about with
+    the frequency, so the dynamic part goes as f³ (Weste & Harris, "CMOS VLSI Design",
+    Sec. 5.1); the static part (`IDLE_SHARE_OF_TDP` of TDP) stays. A chip that already
+    runs at its limit in sustained training therefore keeps ((cap − idle)/(TDP − idle))^(1/3)
+    of its clock.
+    """
+    idle = IDLE_SHARE_OF_TDP * tdp_w
+    return float(((cap_w - idle) / (tdp_w - idle)) ** (1.0 / 3.0))
+
+
+def capped_chip(chip: Chip, cap_w: float) -> Chip:
+    """`chip` under a board power cap: TDP = the cap, sustained clock scaled down.
+
+    Raises:
+        ValueError: a chip without a TDP, or a cap above it or at its idle power.
+    """
+    if chip.tdp_w is None:
+        raise ValueError(f"cluster.power_limit_w: chip '{chip.name}' has no tdp_w to cap")
+    idle = IDLE_SHARE_OF_TDP * chip.tdp_w
+    if not idle < cap_w <= chip.tdp_w:
+        raise ValueError(
+            f"cluster.power_limit_w must be in {idle:.0f}..{chip.tdp_w:.0f} W for "
+            f"{chip.name} (its idle power to its TDP), got {cap_w:g}"
+        )
+    if cap_w == chip.tdp_w:
+        return chip
+    fraction = capped_clock_fraction(chip.tdp_w, cap_w)
+    efficiency = chip.efficiency.model_copy(
+        update={"sustained_clock_fraction": chip.efficiency.sustained_clock_fraction * fraction}
+    )
+    return chip.model_copy(update={"tdp_w": cap_w, "efficiency": efficiency})
 
 
 def slice_system(system: System, gpus: int) -> System:

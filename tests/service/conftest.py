@@ -1,7 +1,7 @@
 """Fixtures for the service: an app with small caps, an in-process client, tiny scenarios.
 
-The service needs the `[web]` extra; without FastAPI these tests are skipped, as the core
-install has no service.
+The service needs the `[web]` extra; without FastAPI its tests are skipped (each module
+asks for it first), as the core install has no service.
 """
 
 from __future__ import annotations
@@ -10,11 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-pytest.importorskip("fastapi")
-pytest.importorskip("httpx")
-
-from service_support import TestClient, make_client
 
 
 @pytest.fixture
@@ -43,6 +38,10 @@ def serving() -> dict[str, Any]:
 
 
 @pytest.fixture
-def client() -> Iterator[TestClient]:
+def client() -> Iterator[Any]:
+    """An in-process client (httpx) of an app with small caps; needs the [web] extra."""
+    pytest.importorskip("fastapi")
+    from service_support import make_client
+
     with make_client() as c:
         yield c

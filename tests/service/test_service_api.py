@@ -10,6 +10,10 @@ from typing import Any
 
 import pytest
 import yaml
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
 from service_support import SMALL, make_client
 
 from superscale import load_scenario

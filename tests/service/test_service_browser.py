@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytest.importorskip("fastapi")
 playwright_api = pytest.importorskip("playwright.sync_api")
 uvicorn = pytest.importorskip("uvicorn")
 

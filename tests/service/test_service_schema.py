@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 
+pytest.importorskip("fastapi")
 schemathesis = pytest.importorskip("schemathesis")
 
 from hypothesis import HealthCheck, settings  # noqa: E402

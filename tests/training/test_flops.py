@@ -104,3 +104,19 @@ def test_uneven_stages_put_embedding_first_and_logits_last() -> None:
     names = [{op.name for op in s.forward} for s in program.stages]
     assert "embedding" in names[0] and "embedding" not in names[1]
     assert "logits" in names[2] and "logits" not in names[0]
+
+
+def test_sliding_window_cuts_the_kernel_work_not_the_counted_flops() -> None:
+    from superscale.models.catalog import models
+    from superscale.training.layer import FLASH_BLOCK, Shard, core_attention_ops
+
+    gpt_oss = models().get("gpt-oss-120b")
+    full = gpt_oss.model_copy(update={"sliding_window": None})
+    sh = Shard(micro_batch=1, seq_len=4096)
+    (windowed,) = core_attention_ops(gpt_oss, sh, d_qk=64, d_v=64)
+    (causal,) = core_attention_ops(full, sh, d_qk=64, d_v=64)
+    assert windowed.counted_flops == causal.counted_flops  # the published convention
+    # half the layers attend 128 tokens back: per layer, the mean of the two kernels
+    s = 4096
+    window_share = (128 + FLASH_BLOCK) / s / ((s + FLASH_BLOCK) / (2 * s))
+    assert windowed.flops == pytest.approx(causal.flops * (0.5 + 0.5 * window_share))

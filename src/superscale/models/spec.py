@@ -114,6 +114,18 @@ class ModelSpec(Spec):
     position_embeddings: int = Field(
         0, ge=0, description="Learned absolute position table size; 0 for RoPE."
     )
+    sliding_window: int | None = Field(
+        None,
+        gt=0,
+        description="Tokens a query attends back to in windowed layers (GPT-OSS: 128, Mistral "
+        "7B v0.1: 4096); None = full causal attention everywhere.",
+    )
+    sliding_window_every: int = Field(
+        1,
+        gt=0,
+        description="Every n-th layer is windowed, the first included (GPT-OSS, Gemma 2: "
+        "2, alternating with full attention); 1 = every layer.",
+    )
     moe: MoE | None = None
     mla: MLA | None = None
     vision: Vision | None = None
@@ -155,6 +167,13 @@ class ModelSpec(Spec):
     @property
     def d_head(self) -> int:
         return self.head_dim or self.hidden // self.heads
+
+    @property
+    def windowed_share(self) -> float:
+        """Share of the layers whose attention is windowed."""
+        if self.sliding_window is None:
+            return 0.0
+        return -(-self.layers // self.sliding_window_every) / self.layers
 
     @property
     def is_moe(self) -> bool:

@@ -118,6 +118,12 @@ def core_attention_ops(model: ModelSpec, sh: Shard, *, d_qk: int, d_v: int) -> l
     counted = 2.0 * b * heads_local * q_len * s * (d_qk + d_v)
     if sh.flash_attention:
         done = counted * min(1.0, (s + FLASH_BLOCK) / (2.0 * s))
+        if model.sliding_window is not None:  # the kernel skips key blocks past the window
+            window = counted * min(
+                1.0, (s + FLASH_BLOCK) / (2.0 * s), (model.sliding_window + FLASH_BLOCK) / s
+            )
+            share = model.windowed_share  # a layer's mean over the model's pattern
+            done = (1.0 - share) * done + share * window
         io = ACT_BYTES * b * q_len * heads_local * (2 * d_qk + 2 * d_v)
         return [
             ComputeOp(

@@ -236,7 +236,11 @@ def test_four_prefill_nine_decode_nodes_with_per_pool_figures() -> None:
     assert (prefill.cluster.count, decode.cluster.count) == (4, 9)
     assert prefill.plan.ep == 32 and decode.plan.ep == 72
     assert prefill.dispatch == "all_to_all" and decode.dispatch == "low_latency"
-    assert prefill.speculation is None and decode.speculation is not None
+    # prefill runs the MTP layer over prompts (draft extend); only decode verifies drafts
+    assert prefill.speculation is not None and decode.speculation is not None
+    assert prefill.step is not None and decode.step is not None
+    assert prefill.step.query_tokens == 1 and decode.step.query_tokens == 2
+    assert prefill.step.prompt_draft_s_per_token > 0 and prefill.step.draft(64) == 0
     data = serve(sc).to_json()
     assert data["fits"] and data["completed"] == data["requests"]
     p, d = data["pools"]
@@ -253,7 +257,7 @@ def test_four_prefill_nine_decode_nodes_with_per_pool_figures() -> None:
         assert 0 < pool["utilization"] <= 1
         assert sum(t[k] for k in PARTS) + t["draft"] <= t["busy"] * (1 + 1e-9)
         assert t["ep_comm_hidden"] > 0  # both pools overlap their all-to-all
-    assert d["time_s"]["draft"] > 0
+    assert d["time_s"]["draft"] > 0 and p["time_s"]["draft"] > 0
 
 
 def test_per_pool_lines_in_the_table(capsys: pytest.CaptureFixture[str]) -> None:

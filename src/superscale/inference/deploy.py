@@ -216,8 +216,8 @@ def _pool(
     speculation: Speculation | None,
     max_tokens: int | None = None,
 ) -> Pool:
-    spec = speculation if role != "prefill" else None  # prefill pools do not decode
-    q = spec.query_tokens if spec is not None else 1
+    spec = speculation  # prefill pools run the drafter over prompts only
+    q = spec.query_tokens if spec is not None and role != "prefill" else 1
     if spec is not None and spec.draft_model is not None and spec.draft_model.heads % plan.tp:
         raise SpecError(
             f"tp ({plan.tp}) must divide the draft model's {spec.draft_model.heads} heads",
@@ -258,6 +258,7 @@ def _pool(
             dispatch=dispatch,
             speculation=spec,
             max_requests=scheduler.max_batch,
+            decodes=role != "prefill",
         )
     return Pool(
         role=role,

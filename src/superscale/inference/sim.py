@@ -99,6 +99,7 @@ class _Engine:
         "draft_s",
         "hist",
         "it_drafting",
+        "it_prompt",
         "it_start",
         "it_tokens",
         "jump",
@@ -138,6 +139,7 @@ class _Engine:
         self.batch_s = 0.0
         self.it_tokens = 0
         self.it_drafting = 0
+        self.it_prompt = 0
         self.hist: dict[int, int] = {}
 
     def jump_time(self, k: int) -> float:
@@ -323,6 +325,7 @@ class Simulator:
             for _ in done:
                 e.prefilling.popleft()
             drafting = e.batch if decode_in else 0
+            prompt_tokens = tokens
             tokens += drafting * q
             sampled = len(done) + drafting * q
             dt = step.iteration_s(
@@ -331,9 +334,10 @@ class Simulator:
                 context=e.ctx if decode_in else 0.0,
                 pairs=pairs,
                 drafting=drafting,
+                prompt=prompt_tokens,
             )
             e.jump, e.decode_in, e.done, e.it_start = False, decode_in, done, t
-            e.it_tokens, e.it_drafting = tokens, drafting
+            e.it_tokens, e.it_drafting, e.it_prompt = tokens, drafting, prompt_tokens
             e.version += 1
             self._push(t + dt, _END, self._index[id(e)], e.version)
             return
@@ -348,7 +352,7 @@ class Simulator:
             )
             e.a2 = step.kv_s_per_token * b * e.accepted / 2
             e.jump, e.k_plan, e.it_start = True, k, t
-            e.it_tokens, e.it_drafting = b * q, b
+            e.it_tokens, e.it_drafting, e.it_prompt = b * q, b, 0
             e.version += 1
             self._push(t + e.jump_time(k), _END, self._index[id(e)], e.version)
             return
@@ -364,6 +368,8 @@ class Simulator:
         e.hist[e.it_tokens] = e.hist.get(e.it_tokens, 0) + k
         if e.it_drafting and e.q > 1:
             e.draft_s += k * e.cfg.step.draft(e.it_drafting)
+        if e.it_prompt:
+            e.draft_s += e.cfg.step.prompt_draft_s_per_token * e.it_prompt
         if e.jump:
             e.counter += e.k_plan
             e.ctx += e.batch * e.accepted * e.k_plan

@@ -34,7 +34,8 @@ the rest hidden. Halving the batch re-reads the weights, so TBO can lose at smal
 Speculative decoding (MTP, EAGLE, a draft model) adds a drafter's passes per iteration
 (`draft_s`, by decoding requests: d draft steps at one token per request and one draft
 extend over the verified tokens, as SGLang's EAGLE worker runs them) and makes each decoding
-request carry 1 + d query tokens.
+request carry 1 + d query tokens; prompt tokens pass through the drafter once (draft extend
+after prefill, on prefill pools too).
 
 The result is affine in the context and the prefill attention work, so an engine can sum
 many decode iterations in closed form: time = base(T) + draft(b) + sample·n_sampled +
@@ -110,6 +111,7 @@ class StepModel:
     parts_s: dict[str, np.ndarray] = field(default_factory=dict)  # [T] PARTS + ep_comm_hidden
     draft_s: np.ndarray = field(default_factory=lambda: np.zeros(1))  # [b] drafter per iteration
     query_tokens: int = 1  # tokens a decoding request runs per iteration
+    prompt_draft_s_per_token: float = 0.0  # the drafter's pass over each prompt token
     accepted_tokens: float = 1.0  # tokens a decoding request gains per iteration
     dispatch: str = "none"  # MoE dispatch kernels: none, all_to_all, low_latency, per_batch
     attention_precision: str = "bf16"
@@ -159,12 +161,14 @@ class StepModel:
         context: float = 0.0,
         pairs: float = 0.0,
         drafting: int = 0,
+        prompt: int = 0,
     ) -> float:
         """Seconds of one iteration of `tokens` tokens (decode + prefill), `drafting` of
-        whose requests decode speculatively."""
+        whose requests decode speculatively and `prompt` of which are prompt tokens."""
         return (
             self.base(tokens)
             + self.draft(drafting)
+            + self.prompt_draft_s_per_token * prompt
             + self.sample_s * sampled
             + self.kv_s_per_token * context
             + self.prefill_s_per_pair * pairs
@@ -505,6 +509,7 @@ def build_step_model(
     dispatch: str = "all_to_all",
     speculation: Speculation | None = None,
     max_requests: int = 0,
+    decodes: bool = True,
 ) -> StepModel:
     """Tabulate the iteration time of one engine for 0..max_tokens tokens.
 
@@ -518,6 +523,7 @@ def build_step_model(
         dispatch: MoE dispatch kernels (`resolve_dispatch`).
         speculation: speculative decoding, or None.
         max_requests: most decoding requests per iteration (the draft table's length).
+        decodes: False for a prefill pool, which only runs the drafter over prompts.
     Raises:
         SpecError: a parallel group does not tile the pool's cluster.
     """
@@ -534,7 +540,7 @@ def build_step_model(
     parts["overhead"] = np.where(tokens > 0, iteration_overhead_s, 0.0)
     base = sum((parts[p] for p in PARTS), np.zeros_like(tokens))
     sample_s = layers.sample_s() + request_overhead_s
-    q = speculation.query_tokens if speculation is not None else 1
+    q = speculation.query_tokens if speculation is not None and decodes else 1
     kv_s, pair_s, mla_tflops = _attention_costs(
         model,
         plan,
@@ -543,16 +549,18 @@ def build_step_model(
         attention_precision=attention_precision,
         query_tokens=q,
     )
-    draft = np.zeros(1)
+    draft, prompt_s = np.zeros(1), 0.0
     if speculation is not None:
-        draft, draft_kv_s = _draft_costs(
+        costs = _draft_costs(
             layers,
             speculation,
             max_requests=max(max_requests, 1),
             kv_precision=kv_precision,
             attention_precision=attention_precision,
         )
-        kv_s += draft_kv_s
+        prompt_s, pair_s = costs.prompt_s_per_token, pair_s + costs.prompt_s_per_pair
+        if decodes:
+            draft, kv_s = costs.per_iteration_s, kv_s + costs.kv_s_per_token
     return StepModel(
         base_s=base,
         sample_s=sample_s,
@@ -561,11 +569,27 @@ def build_step_model(
         parts_s=parts,
         draft_s=draft,
         query_tokens=q,
-        accepted_tokens=speculation.accepted_tokens if speculation is not None else 1.0,
+        prompt_draft_s_per_token=prompt_s,
+        accepted_tokens=speculation.accepted_tokens if speculation is not None and decodes else 1.0,
         dispatch=dispatch,
         attention_precision=attention_precision,
         mla_decode_tflops=mla_tflops,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _DraftCosts:
+    per_iteration_s: np.ndarray  # [b] by decoding requests
+    kv_s_per_token: float  # decode attention of the drafter, per context token
+    prompt_s_per_token: float  # the drafter's pass over a prompt token (compute-bound)
+    prompt_s_per_pair: float  # its attention over the prompt, per causal pair
+
+
+def _slope(curve: np.ndarray, n: int) -> float:
+    """Marginal seconds per token of a curve tabulated on 0..len-1, at its top half."""
+    top = min(n, len(curve) - 1)
+    half = max(top // 2, 1)
+    return float((curve[top] - curve[half]) / max(top - half, 1))
 
 
 def _draft_costs(
@@ -575,11 +599,12 @@ def _draft_costs(
     max_requests: int,
     kv_precision: str,
     attention_precision: str,
-) -> tuple[np.ndarray, float]:
-    """(drafter seconds per iteration by decoding requests, drafter s per context token).
+) -> _DraftCosts:
+    """What the drafter adds: per decode iteration, per context token, per prompt token.
 
     The drafter runs d steps of one token per request, then one extend pass over the
-    1 + d verified tokens (SGLang's EAGLE worker: draft, verify, draft-extend). MTP's
+    1 + d verified tokens (SGLang's EAGLE worker: draft, verify, draft-extend); prompts
+    pass through it once (draft extend after prefill, on prefill pools too). MTP's
     module is one layer of the model's own kind plus a 2h→h projection sharing the head
     (DeepSeek-V3 Sec. 2.2); an EAGLE head is one dense layer (Li et al. 2024); a draft
     model is a whole model on the same tp and attention-dp ranks. Each pass launches its
@@ -611,7 +636,12 @@ def _draft_costs(
             return out + drafter.sample_s * tokens
 
         cost = d * one_pass(b) + one_pass(b * q)
-        return np.where(b > 0, cost, 0.0), (d + 1) * drafter.kv_s_per_token
+        return _DraftCosts(
+            per_iteration_s=np.where(b > 0, cost, 0.0),
+            kv_s_per_token=(d + 1) * drafter.kv_s_per_token,
+            prompt_s_per_token=_slope(drafter.base_s, len(drafter.base_s) - 1),
+            prompt_s_per_pair=drafter.prefill_s_per_pair,
+        )
 
     moe_layer = spec.method == "mtp" and model.moe is not None
     h = model.hidden
@@ -625,7 +655,7 @@ def _draft_costs(
         return out
 
     cost = d * draft_pass(b) + draft_pass(b * q)
-    one_layer_kv, _, _ = _attention_costs(
+    one_layer_kv, pair_s, _ = _attention_costs(
         model,
         plan,
         layers.cluster,
@@ -633,4 +663,17 @@ def _draft_costs(
         attention_precision=attention_precision,
         query_tokens=1,
     )
-    return np.where(b > 0, cost, 0.0), (d + 1) * one_layer_kv / model.layers
+    n = 8192  # a prefill-sized pass: the layer is compute-bound there
+    grid = np.arange(n + 1, dtype=np.float64)
+    core = layers.moe(grid) + layers.ep_comm(grid) if moe_layer else layers.dense(grid)
+    core = (
+        core
+        + layers.tp_comm(grid)
+        + layers._linear(2.0 * h * h / plan.tp, grid / plan.attention_dp)
+    )
+    return _DraftCosts(
+        per_iteration_s=np.where(b > 0, cost, 0.0),
+        kv_s_per_token=(d + 1) * one_layer_kv / model.layers,
+        prompt_s_per_token=_slope(core, n),
+        prompt_s_per_pair=pair_s / model.layers,
+    )

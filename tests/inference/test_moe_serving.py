@@ -166,6 +166,14 @@ def test_large_ep_needs_redundant_experts_and_counts_them() -> None:
         assert extra_bytes == pytest.approx(extra / ep * expert)
 
 
+def test_a_pool_inside_one_system_is_placed_on_its_slice() -> None:
+    # 16 GPUs of a 72-GPU NVLink rack: groups of 16 need not tile the whole rack
+    plan = {"tp": 1, "attention_dp": 16, "ep": 16, "dp": 1}
+    pool = resolve(load_scenario(_v3("gb200-nvl72", plan=plan))).pools[0]
+    assert pool.cluster.gpus == 16 and pool.cluster.system.scale_up.gpus == 16
+    assert pool.step is not None and pool.step.part("ep_comm", 16 * 128) > 0
+
+
 def test_two_batch_overlap_hides_all_to_all_at_large_batches() -> None:
     plain = _step(_v3("hgx-h800", 4, plan={"tp": 1, "attention_dp": 32, "ep": 32}))
     tbo = _step(

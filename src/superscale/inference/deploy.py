@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 from superscale.errors import SpecError
-from superscale.hardware.spec import Chip, Cluster
+from superscale.hardware.spec import Chip, Cluster, slice_system
 from superscale.inference.kv import (
     KvBudget,
     draft_layer_bytes_per_gpu,
@@ -148,8 +148,14 @@ def _instances(plan: PlanSpec, pool_gpus: int, path: str) -> int:
 def pool_cluster(cluster: Cluster, gpus: int) -> Cluster:
     """The systems a pool of `gpus` consecutive GPUs occupies: each pool places and routes
     its groups on its own systems, so pools of any sizes (4 prefill and 9 decode servers)
-    need not tile one another."""
-    count = max(1, math.ceil(gpus / cluster.system.gpus))
+    need not tile one another; a pool within one system gets its slice of it."""
+    system = cluster.system
+    if gpus < system.gpus:  # part of one system: its slice (16 GPUs of an NVL72 rack)
+        try:
+            return cluster.model_copy(update={"system": slice_system(system, gpus), "count": 1})
+        except ValueError:  # a slice would split a scale-up domain: keep the whole system
+            return cluster.model_copy(update={"count": 1})
+    count = max(1, math.ceil(gpus / system.gpus))
     if count >= cluster.count:
         return cluster
     return cluster.model_copy(update={"count": count})

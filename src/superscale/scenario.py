@@ -132,6 +132,14 @@ class ParallelSpec(Spec):
         description="Dtype gradients are reduced in across data parallelism: bf16 (Megatron's "
         "default) or fp32 (--accumulate-allreduce-grads-in-fp32; Llama 3): twice the bytes.",
     )
+    expert_imbalance: float = Field(
+        1.0,
+        ge=1.0,
+        le=64.0,
+        description="Routed tokens of the busiest expert-parallel GPU over the mean: it sets "
+        "the pace of expert compute and all-to-all. 1 = balanced (Megatron-Bridge's "
+        "force-balanced benchmarks); measure yours from the router's load statistics.",
+    )
     ep_dispatch: Literal["all_to_all", "deepep"] = Field(
         "all_to_all",
         description="Expert dispatch: all_to_all (Megatron's default: k copies of a token) "

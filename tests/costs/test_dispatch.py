@@ -68,3 +68,17 @@ def test_whole_ep_scale_up_domain_beats_servers_of_the_same_chips() -> None:
     servers = run("metax-c550-8x", 16)  # the same 128 C550 as 8-GPU servers over RoCE
     assert cube["breakdown_s"]["ep_comm"] < servers["breakdown_s"]["ep_comm"] / 3
     assert cube["step_time_s"] < servers["step_time_s"]
+
+
+def test_expert_imbalance_raises_expert_time_and_traffic() -> None:
+    def run(imbalance: float) -> dict[str, Any]:
+        data = _deepseek("deepep")
+        data["parallel"]["expert_imbalance"] = imbalance
+        return simulate(load_scenario(data)).to_json()
+
+    balanced, skewed = run(1.0), run(1.3)
+    assert skewed["breakdown_s"]["compute"] > balanced["breakdown_s"]["compute"]
+    assert skewed["breakdown_s"]["ep_comm"] == pytest.approx(
+        1.3 * balanced["breakdown_s"]["ep_comm"], rel=0.05
+    )
+    assert skewed["memory"]["activations_gib"] > balanced["memory"]["activations_gib"]

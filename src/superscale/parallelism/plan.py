@@ -92,6 +92,7 @@ class Plan:
     ep_comm_overlap: bool = False
     ep_dispatch: str = "all_to_all"
     grad_reduce_dtype: str = "bf16"
+    expert_imbalance: float = 1.0
 
     @property
     def gpus(self) -> int:
@@ -169,6 +170,7 @@ def resolve(scenario: Scenario) -> Plan:
         ep_comm_overlap=p.ep_comm_overlap and p.ep > 1,
         ep_dispatch=p.ep_dispatch,
         grad_reduce_dtype=p.grad_reduce_dtype,
+        expert_imbalance=p.expert_imbalance,
     )
 
 
@@ -221,4 +223,5 @@ def batch_plan(
         ep_comm_overlap=p.ep_comm_overlap,
         ep_dispatch=p.ep_dispatch,
         grad_reduce_dtype=p.grad_reduce_dtype,
+        expert_imbalance=p.expert_imbalance,
     )

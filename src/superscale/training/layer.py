@@ -43,6 +43,7 @@ class Shard:
     ep_nodes: vec.Num = 1.0  # scale-up domains one expert-parallel group spans
     ep_dedup: bool = False  # one copy of a token per destination node (DeepEP, Hybrid-EP)
     dispatch_bytes: int = ACT_BYTES  # bytes per element dispatched (fp8 under DeepEP)
+    expert_imbalance: float = 1.0  # busiest GPU's routed tokens over the mean (≥ 1)
 
     @property
     def tokens(self) -> int:
@@ -175,7 +176,9 @@ def mlp_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[ComputeOp]:
         # Expert tensor parallelism is 1 (DeepSeek-V3, Megatron-Core's MoE recipes): each
         # GPU routes its sequence-parallel token shard to top-k experts at full width, and
         # with balanced routing receives as many token copies as it sends.
-        routed = ht * moe.top_k
+        # the busiest GPU of the EP group sets the pace: it receives `expert_imbalance` times
+        # the mean of the routed copies (balanced: each GPU gets as many as it sends)
+        routed = ht * moe.top_k * sh.expert_imbalance
         ops.append(_elementwise("permute", 4 * ACT_BYTES * routed * h, kernels=4))
         rows_per_expert = routed * sh.ep / moe.experts
         ops.extend(_mlp("expert", model, routed, moe.expert_ffn_hidden, rows_per_expert))
@@ -227,7 +230,7 @@ def layer_comm_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[Op]:
     )
     if moe_layer and model.moe is not None:
         # k copies per token, less what deduplication keeps off the network (costs.dispatch)
-        copies = sh.hidden_tokens * model.moe.top_k * h
+        copies = sh.hidden_tokens * model.moe.top_k * h * sh.expert_imbalance
         copies = copies * payload_factor(model.moe, sh.ep_nodes, dedup=sh.ep_dedup)
         for name, nbytes in (("moe_dispatch", sh.dispatch_bytes), ("moe_combine", ACT_BYTES)):
             op = CommOp(

@@ -265,6 +265,7 @@ def shard_of(scenario: Scenario, plan: Plan) -> layer.Shard:
         ep_nodes=vec.maximum(plan.ep / scenario.cluster.system.scale_up.gpus, 1.0),
         ep_dedup=plan.ep_dispatch == "deepep",
         dispatch_bytes=1 if dedup_fp8 else layer.ACT_BYTES,
+        expert_imbalance=plan.expert_imbalance,
     )
 
 

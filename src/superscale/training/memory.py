@@ -105,7 +105,7 @@ def layer_activation_bytes(
     act_factor = 3 if model.gated_mlp else 2  # the activation's input (1 or 2 ffn) + output
     if moe_layer and model.moe is not None:
         moe = model.moe
-        routed = ht * moe.top_k
+        routed = ht * moe.top_k * sh.expert_imbalance  # the busiest GPU's copies
         act_out = 1.0 - rebuilt("moe_act")
         # Per routed token copy: the up-projection's dispatched input and the SwiGLU's input
         # and output. The expert output is not kept: Megatron-Core (0.13+) applies the router

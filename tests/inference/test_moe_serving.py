@@ -19,9 +19,10 @@ from superscale.inference.kv import (
     low_latency_buffer_bytes,
     weight_bytes_per_gpu,
 )
+from superscale.inference.layers import attention_costs
 from superscale.inference.serve import serve
 from superscale.inference.spec import PlanSpec, SchedulerSpec
-from superscale.inference.step import PARTS, Speculation, StepModel, _attention_costs
+from superscale.inference.step import PARTS, Speculation, StepModel
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FOUR_NINE = EXAMPLES / "serve-deepseek-v3-4p9d-h800.yaml"
@@ -58,7 +59,7 @@ def test_mla_decode_priced_from_flashmla_rows() -> None:
         }
     )
     plan = sc.serving.plan  # type: ignore[union-attr]
-    before, _, none = _attention_costs(
+    before, _, none = attention_costs(
         sc.model,
         plan,
         unmeasured,
@@ -66,7 +67,7 @@ def test_mla_decode_priced_from_flashmla_rows() -> None:
         attention_precision="bf16",
         query_tokens=1,
     )
-    after, _, _ = _attention_costs(
+    after, _, _ = attention_costs(
         sc.model,
         plan,
         sc.cluster,
@@ -85,7 +86,7 @@ def test_flashmla_pads_query_rows_to_its_64_row_blocks() -> None:
 
     def cost(tp: int, q: int) -> float:
         plan = PlanSpec(tp=tp, attention_dp=8 // tp, ep=8)
-        kv_s, _, _ = _attention_costs(
+        kv_s, _, _ = attention_costs(
             sc.model,
             plan,
             sc.cluster,

@@ -9,7 +9,7 @@ TensorRT-LLM's pipeline schedulers).
 
 Each pool's groups are placed and routed on the systems it occupies (`pool_cluster`), so
 pools of any sizes and plans coexist (DeepSeek's 4 prefill and 9 decode servers). Each
-pool also gets its MoE dispatch kernels (`step.resolve_dispatch`) and, for decode and
+pool also gets its MoE dispatch kernels (`layers.resolve_dispatch`) and, for decode and
 mixed pools, the speculative drafter, whose weights, KV and the low-latency dispatch
 buffer are counted in its memory.
 """
@@ -30,15 +30,10 @@ from superscale.inference.kv import (
     low_latency_buffer_bytes,
     weight_bytes_per_gpu,
 )
+from superscale.inference.layers import resolve_attention_precision, resolve_dispatch
 from superscale.inference.sim import EngineConfig, KvTransfer, Role
 from superscale.inference.spec import PlanSpec, SchedulerSpec, ServingSpec, SpeculativeSpec
-from superscale.inference.step import (
-    Speculation,
-    StepModel,
-    build_step_model,
-    resolve_attention_precision,
-    resolve_dispatch,
-)
+from superscale.inference.step import Speculation, StepModel, build_step_model
 from superscale.models.catalog import models
 from superscale.models.spec import ModelSpec
 from superscale.scenario import Scenario

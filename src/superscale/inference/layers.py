@@ -1,0 +1,364 @@
+"""Per-layer time curves of one model on one serving plan, as functions of the tokens.
+
+Per GPU and layer, each weight matrix is a GEMM of (T, n, k): it reads its weights once
+whatever T is, and does 2·T·n·k FLOPs, so
+
+  t_linear(T) = max(2·T·N / (peak · matmul_fraction · g(T) · clock), N·bytes / (HBM · mem))
+
+with N the weight elements on the GPU and g the shape factor of costs/compute.py (Hockney
+half-performance, Williams et al. 2009 roofline): small-batch decode is memory-bound (it
+streams the weights), large batches and prefill are compute-bound. Mixture-of-experts layers
+read only the experts the batch activates: with T tokens choosing top_k of the E physical
+experts (routed plus EPLB's redundant copies, load spread evenly), an expert is hit with
+probability 1 − (1 − k/E)^T.
+
+Attention is linear in the context. A decode token reads the KV cache of its request:
+memory-bound for grouped-query attention, compute-heavier for absorbed latent attention,
+whose rate comes from the FlashMLA rows where a chip has them (`kernels.py`); q query tokens
+of one request (speculative verification) share one read of its cache, and FlashMLA pads
+fewer than 64 query rows (heads · query tokens) to a full block. A prefill chunk of c
+tokens after p cached ones does 2·heads·c·(p + c/2)·(d_qk + d_v) FLOPs (causal), at the bf16
+attention rate or, with fp8 attention, that rate times FlashAttention-3's FP8/FP16 ratio.
+
+Tensor parallelism costs two all-reduces per layer (Megatron-LM, Shoeybi et al. 2019),
+expert parallelism a dispatch and a combine per MoE layer (DeepSeek-AI 2024, Sec. 3.4),
+pipeline parallelism a send/recv per stage boundary; their times come from the topology's
+`CommModel` on the placed groups, or, for DeepEP's low-latency decode kernels, from their
+measured bandwidth against EP size (at least their one-token latency). With two-batch
+overlap (SGLang's TBO) each layer runs two half batches, and one half's dispatch/combine
+runs under the other's compute:
+t_layer = max(2·compute(T/2), 2·a2a(T/2)); exposed all-to-all = max(0, 2·a2a − 2·compute),
+the rest hidden. Halving the batch re-reads the weights, so TBO can lose at small batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from superscale.collectives.tuner import CommModel
+from superscale.costs.compute import REFERENCE_DIM, shape_factor
+from superscale.errors import SpecError
+from superscale.hardware.spec import Chip, Cluster
+from superscale.inference.kernels import (
+    fp8_attention_kernel,
+    low_latency_dispatch,
+    mla_decode_kernel,
+)
+from superscale.inference.kv import (
+    ACT_BYTES,
+    BYTES_PER_ELEMENT,
+    HEAD_BYTES,
+    kv_bytes_per_token_layer_per_gpu,
+)
+from superscale.inference.spec import PlanSpec
+from superscale.models.spec import ModelSpec
+from superscale.parallelism.plan import GroupPlacement, place_group
+
+KERNELS_PER_DENSE_LAYER = 10  # norms, qkv, rope, attention, out, gate/up, act, down, residuals
+KERNELS_PER_MOE_LAYER = 16  # + router, top-k, permute, grouped GEMMs, unpermute
+# Serving GEMMs put the batch on the MMA's 64-row (Hopper warpgroup) side, or swap operands
+# for skinny decode GEMMs, so the batch dimension is quantized at a quarter of the tile
+# size the training GEMMs' half-performance dimension reflects.
+M_HALF_DIM_FRACTION = 0.25
+
+
+def matmul_fraction(chip: Chip, precision: str) -> float:
+    """Large-GEMM fraction of peak at `precision`; where that precision was never measured
+    but another was, the measured ratio of the other stands in (the catalog's 0.75 default
+    is for chips with no measurement at all)."""
+    if chip.efficiency.matmul_fraction is None and precision not in chip.measured_matmul_tflops:
+        for other, measured in chip.measured_matmul_tflops.items():
+            peak = chip.peak_tflops.get(other)
+            if peak:
+                return float(min(1.0, measured / peak))
+    return chip.matmul_fraction(precision)
+
+
+def _m_factor(m: np.ndarray, half_dim: float) -> np.ndarray:
+    """The m-dimension part of the shape factor, vectorized."""
+    if half_dim <= 0:
+        return np.ones_like(m)
+    ref = REFERENCE_DIM / (REFERENCE_DIM + half_dim)
+    m = np.maximum(m, 1.0)
+    out: np.ndarray = np.minimum(1.0, (m / (m + half_dim)) / ref)
+    return out
+
+
+def resolve_dispatch(plan: PlanSpec, cluster: Cluster, *, role: str) -> str:
+    """The MoE dispatch kernels a pool uses: none (no EP traffic), all_to_all, low_latency,
+    or per_batch (the faster of the two at each iteration size).
+
+    Raises:
+        SpecError: low_latency asked on a chip without measured kernels.
+    """
+    stage = plan.tp * plan.attention_dp
+    if stage <= 1:
+        return "none"
+    kernel = low_latency_dispatch(cluster.chip.name)
+    # DeepEP sends each token to the ranks holding its experts: one expert shard per rank,
+    # so expert tensor parallelism (ep < tp·attention_dp) has no low-latency kernels
+    whole = plan.ep in (1, stage)
+    if plan.moe_dispatch == "low_latency":
+        if kernel is None:
+            raise SpecError(
+                f"moe_dispatch 'low_latency' has no measured kernels on {cluster.chip.name} "
+                "(inference/kernels.yaml; allowed: auto, all_to_all)",
+                path="serving.plan.moe_dispatch",
+            )
+        if not whole:
+            raise SpecError(
+                f"moe_dispatch 'low_latency' needs ep = tp·attention_dp = {stage} (DeepEP "
+                f"shards whole experts), got ep {plan.ep}; allowed: auto, all_to_all",
+                path="serving.plan.moe_dispatch",
+            )
+        return "low_latency"
+    if plan.moe_dispatch == "all_to_all":
+        return "all_to_all"
+    ep_span = plan.ep if plan.ep > 1 else stage
+    crosses = ep_span > cluster.system.scale_up.gpus
+    if kernel is None or not crosses or not whole or role == "prefill":
+        return "all_to_all"
+    # a mixed pool runs decode and prefill batches: SGLang's auto mode picks the kernels by
+    # batch, taken here as the faster of the two at each iteration size
+    return "low_latency" if role == "decode" else "per_batch"
+
+
+def resolve_attention_precision(requested: str, kv_precision: str, chip: Chip) -> str:
+    """bf16 or fp8 attention math; SpecError for fp8 on a chip without a measured kernel."""
+    kernel = fp8_attention_kernel(chip.name)
+    if requested == "fp8" and kernel is None:
+        raise SpecError(
+            f"attention_precision 'fp8' has no measured kernel on {chip.name} "
+            "(inference/kernels.yaml; allowed: auto, bf16)",
+            path="serving.attention_precision",
+        )
+    if requested == "auto":
+        return "fp8" if kernel is not None and kv_precision == "fp8" else "bf16"
+    return requested
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayerCosts:
+    """Per-layer time curves of one model on one plan (functions of instance tokens)."""
+
+    model: ModelSpec
+    plan: PlanSpec
+    cluster: Cluster
+    comm: CommModel
+    precision: str
+    dispatch: str
+
+    def _group(self, kind: str, size: int, stride: int) -> GroupPlacement:
+        return place_group(kind, size, stride, self.cluster)
+
+    def _collective(self, name: str, nbytes: np.ndarray, group: GroupPlacement) -> np.ndarray:
+        try:
+            out: np.ndarray = np.asarray(self.comm.time_s(name, nbytes, group), dtype=np.float64)
+        except ValueError as exc:
+            raise SpecError(f"serving plan: {name} group does not fit the pool: {exc}") from None
+        return out
+
+    @property
+    def _rates(self) -> tuple[float, float, float, float]:
+        chip = self.cluster.chip
+        eff = chip.efficiency
+        hbm = chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction
+        peak = (
+            chip.peak_flops(self.precision)
+            * matmul_fraction(chip, self.precision)
+            * eff.sustained_clock_fraction
+        )
+        h = self.model.hidden
+        nk = shape_factor((REFERENCE_DIM, h, max(h // self.plan.tp, 1)), eff.matmul_half_dim)
+        return hbm, peak * nk, eff.matmul_half_dim * M_HALF_DIM_FRACTION, eff.kernel_overhead_us
+
+    def linear(self, elements: float, m_tokens: np.ndarray) -> np.ndarray:
+        hbm, rate, m_half, _ = self._rates
+        wb = BYTES_PER_ELEMENT[self.precision]
+        flops_s = 2.0 * m_tokens * elements / (rate * _m_factor(m_tokens, m_half))
+        out: np.ndarray = np.maximum(flops_s, elements * wb / hbm)
+        return out
+
+    def dense(self, tokens: np.ndarray) -> np.ndarray:
+        """Compute of one dense layer (attention projections and MLP, no attention core)."""
+        model, plan = self.model, self.plan
+        hbm, _, _, kernel_us = self._rates
+        h, tp = model.hidden, plan.tp
+        ta = tokens / plan.attention_dp
+        attn = (model.attention_params - h) / tp
+        out = self.linear(attn + (model.dense_mlp_params - h) / tp, ta)
+        out += (10 * h + 3 * model.ffn_hidden / tp) * ACT_BYTES * ta / hbm
+        out += KERNELS_PER_DENSE_LAYER * kernel_us * 1e-6
+        return np.where(tokens > 0, out, 0.0)
+
+    def moe(self, tokens: np.ndarray) -> np.ndarray:
+        """Compute of one MoE layer: attention projections, shared and activated experts."""
+        model, plan = self.model, self.plan
+        assert model.moe is not None
+        hbm, rate, m_half, kernel_us = self._rates
+        moe, h, tp = model.moe, model.hidden, plan.tp
+        wb = BYTES_PER_ELEMENT[self.precision]
+        ta = tokens / plan.attention_dp
+        etp = plan.tp * plan.attention_dp // plan.ep
+        attn = (model.attention_params - h) / tp
+        shared = moe.shared_experts * model._mlp_params(moe.shared_ffn) / tp
+        out = self.linear(attn + shared, ta) + 10 * h * ACT_BYTES * ta / hbm
+        physical, k = moe.experts + plan.redundant_experts, moe.top_k
+        expert = model.expert_params / etp
+        hit = 1.0 - np.power(1.0 - k / physical, tokens)
+        expert_bytes = (physical / plan.ep) * hit * expert * wb
+        rows = tokens * k / physical  # tokens per expert: the m of each grouped GEMM
+        expert_flops_s = 2.0 * (tokens * k / plan.ep) * expert / (rate * _m_factor(rows, m_half))
+        out += np.maximum(expert_flops_s, expert_bytes / hbm)
+        out += (tokens * k / plan.ep) * 4 * h * ACT_BYTES / hbm  # permute / unpermute
+        out += KERNELS_PER_MOE_LAYER * kernel_us * 1e-6
+        return np.where(tokens > 0, out, 0.0)
+
+    def tp_comm(self, tokens: np.ndarray) -> np.ndarray:
+        """The two all-reduces of one layer."""
+        plan, h = self.plan, self.model.hidden
+        group = self._group("tp", plan.tp, 1)
+        return 2 * self._collective("all_reduce", tokens * h * ACT_BYTES / plan.attention_dp, group)
+
+    def ep_comm(self, tokens: np.ndarray) -> np.ndarray:
+        """Dispatch and combine of one MoE layer."""
+        model, plan = self.model, self.plan
+        if self.dispatch == "none" or model.moe is None:
+            return np.zeros_like(tokens)
+        stage = plan.tp * plan.attention_dp
+        etp = stage // plan.ep
+        k, h = model.moe.top_k, model.hidden
+        sent = tokens * k * h / stage  # each GPU sends its 1/tp share of its rank's tokens
+        ep = plan.ep if plan.ep > 1 else stage
+        if self.dispatch == "per_batch":
+            fast = np.minimum(self._low_latency(sent, ep), self._all_to_all(sent, ep, etp))
+            return np.where(tokens > 0, fast, 0.0)
+        if self.dispatch == "low_latency":
+            return np.where(tokens > 0, self._low_latency(sent, ep), 0.0)
+        return self._all_to_all(sent, ep, etp)
+
+    def _low_latency(self, sent: np.ndarray, ep: int) -> np.ndarray:
+        """DeepEP low-latency dispatch (fp8 at fp8 weights) and bf16 combine of `sent`
+        elements per GPU: bytes / the bandwidth measured at this EP size, at least the
+        one-token latency measured at that size."""
+        wb = BYTES_PER_ELEMENT[self.precision]
+        kernel = low_latency_dispatch(self.cluster.chip.name)
+        assert kernel is not None  # resolve_dispatch checked
+        nic = self.cluster.nic_bytes_per_s_per_system / self.cluster.system.gpus
+        d_bw = kernel.bandwidth_bytes_per_s("dispatch", ep, nic)
+        c_bw = kernel.bandwidth_bytes_per_s("combine", ep, nic)
+        dispatch = np.maximum(kernel.floor_s("dispatch", ep), sent * wb / d_bw)
+        out: np.ndarray = dispatch + np.maximum(
+            kernel.floor_s("combine", ep), sent * ACT_BYTES / c_bw
+        )
+        return out
+
+    def _all_to_all(self, sent: np.ndarray, ep: int, etp: int) -> np.ndarray:
+        """Dispatch and combine as all-to-all collectives on the placed EP group."""
+        wb = BYTES_PER_ELEMENT[self.precision]
+        group = self._group("ep", ep, etp if self.plan.ep > 1 else 1)
+        both: np.ndarray = self._collective("all_to_all", sent * wb, group)
+        both += self._collective("all_to_all", sent * ACT_BYTES, group)
+        return both
+
+    def pp_comm(self, tokens: np.ndarray) -> np.ndarray:
+        plan, h = self.plan, self.model.hidden
+        if plan.pp <= 1:
+            return np.zeros_like(tokens)
+        group = self._group("pp", plan.pp, plan.tp * plan.attention_dp)
+        hop = self._collective("send_recv", tokens * h * ACT_BYTES / plan.attention_dp, group)
+        return (plan.pp - 1) * hop
+
+    def head(self, tokens: np.ndarray) -> np.ndarray:
+        """Reading the output head once per iteration."""
+        model, plan = self.model, self.plan
+        hbm = self._rates[0]
+        return np.where(tokens > 0, model.vocab * model.hidden / plan.tp * HEAD_BYTES / hbm, 0.0)
+
+    def sample_s(self) -> float:
+        """Output-head GEMM per sampled token (bf16 head, TensorRT-LLM fp8 recipes)."""
+        chip, model, plan = self.cluster.chip, self.model, self.plan
+        rate = chip.peak_flops("bf16") * matmul_fraction(chip, "bf16")
+        rate *= chip.efficiency.sustained_clock_fraction
+        return 2.0 * model.vocab * model.hidden / plan.tp / rate / plan.attention_dp
+
+    def parts(self, tokens: np.ndarray, *, overlap: bool) -> dict[str, np.ndarray]:
+        """Each part of base(T) over the model's layers, with or without two-batch overlap."""
+        model = self.model
+        lm = model.moe_layers if model.moe is not None else 0
+        ld = model.layers - lm
+        moe_c = self.moe(tokens) if lm else np.zeros_like(tokens)
+        dense_c, tp, a2a = self.dense(tokens), self.tp_comm(tokens), self.ep_comm(tokens)
+        plain = {
+            "compute": ld * dense_c + lm * moe_c + self.head(tokens),
+            "tp_comm": model.layers * tp,
+            "ep_comm": lm * a2a,
+            "pp_comm": self.pp_comm(tokens),
+            "ep_comm_hidden": np.zeros_like(tokens),
+        }
+        if not overlap or not lm:
+            return plain
+        half = tokens / 2
+        moe_h, tp_h, a2a_h = self.moe(half), self.tp_comm(half), self.ep_comm(half)
+        busy = 2 * (moe_h + tp_h)  # both halves' compute and TP traffic of one MoE layer
+        exposed = np.maximum(0.0, 2 * a2a_h - busy)
+        tbo = {
+            "compute": ld * 2 * self.dense(half) + lm * 2 * moe_h + self.head(tokens),
+            "tp_comm": ld * 2 * self.tp_comm(half) + lm * 2 * tp_h,
+            "ep_comm": lm * exposed,
+            "pp_comm": 2 * self.pp_comm(half),
+            "ep_comm_hidden": lm * (2 * a2a_h - exposed),
+        }
+        split = tokens >= 2  # one request cannot be split
+        return {k: np.where(split, tbo[k], plain[k]) for k in plain}
+
+
+def _attention_rates(
+    model: ModelSpec, cluster: Cluster, *, attention_precision: str, query_rows: float
+) -> tuple[float, float, float, float | None]:
+    """(decode memory rate B/s, decode FLOP rate, prefill FLOP rate, MLA TFLOP/s or None);
+    the decode FLOP rate counts the FLOPs asked for, so FlashMLA's padding of fewer than 64
+    query rows per block lowers it."""
+    chip = cluster.chip
+    eff = chip.efficiency
+    hbm = chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction
+    attn_rate = chip.peak_flops("bf16") * eff.attention_fraction * eff.sustained_clock_fraction
+    fp8 = fp8_attention_kernel(chip.name)
+    if attention_precision == "fp8" and fp8 is not None:
+        attn_rate *= fp8.speedup
+    mla = mla_decode_kernel(chip.name) if model.mla is not None else None
+    if mla is None:
+        return hbm, attn_rate, attn_rate, None
+    flops = chip.peak_flops("bf16") * mla.compute_share  # measured under throttling
+    useful = flops / mla.padding(query_rows)
+    return chip.hbm_bandwidth_bytes_per_s * mla.memory_share, useful, attn_rate, flops / 1e12
+
+
+def attention_costs(
+    model: ModelSpec,
+    plan: PlanSpec,
+    cluster: Cluster,
+    *,
+    kv_precision: str,
+    attention_precision: str,
+    query_tokens: int,
+) -> tuple[float, float, float | None]:
+    """(decode s per context token, prefill s per causal pair, MLA TFLOP/s) of an instance."""
+    heads = model.heads / plan.tp
+    mem_rate, decode_rate, prefill_rate, mla_tflops = _attention_rates(
+        model, cluster, attention_precision=attention_precision, query_rows=heads * query_tokens
+    )
+    kv_bytes = kv_bytes_per_token_layer_per_gpu(model, plan.tp, kv_precision)
+    if model.mla is not None:
+        m = model.mla
+        kv_flops = 2.0 * heads * (2 * m.kv_lora_rank + m.qk_rope_head_dim)  # absorbed MLA
+        d_qk, d_v = m.qk_nope_head_dim + m.qk_rope_head_dim, m.v_head_dim
+    else:
+        kv_flops = 4.0 * heads * model.d_head
+        d_qk = d_v = model.d_head
+    per_layer = max(kv_bytes / mem_rate, query_tokens * kv_flops / decode_rate)
+    kv_s = model.layers * per_layer / plan.attention_dp
+    pair_s = model.layers * 2.0 * heads * (d_qk + d_v) / prefill_rate / plan.attention_dp
+    return kv_s, pair_s, mla_tflops

@@ -17,13 +17,12 @@ import time
 from typing import Any
 
 from superscale.calibrate.fit import fit_all
-from superscale.validate.components import dispatch_checks
+from superscale.validate.components import ComponentCheck, dispatch_checks, grouped_gemm_checks
 from superscale.validate.training import Comparison, compare_all, summarize_errors
 
 
-def _components() -> dict[str, Any]:
-    checks = dispatch_checks()
-    print(f"{'component':<44} {'measured':>9} {'predicted':>9} {'err':>7}")
+def _check_stats(name: str, checks: list[ComponentCheck]) -> dict[str, Any]:
+    print(f"{name:<44} {'measured':>9} {'predicted':>9} {'err':>7}")
     for c in checks:
         print(f"{c.label:<44} {c.measured:9.1f} {c.predicted:9.1f} {c.error_pct:+6.1f}%")
     errors = [abs(c.error_pct) for c in checks]
@@ -32,10 +31,15 @@ def _components() -> dict[str, Any]:
         "mean_abs_error_pct": round(sum(errors) / len(errors), 3),
         "max_abs_error_pct": round(max(errors), 3),
     }
-    print(
-        f"  moe_dispatch   rows {stats['rows']:3d}  mean |err| {stats['mean_abs_error_pct']:5.2f}%"
-    )
-    out: dict[str, Any] = {"moe_dispatch": stats}
+    print(f"  {name}: rows {stats['rows']:3d}  mean |err| {stats['mean_abs_error_pct']:5.2f}%\n")
+    return stats
+
+
+def _components() -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "moe_dispatch": _check_stats("moe_dispatch", dispatch_checks()),
+        "gemm_grouped": _check_stats("gemm_grouped", grouped_gemm_checks()),
+    }
     print(f"\n{'fit (components -> parameters)':<34} {'rows':>4} {'|err|':>6}  fitted (catalog)")
     for fit in fit_all():
         fitted = ", ".join(f"{k} {v:g}" for k, v in fit.fitted.items())

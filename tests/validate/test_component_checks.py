@@ -38,3 +38,15 @@ def test_deepep_dispatch_and_combine_within_25_percent() -> None:
     errors = [abs(c.error_pct) for c in checks]
     assert max(errors) <= 25.0, [(c.label, round(c.error_pct, 1)) for c in checks]
     assert sum(errors) / len(errors) <= 12.0
+
+
+def test_large_grouped_gemms_within_25_percent() -> None:
+    from superscale.validate.components import grouped_gemm_checks
+
+    checks = grouped_gemm_checks()
+    assert len(checks) == 8
+    large = [c for c in checks if "(4096," in c.label or "(8192," in c.label]
+    assert len(large) == 4
+    assert all(abs(c.error_pct) <= 25.0 for c in large), [(c.label, c.error_pct) for c in large]
+    # Known gap, reported by benchmarks/accuracy.py: at 256-512 tokens per expert the shape
+    # model prices DeepGEMM's grouped kernels 40-60% too slow.

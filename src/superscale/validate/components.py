@@ -2,7 +2,9 @@
 
 These rows set no parameter (the catalogs carry figures from their own sources); they show
 how far each priced component is from its measurement, so an end-to-end error can be traced
-to the component that causes it. Covered so far: DeepEP's normal-mode dispatch and combine
+to the component that causes it. Covered so far: DeepGEMM's grouped (MoE) GEMMs on H800
+(`gemm.csv`), priced as the lowering prices an expert GEMM (m tokens per expert, n, k, fp8
+with its casts); and DeepEP's normal-mode dispatch and combine
 on H800 (`moe_dispatch.csv`), inside one server over NVLink and across 2-8 servers over
 400G InfiniBand, with its published setting (4,096 tokens per rank, hidden 7,168, top-8 of
 256 experts in 4 node groups, fp8 dispatch, bf16 combine). DeepEP reports the bytes on the
@@ -16,9 +18,13 @@ from dataclasses import dataclass
 
 from superscale.calibrate.components import component_rows
 from superscale.collectives.tuner import CommModel
+from superscale.costs.compute import compute_time_s
 from superscale.costs.dispatch import payload_factor, remote_copies_per_token
+from superscale.hardware.catalog import chips
 from superscale.hardware.spec import Cluster
 from superscale.models.spec import MoE
+from superscale.training.layer import ACT_BYTES
+from superscale.training.ops import ComputeOp
 
 _DEEPEP_MOE = MoE(experts=256, top_k=8, expert_ffn_hidden=2048, max_nodes_per_token=4)
 _SYSTEMS = {"H800": "hgx-h800"}
@@ -70,6 +76,40 @@ def dispatch_checks() -> list[ComponentCheck]:
                 measured=float(row["bandwidth_GBps"]),
                 predicted=link_bytes * hidden * nbytes / time_s / 1e9,
                 unit="GB/s",
+                source=row["source"],
+            )
+        )
+    return checks
+
+
+_GEMM_CHIPS = {"H800": "h800-sxm"}
+
+
+def grouped_gemm_checks() -> list[ComponentCheck]:
+    """Grouped GEMMs (one per local expert) on H800, predicted against DeepGEMM's rows."""
+    checks = []
+    for row in component_rows("gemm"):
+        name = _GEMM_CHIPS.get(row["chip"])
+        if name is None or row["groups"] in ("", "1") or not row["m"].strip():
+            continue
+        m, n, k, groups = (int(row[c]) for c in ("m", "n", "k", "groups"))
+        flops = 2.0 * groups * m * n * k
+        op = ComputeOp(
+            name="expert_up",
+            kind="gemm",
+            flops=flops,
+            counted_flops=flops,
+            hbm_bytes=ACT_BYTES * groups * (m * k + k * n + m * n),
+            shape=(m, n, k),  # the tile sees the tokens of one expert
+        )
+        seconds = compute_time_s(op, chips().get(name), "fp8")
+        checks.append(
+            ComponentCheck(
+                component="gemm_grouped",
+                label=f"grouped GEMM {row['chip']} {groups}x({m},{n},{k}) fp8",
+                measured=float(row["achieved_tflops"]),
+                predicted=flops / seconds / 1e12,
+                unit="TFLOP/s",
                 source=row["source"],
             )
         )

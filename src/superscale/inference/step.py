@@ -321,9 +321,7 @@ def _draft_costs(
     grid = np.arange(n + 1, dtype=np.float64)
     core = layers.moe(grid) + layers.ep_comm(grid) if moe_layer else layers.dense(grid)
     core = (
-        core
-        + layers.tp_comm(grid)
-        + layers.linear(2.0 * h * h / plan.tp, grid / plan.attention_dp)
+        core + layers.tp_comm(grid) + layers.linear(2.0 * h * h / plan.tp, grid / plan.attention_dp)
     )
     return _DraftCosts(
         per_iteration_s=np.where(b > 0, cost, 0.0),

@@ -146,32 +146,41 @@ def fit_gemm(chip: Chip) -> list[ComponentFit]:
     return fits
 
 
+def _fraction_fit(
+    chip: Chip, component: str, field: str, points: list[tuple[float, str]], *, precision: str
+) -> list[ComponentFit]:
+    """The median of measured fractions `points` ((fraction, source) rows) as `field`."""
+    if not points:
+        return []
+    fractions = [x for x, _ in points]
+    fraction = statistics.median(fractions)
+    return [
+        ComponentFit(
+            chip=chip.name,
+            component=component,
+            precision=precision,
+            rows=len(points),
+            fitted={field: round(fraction, 4)},
+            median_abs_error_pct=round(_median_error([(fraction, x) for x in fractions]), 2),
+            catalog={field: getattr(chip.efficiency, field)},
+            sources=tuple(sorted({s for _, s in points})),
+        )
+    ]
+
+
 def fit_attention(chip: Chip) -> list[ComponentFit]:
     """FlashAttention forward + backward as a fraction of the 16-bit peak."""
     peak = chip.peak_tflops.get("bf16")
+    if not peak:
+        return []
     points = [
-        (rate, row["source"])
+        (rate / peak, row["source"])
         for row in component_rows("attention")
         if CHIP_LABELS.get(row["chip"]) == chip.name
         and row["pass"] == "fwd+bwd"
         and (rate := _float(row["achieved_tflops"])) is not None
     ]
-    if not points or not peak:
-        return []
-    fractions = [rate / peak for rate, _ in points]
-    fraction = statistics.median(fractions)
-    return [
-        ComponentFit(
-            chip=chip.name,
-            component="attention",
-            precision="bf16",
-            rows=len(points),
-            fitted={"attention_fraction": round(fraction, 4)},
-            median_abs_error_pct=round(_median_error([(fraction, x) for x in fractions]), 2),
-            catalog={"attention_fraction": chip.efficiency.attention_fraction},
-            sources=tuple(sorted({s for _, s in points})),
-        )
-    ]
+    return _fraction_fit(chip, "attention", "attention_fraction", points, precision="bf16")
 
 
 def fit_memory(chip: Chip) -> list[ComponentFit]:
@@ -183,22 +192,7 @@ def fit_memory(chip: Chip) -> list[ComponentFit]:
         and (pct := _float(row["pct_of_spec"])) is not None
         and pct <= 100.0
     ]
-    if not points:
-        return []
-    fractions = [x for x, _ in points]
-    fraction = statistics.median(fractions)
-    return [
-        ComponentFit(
-            chip=chip.name,
-            component="memory",
-            precision="-",
-            rows=len(points),
-            fitted={"memory_fraction": round(fraction, 4)},
-            median_abs_error_pct=round(_median_error([(fraction, x) for x in fractions]), 2),
-            catalog={"memory_fraction": chip.efficiency.memory_fraction},
-            sources=tuple(sorted({s for _, s in points})),
-        )
-    ]
+    return _fraction_fit(chip, "memory", "memory_fraction", points, precision="-")
 
 
 def fit_all(chip_names: list[str] | None = None) -> list[ComponentFit]:

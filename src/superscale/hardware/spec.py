@@ -369,27 +369,21 @@ class Cluster(Spec):
     @classmethod
     def _slice_systems(cls, data: Any) -> Any:
         """Replace the system by its `gpus_per_system` slice, so placement sees the slice."""
-        if not isinstance(data, dict) or data.get("gpus_per_system") is None:
-            return data
-        system, used = _resolve("system", data.get("system")), data["gpus_per_system"]
-        if isinstance(system, dict):
-            system = System.model_validate(system)
-        if not isinstance(system, System) or not isinstance(used, int) or isinstance(used, bool):
-            return data  # field validation reports the bad value
+        used = data.get("gpus_per_system") if isinstance(data, dict) else None
+        system = _given_system(data) if used is not None else None
+        if system is None or not isinstance(used, int) or isinstance(used, bool):
+            return data  # nothing to do, or field validation reports the bad value
         return {**data, "system": slice_system(system, used)}
 
     @model_validator(mode="before")
     @classmethod
     def _cap_power(cls, data: Any) -> Any:
         """Replace the chip by its power-capped self, so compute and facility both follow."""
-        if not isinstance(data, dict) or data.get("power_limit_w") is None:
+        cap = data.get("power_limit_w") if isinstance(data, dict) else None
+        system = _given_system(data) if cap is not None else None
+        if system is None or isinstance(cap, bool) or not isinstance(cap, int | float):
             return data
-        system, cap = _resolve("system", data.get("system")), data["power_limit_w"]
-        if isinstance(system, dict):
-            system = System.model_validate(system)
-        if not isinstance(system, System) or isinstance(cap, bool):
-            return data
-        if not isinstance(cap, int | float) or not math.isfinite(cap):
+        if not math.isfinite(cap):
             return data  # field validation reports the bad value
         chip = capped_chip(system.chip, float(cap))
         return {**data, "system": system.model_copy(update={"chip": chip})}
@@ -426,6 +420,14 @@ class Cluster(Spec):
     @property
     def nic_bytes_per_s_per_system(self) -> float:
         return self.nic.bandwidth_bytes_per_s * self.system.nics.count
+
+
+def _given_system(data: dict[str, Any]) -> System | None:
+    """A cluster mapping's system as a `System` (catalog name or inline), or None."""
+    system = _resolve("system", data.get("system"))
+    if isinstance(system, dict):
+        system = System.model_validate(system)
+    return system if isinstance(system, System) else None
 
 
 IDLE_SHARE_OF_TDP = 0.11  # static (idle) power when a chip gives none: H100's 75 W of 700 W

@@ -294,7 +294,8 @@ function renderSimulate(r) {
   show("chart-placement", Charts.placement(r.hierarchy, r.placement, kinds));
   if (r.trace) {
     W.trace = r.trace;
-    show("chart-timeline", Charts.timeline(r.trace));
+    const draw = (range) => show("chart-timeline", Charts.timeline(r.trace, { window: range, onZoom: draw }));
+    draw(null);
   } else {
     $("card-timeline").classList.add("hidden");
   }

@@ -239,7 +239,9 @@ const Charts = (() => {
   }
 
   /* A Chrome trace's complete events as rows, one per (process, thread). */
-  function timeline(trace, { width = 980, maxSlices = 20000 } = {}) {
+  /* `window` [start, end] in µs shows part of the step; `onZoom(range|null)` is called
+   * after a drag across the chart (a range) or a double click (null: the whole step). */
+  function timeline(trace, { width = 980, maxSlices = 20000, window = null, onZoom = null } = {}) {
     const events = trace.traceEvents || [];
     const names = new Map(), threads = new Map();
     for (const e of events) {
@@ -255,8 +257,12 @@ const Charts = (() => {
     const rowH = 16, left = 190, top = 18, right = width - 10;
     const height = top + rows.length * rowH + 24;
     const root = svg(width, height, "timeline");
-    const end = Math.max(...slices.map((e) => e.ts + e.dur), 1);
-    const x = scale(0, end, left, right);
+    const stepEnd = Math.max(...slices.map((e) => e.ts + e.dur), 1);
+    const [start, end] = window || [0, stepEnd];
+    const x = scale(start, end, left, right);
+    const clip = el("clipPath", { id: "timeline-clip" });
+    clip.appendChild(el("rect", { x: left, y: 0, width: right - left, height }));
+    root.appendChild(clip);
     const colors = { F: "#2f6fde", B: "#e8833a", W: "#3aa676", step: "#8c6bd1" };
     rows.forEach((key, i) => {
       const [pid] = key.split("/").map(Number);
@@ -266,22 +272,50 @@ const Charts = (() => {
     });
     const index = new Map(rows.map((k, i) => [k, i]));
     let drawn = 0;
+    const lane = el("g", { "clip-path": "url(#timeline-clip)" });
+    root.appendChild(lane);
     for (const e of slices) {
       if (drawn >= maxSlices) break;
+      if (e.ts + e.dur < start || e.ts > end) continue;
       const i = index.get(`${e.pid}/${e.tid}`);
       const comm = !["F", "B", "W", "step"].includes(e.cat) || /comm|send|recv|reduce|gather|all/.test(e.name);
       const color = comm ? "#c94f7c" : colors[e.cat] || "#7f8c9a";
       const rect = el("rect", { x: x(e.ts), y: top + i * rowH + 2, width: Math.max(0.4, x(e.ts + e.dur) - x(e.ts)),
         height: rowH - 4, fill: color, "data-slice": e.name });
-      root.appendChild(tip(rect, `${e.name} (${e.cat}) mb ${e.args && e.args.micro_batch}: ${fmt(e.dur / 1e3)} ms at ${fmt(e.ts / 1e3)} ms`));
+      lane.appendChild(tip(rect, `${e.name} (${e.cat}) mb ${e.args && e.args.micro_batch}: ${fmt(e.dur / 1e3)} ms at ${fmt(e.ts / 1e3)} ms`));
       drawn += 1;
     }
-    for (const t of niceTicks(0, end / 1e3, 8)) {
+    if (onZoom) {
+      const band = el("rect", { x: left, y: top, width: 0, height: rows.length * rowH, fill: "#2f6fde", "fill-opacity": 0.15 });
+      root.appendChild(band);
+      const at = (ev) => {
+        const box = root.getBoundingClientRect();
+        return Math.min(right, Math.max(left, (ev.clientX - box.left) * (width / box.width)));
+      };
+      let from = null;
+      root.addEventListener("mousedown", (ev) => { from = at(ev); band.setAttribute("x", from); band.setAttribute("width", 0); });
+      root.addEventListener("mousemove", (ev) => {
+        if (from === null) return;
+        const to = at(ev);
+        band.setAttribute("x", Math.min(from, to)); band.setAttribute("width", Math.abs(to - from));
+      });
+      root.addEventListener("mouseup", (ev) => {
+        if (from === null) return;
+        const a = Math.min(from, at(ev)), b = Math.max(from, at(ev));
+        from = null;
+        const us = (px) => start + (px - left) / (right - left) * (end - start);
+        if (b - a > 4) onZoom([us(a), us(b)]);
+      });
+      root.addEventListener("dblclick", () => onZoom(null));
+      root.style.cursor = "crosshair";
+    }
+    for (const t of niceTicks(start / 1e3, end / 1e3, 8)) {
       const tx = x(t * 1e3);
       root.appendChild(el("line", { x1: tx, x2: tx, y1: top - 4, y2: height - 20, stroke: "#e3e6ee" }));
       root.appendChild(el("text", { x: tx, y: height - 8, "text-anchor": "middle", class: "muted" }, `${fmt(t)} ms`));
     }
-    const note = slices.length > drawn ? [[`first ${drawn} of ${slices.length} slices drawn (download for all)`, "#fff"]] : [];
+    const note = drawn >= maxSlices ? [[`first ${drawn} slices drawn (zoom in, or download for all)`, "#fff"]] : [];
+    if (onZoom) note.push(["drag across to zoom, double-click for the whole step", "#fff"]);
     return wrap(root, [["forward", colors.F], ["backward", colors.B], ["weight grad", colors.W],
       ["optimizer step", colors.step], ["communication", "#c94f7c"], ...note]);
   }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -126,6 +126,18 @@ class ParallelSpec(Spec):
     )
     dp_comm_overlap: bool = Field(
         True, description="Overlap gradient reduction with the backward pass."
+    )
+    pipeline_layout: tuple[Annotated[int, Field(ge=0)], ...] | str | None = Field(
+        None,
+        description="Transformer layers per model chunk (pp·virtual_stages counts, in pipeline "
+        "order), or Megatron's layout string ('Et*3|(tttt|)*30|tttL'); default: an even split, "
+        "earlier chunks taking the remainder.",
+    )
+    first_stage_layers: int | None = Field(
+        None, ge=0, description="Layers of the first stage (--decoder-first-pipeline-num-layers)."
+    )
+    last_stage_layers: int | None = Field(
+        None, ge=0, description="Layers of the last stage (--decoder-last-pipeline-num-layers)."
     )
     grad_reduce_dtype: Literal["bf16", "fp32"] = Field(
         "bf16",
@@ -250,7 +262,17 @@ class Scenario(Spec):
                 f"training.global_batch ({self.training.global_batch}) must be a multiple of "
                 f"dp·micro_batch = {dp}·{p.micro_batch}"
             )
-        from superscale.parallelism.rules import plan_problem  # parallelism imports us
+        from superscale.parallelism.layout import resolve_layout  # parallelism imports us
+        from superscale.parallelism.rules import plan_problem
+
+        layout = resolve_layout(
+            m.layers,
+            pp=p.pp,
+            virtual_stages=p.virtual_stages,
+            layout=p.pipeline_layout,
+            first=p.first_stage_layers,
+            last=p.last_stage_layers,
+        )
 
         problem = plan_problem(
             m,
@@ -264,6 +286,7 @@ class Scenario(Spec):
             micro_batches=self.training.global_batch // (dp * p.micro_batch),
             seq_len=self.training.seq_len,
             sequence_parallel=p.sequence_parallel,
+            layout=layout,
         )
         if problem is not None:
             raise ValueError(problem)

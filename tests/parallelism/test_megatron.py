@@ -243,3 +243,15 @@ def test_unknown_recompute_module_is_named() -> None:
             DEEPSEEK_V3 + " --recompute-granularity selective --recompute-modules attn",
             cluster={"system": "hgx-h800", "count": 256},
         )
+
+
+def test_pipeline_layout_flags() -> None:
+    cluster = {"system": "hgx-h800", "count": 256}
+    run = parse_megatron(
+        DEEPSEEK_V3.replace("--pipeline-model-parallel-size 16", "--pipeline-model-parallel-size 8")
+        + ' --pipeline-model-parallel-layout "Et*3|(tttt|)*14ttL"',
+        cluster=cluster,
+    )
+    scenario = load_scenario(run.scenario)
+    assert (scenario.parallel.pp, scenario.parallel.virtual_stages) == (8, 2)  # 16 chunks
+    assert scenario.parallel.schedule == "interleaved"

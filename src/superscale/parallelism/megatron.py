@@ -32,6 +32,8 @@ apply to absent flags):
     unfused/local: off; absent: on unless --transformer-impl local) parallel.flash_attention
     --tp-comm-overlap / --overlap-grad-reduce (absent: false)       parallel.tp_comm_overlap /
                                                                     .dp_comm_overlap
+    --pipeline-model-parallel-layout STR                            parallel.pipeline_layout
+    --decoder-first/last-pipeline-num-layers N                      parallel.first/last_stage_layers
     --recompute-modules NAME... (selective granularity)             parallel.recompute_modules
     --accumulate-allreduce-grads-in-fp32 (absent, or --grad-reduce-in-bf16: bf16)
                                                                     parallel.grad_reduce_dtype
@@ -100,13 +102,14 @@ _INT_FLAGS = """
     micro-batch-size num-experts moe-router-topk moe-ffn-hidden-size
     moe-shared-expert-intermediate-size q-lora-rank kv-lora-rank qk-head-dim
     qk-pos-emb-head-dim v-head-dim mtp-num-layers recompute-num-layers
-    moe-router-num-groups moe-router-group-topk
+    moe-router-num-groups moe-router-group-topk decoder-first-pipeline-num-layers
+    decoder-last-pipeline-num-layers
 """
 _STR_FLAGS = """
     normalization position-embedding-type fp8-format recompute-granularity recompute-method
     attention-backend transformer-impl tokenizer-type moe-layer-freq
     data-parallel-sharding-strategy vocab-file merge-file moe-token-dispatcher-type
-    exp-avg-dtype exp-avg-sq-dtype
+    exp-avg-dtype exp-avg-sq-dtype pipeline-model-parallel-layout
 """
 _BOOL_FLAGS = """
     group-query-attention swiglu untie-embeddings-and-output-weights disable-bias-linear
@@ -655,6 +658,12 @@ def _check_consistent(values: Mapping[str, Any], spec: ModelSpec, given: Any) ->
 def _parallel(values: Mapping[str, Any], *, tp: int, layers: int | None) -> dict[str, Any]:
     pp = _get_int(values, "pipeline-model-parallel-size", 1)
     virtual = _virtual_stages(values, pp=pp, layers=layers)
+    if "pipeline-model-parallel-layout" in values and virtual == 1:
+        from superscale.parallelism.layout import parse_layout
+
+        chunks = len(parse_layout(str(values["pipeline-model-parallel-layout"])))
+        if chunks % pp == 0:
+            virtual = chunks // pp  # Megatron derives the virtual stages from the layout
     return {
         "tp": tp,
         "pp": pp,
@@ -673,6 +682,7 @@ def _parallel(values: Mapping[str, Any], *, tp: int, layers: int | None) -> dict
         if values.get("accumulate-allreduce-grads-in-fp32")
         and not values.get("grad-reduce-in-bf16")
         else "bf16",
+        **_layout(values),
         **_moe_plan(values),
         **(_recompute_modules(values) if _recompute(values) == "selective" else {}),
     }
@@ -703,6 +713,18 @@ def _recompute_modules(values: Mapping[str, Any]) -> dict[str, Any]:
     if not modules:
         raise SpecError("needs at least one module name", path="--recompute-modules")
     return {"recompute_modules": list(modules)}
+
+
+def _layout(values: Mapping[str, Any]) -> dict[str, Any]:
+    """--pipeline-model-parallel-layout, or uneven first/last stages."""
+    out: dict[str, Any] = {}
+    if "pipeline-model-parallel-layout" in values:
+        out["pipeline_layout"] = str(values["pipeline-model-parallel-layout"])
+    if "decoder-first-pipeline-num-layers" in values:
+        out["first_stage_layers"] = values["decoder-first-pipeline-num-layers"]
+    if "decoder-last-pipeline-num-layers" in values:
+        out["last_stage_layers"] = values["decoder-last-pipeline-num-layers"]
+    return out
 
 
 def _moe_plan(values: Mapping[str, Any]) -> dict[str, Any]:

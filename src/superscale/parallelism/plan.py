@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from superscale.hardware.spec import Cluster, Link
+from superscale.parallelism.layout import resolve_layout
 from superscale.parallelism.rules import schedule_warning
 from superscale.scenario import Scenario
 
@@ -93,6 +94,7 @@ class Plan:
     ep_dispatch: str = "all_to_all"
     grad_reduce_dtype: str = "bf16"
     expert_imbalance: float = 1.0
+    layout: tuple[int, ...] | None = None  # layers per chunk; None: the even split
 
     @property
     def gpus(self) -> int:
@@ -171,6 +173,14 @@ def resolve(scenario: Scenario) -> Plan:
         ep_dispatch=p.ep_dispatch,
         grad_reduce_dtype=p.grad_reduce_dtype,
         expert_imbalance=p.expert_imbalance,
+        layout=resolve_layout(
+            scenario.model.layers,
+            pp=p.pp,
+            virtual_stages=p.virtual_stages,
+            layout=p.pipeline_layout,
+            first=p.first_stage_layers,
+            last=p.last_stage_layers,
+        ),
     )
 
 

@@ -62,9 +62,14 @@ def plan_problem(
     micro_batches: int,
     seq_len: int,
     sequence_parallel: bool,
+    layout: tuple[int, ...] | None = None,
 ) -> str | None:
-    """The first reason a plan cannot run, in the words a scenario error uses, or None."""
-    if pp * virtual_stages > model.layers:
+    """The first reason a plan cannot run, in the words a scenario error uses, or None.
+
+    With a `layout` (already checked against the plan), chunks may hold no transformer
+    layer (Llama 3 405B's embedding-only first chunk); without, each needs one.
+    """
+    if layout is None and pp * virtual_stages > model.layers:
         return (
             f"parallel: pp·virtual_stages = {pp * virtual_stages} exceeds the model's "
             f"{model.layers} layers"

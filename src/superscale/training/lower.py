@@ -76,8 +76,11 @@ class Program:
         return out
 
 
-def split_layers(layers: int, chunks: int) -> list[int]:
-    """Layers per model chunk, as even as possible, earlier chunks taking the remainder."""
+def split_layers(layers: int, chunks: int, layout: tuple[int, ...] | None = None) -> list[int]:
+    """Layers per model chunk: the plan's layout, else as even as possible, earlier chunks
+    taking the remainder (Megatron-LM's default split)."""
+    if layout is not None:
+        return list(layout)
     base, extra = divmod(layers, chunks)
     return [base + (1 if i < extra else 0) for i in range(chunks)]
 
@@ -91,7 +94,7 @@ def is_moe_layer(model: ModelSpec, index: int) -> bool:
 
 def _stage_layers(model: ModelSpec, plan: Plan) -> list[list[int]]:
     """Layer indices held by each pipeline rank (its v chunks, interleaved)."""
-    chunks = split_layers(model.layers, plan.pp * plan.virtual_stages)
+    chunks = split_layers(model.layers, plan.pp * plan.virtual_stages, plan.layout)
     starts = [sum(chunks[:i]) for i in range(len(chunks))]
     stages: list[list[int]] = [[] for _ in range(plan.pp)]
     for chunk, (start, count) in enumerate(zip(starts, chunks, strict=True)):
@@ -168,7 +171,7 @@ def lower(
     )
     chunks_programs = stages
     if plan.virtual_stages > 1 and virtual:
-        chunks = split_layers(model.layers, plan.pp * plan.virtual_stages)
+        chunks = split_layers(model.layers, plan.pp * plan.virtual_stages, plan.layout)
         starts = [sum(chunks[:i]) for i in range(len(chunks))]
         last_chunk = len(chunks) - 1
         chunks_programs = tuple(

@@ -26,11 +26,11 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from superscale.scenario import Scenario
-from superscale.service import inputs
-from superscale.service.api import SafeJSONResponse, _too_large, router
+from superscale.service import api, inputs, serving, validation
 from superscale.service.errors import ApiError
 from superscale.service.jobs import JobRunner
 from superscale.service.settings import Settings
+from superscale.service.wire import SafeJSONResponse, too_large
 
 log = logging.getLogger("superscale.service")
 
@@ -95,7 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.validate_cache = {}
     app.state.validate_lock = threading.Lock()
-    app.include_router(router)
+    for module in (api, serving, validation):
+        app.include_router(module.router)
     _add_errors(app)
     _add_body_limit(app, settings.max_body_bytes)
     folder = static_dir()
@@ -158,7 +159,7 @@ def _add_body_limit(app: FastAPI, limit: int) -> None:
     ) -> Response:
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
-            error = _too_large(limit)
+            error = too_large(limit)
             return SafeJSONResponse(error.body, status_code=error.status)
         return await call_next(request)
 

@@ -113,7 +113,8 @@ class ParallelSpec(Spec):
         ("core_attn",),
         description="With recompute: selective, the modules rebuilt in backward "
         "(Megatron-Core's --recompute-modules): core_attn, layernorm, mla_up_proj, moe_act, "
-        "mlp, moe, shared_experts. DeepSeek-V3 rebuilds layernorm, mla_up_proj and moe_act.",
+        "mlp, moe, shared_experts; ignored by the other recompute modes, as in Megatron. "
+        "DeepSeek-V3 rebuilds layernorm, mla_up_proj and moe_act.",
     )
     sequence_parallel: bool = Field(
         True, description="Shard norms/dropout activations across tp (Korthikanti et al.)."
@@ -173,15 +174,6 @@ class ParallelSpec(Spec):
             if isinstance(chunks, int) and not isinstance(chunks, bool) and chunks > 1:
                 return {**data, "schedule": "interleaved"}
         return data
-
-    @model_validator(mode="after")
-    def _modules_need_selective(self) -> ParallelSpec:
-        if self.recompute_modules != ("core_attn",) and self.recompute != "selective":
-            raise ValueError(
-                "parallel.recompute_modules applies with recompute: selective "
-                f"(got recompute: {self.recompute})"
-            )
-        return self
 
     @field_validator("schedule")
     @classmethod

@@ -157,3 +157,25 @@ def test_table_evaluation_matches_batch_records() -> None:
     picked = done.records(rows)
     assert picked == [_batch("moe-cube")[i] for i in rows.tolist()]
     assert np.isfinite(done.step_time_s).all() and np.isfinite(done.peak_bytes).all()
+
+
+def test_candidates_keep_the_base_software_stack() -> None:
+    base = {
+        "model": "qwen3-30b-a3b",
+        "cluster": {"system": "dgx-h100", "count": 2},
+        "training": {"seq_len": 4096, "global_batch": 64},
+        "parallel": {
+            "ep": 8,
+            "ep_dispatch": "deepep",
+            "ep_comm_overlap": True,
+            "grad_reduce_dtype": "fp32",
+            "recompute_modules": ["layernorm", "moe_act"],
+        },
+    }
+    cluster = load_scenario(base).cluster
+    (table,) = enumerate_plans(base, clusters=[cluster]).tables
+    parallel = table.candidate(0)["parallel"]
+    assert parallel["ep_dispatch"] == "deepep" and parallel["ep_comm_overlap"] is True
+    assert parallel["grad_reduce_dtype"] == "fp32"
+    assert parallel["recompute_modules"] == ["layernorm", "moe_act"]
+    load_scenario(table.candidate(len(table) - 1))  # any candidate loads, whatever its recompute

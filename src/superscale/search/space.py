@@ -60,6 +60,16 @@ COLUMNS = (
     "sequence_parallel",
 )
 _CODES = {"schedule": SCHEDULES, "recompute": RECOMPUTE}
+# The base plan's software-stack switches every candidate keeps (not searched).
+STACK_SWITCHES = (
+    "tp_comm_overlap",
+    "dp_comm_overlap",
+    "ep_comm_overlap",
+    "ep_dispatch",
+    "grad_reduce_dtype",
+    "expert_imbalance",
+    "recompute_modules",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -315,9 +325,7 @@ def enumerate_plans(
     flash = bool(base_parallel.get("flash_attention", True))
     # the software stack's switches are not searched: every candidate keeps the base's
     stack: dict[str, Any] = {"flash_attention": flash}
-    stack.update(
-        {k: base_parallel[k] for k in ("tp_comm_overlap", "dp_comm_overlap") if k in base_parallel}
-    )
+    stack.update({k: base_parallel[k] for k in STACK_SWITCHES if k in base_parallel})
     rest = {k: v for k, v in base.items() if k not in {"cluster", "parallel"}}
     for cluster in clusters:
         cluster_dict = cluster.model_dump(mode="json", exclude_none=True)

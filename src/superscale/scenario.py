@@ -64,6 +64,13 @@ class TrainingSpec(Spec):
         le=MAX_TOKENS,
         description="Tokens of the whole run, for time, energy and cost to train.",
     )
+    fp8_recipe: Literal["delayed", "current", "blockwise", "mxfp8"] = Field(
+        "delayed",
+        description="How fp8 GEMM inputs are scaled (Transformer Engine): delayed (amax "
+        "history), current (per-tensor, one more read: Megatron-Bridge FP8-CS), blockwise "
+        "(DeepSeek-V3: 1x128 activations, 128x128 weights) or mxfp8 (Blackwell's 1x32 "
+        "microscaling, FP8-MX). Only with precision fp8.",
+    )
     adam_moments: Literal["fp32", "bf16"] = Field(
         "fp32",
         description="Dtype of AdamW's two moments; fp32 master weights stay (DeepSeek-V3 "
@@ -74,6 +81,12 @@ class TrainingSpec(Spec):
         description="Keep the inputs of the attention out-projection, the MoE up-projection "
         "and the SwiGLU in fp8 for backward (DeepSeek-V3 Sec. 3.3.2); needs precision fp8.",
     )
+
+    @model_validator(mode="after")
+    def _fp8_recipe_needs_fp8(self) -> TrainingSpec:
+        if self.fp8_recipe != "delayed" and self.precision != "fp8":
+            raise ValueError(f"training.fp8_recipe needs precision fp8 (got {self.precision})")
+        return self
 
     @model_validator(mode="after")
     def _fp8_storage_needs_fp8(self) -> TrainingSpec:
@@ -282,6 +295,11 @@ class Scenario(Spec):
         )
         if problem is not None:
             raise ValueError(problem)
+        if self.training.fp8_recipe == "mxfp8" and not self.cluster.chip.mx_formats:
+            raise ValueError(
+                f"training.fp8_recipe 'mxfp8' needs a chip with MX formats (Blackwell); "
+                f"{self.cluster.chip.name} has none (use delayed, current or blockwise)"
+            )
         if self.training.images_per_sample and m.vision is None:
             raise ValueError("training.images_per_sample > 0 needs a model with a vision encoder")
         return self

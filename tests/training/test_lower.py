@@ -60,3 +60,27 @@ def test_fp32_gradient_reduction_doubles_the_bytes() -> None:
         return op.payload_bytes
 
     assert reduce_bytes("fp32") == 2 * reduce_bytes("bf16")
+
+
+def test_fp8_recipes_price_their_quantize_traffic() -> None:
+    import pytest
+
+    from superscale import load_scenario
+    from superscale.errors import SpecError
+    from superscale.pipeline import simulate
+
+    def run(recipe: str, system: str = "dgx-h100") -> dict[str, Any]:
+        data = {
+            "model": "llama3-8b",
+            "cluster": {"system": system, "count": 1},
+            "training": {"seq_len": 4096, "global_batch": 8, "precision": "fp8",
+                         "fp8_recipe": recipe},
+            "parallel": {"tp": 8},
+        }  # fmt: skip
+        return simulate(load_scenario(data)).to_json()
+
+    delayed, current = run("delayed"), run("current")
+    assert current["breakdown_s"]["compute"] > delayed["breakdown_s"]["compute"]  # amax pass
+    assert run("mxfp8", "dgx-b200")["step_time_s"] > 0
+    with pytest.raises(SpecError, match="'mxfp8' needs a chip with MX formats"):
+        run("mxfp8")

@@ -9,7 +9,8 @@ large-shape rate (the measured maximum achievable matmul throughput, MAMF, is ta
 shapes), one near d_½ halves it (tile quantisation, low arithmetic intensity). Fused
 attention runs at `attention_fraction` of the 16-bit peak (no fp8 attention in the modelled
 stacks). Under fp8, each GEMM also quantizes its 16-bit inputs (read 2 B, write 1 B per
-element, plus the transposed copy backward needs; Transformer Engine's recipe), and the
+element, plus the transposed copy backward needs; the op's `cast_bytes_per_input`, which
+the lowering sets from the fp8 recipe; Transformer Engine's recipes), and the
 output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Elementwise kernels are
 memory-bound. All parameters live in the chip's catalog entry (`efficiency:`).
 
@@ -31,7 +32,6 @@ from superscale.training.ops import ComputeOp
 REFERENCE_DIM = 8192  # GEMM size at which MAMF-style measurements reach their maximum
 _16BIT = {"bf16", "fp16"}
 HIGH_PRECISION_GEMMS = frozenset({"logits", "router"})
-FP8_CAST_BYTES_PER_INPUT = 2 + 1 + 1  # read bf16, write fp8 and its transposed fp8 copy
 
 
 def shape_factor(shape: tuple[int, int, int], half_dim: float) -> float:
@@ -96,7 +96,7 @@ def _profiled_time_s(
         if gemm_precision == "fp8" and op.shape is not None:
             m, n, k = op.shape
             passes = op.flops / (2.0 * m * n * k)
-            cast_bytes = FP8_CAST_BYTES_PER_INPUT * m * k
+            cast_bytes = op.cast_bytes_per_input * m * k
             mem_s += passes * cast_bytes / profile.memory_bytes_per_s(cast_bytes)
     elif op.kind == "attention" and op.flops:
         attn_precision = precision if precision in _16BIT else "bf16"
@@ -122,7 +122,7 @@ def _formula_time_s(op: ComputeOp, chip: Chip, precision: str) -> vec.Num:
         if gemm_precision == "fp8" and op.shape is not None:
             m, n, k = op.shape
             passes = op.flops / (2.0 * m * n * k)  # 1 forward, 2 for its backward
-            mem_s += passes * FP8_CAST_BYTES_PER_INPUT * m * k / hbm_rate
+            mem_s += passes * op.cast_bytes_per_input * m * k / hbm_rate
             kernels += 2 * passes  # amax/scale and cast(+transpose) kernels per input
     elif op.kind == "attention" and vec.any_nonzero(op.flops):
         attn_precision = precision if precision in _16BIT else "bf16"

@@ -113,6 +113,10 @@ class Chip(Sourced):
         default_factory=dict,
         description="Measured maximum achievable matmul rate (MAMF), TFLOP/s.",
     )
+    mx_formats: bool = Field(
+        False,
+        description="Tensor cores scale MX block formats (MXFP8/MXFP4) natively (Blackwell).",
+    )
     efficiency: ComputeEfficiency = Field(default_factory=ComputeEfficiency)
 
     @field_validator("peak_tflops", "measured_matmul_tflops")

@@ -14,7 +14,7 @@ tensors each fused kernel reads and writes (2-byte activations, 1-byte dropout m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from superscale import vec
@@ -23,6 +23,11 @@ from superscale.models.spec import ModelSpec
 from superscale.training.ops import Collective, CommOp, ComputeOp, Op, gated
 
 ACT_BYTES = 2  # bf16/fp16 activations; fp8 runs keep activations in bf16 between GEMMs
+# Quantize traffic per GEMM input element under each fp8 recipe (Transformer Engine): read
+# the bf16 input (2 B), write it in fp8 and its transposed fp8 copy for backward (1 + 1 B);
+# current scaling first reads the input once more for its amax (+2 B); block and MX
+# scaling find each block's scale inside the quantize kernel (+1/128 or +1/32 B of scales).
+FP8_CAST_BYTES = {"delayed": 4.0, "current": 6.0, "blockwise": 4.0 + 1 / 128, "mxfp8": 4.0 + 1 / 32}
 FLASH_BLOCK = 128  # query/key tile of fused attention: causal work = (s + block) / 2s of full
 
 
@@ -44,6 +49,7 @@ class Shard:
     ep_dedup: bool = False  # one copy of a token per destination node (DeepEP, Hybrid-EP)
     dispatch_bytes: int = ACT_BYTES  # bytes per element dispatched (fp8 under DeepEP)
     expert_imbalance: float = 1.0  # busiest GPU's routed tokens over the mean (≥ 1)
+    fp8_cast_bytes: float = 4.0  # per GEMM input element under fp8 (FP8_CAST_BYTES)
 
     @property
     def tokens(self) -> int:
@@ -331,6 +337,11 @@ def forward_layer_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[O
     }
     ops: list[Op] = []
     compute = [*attention_ops(model, sh), *mlp_ops(model, sh, moe_layer=moe_layer)]
+    if sh.fp8_cast_bytes != 4.0:
+        compute = [
+            replace(op, cast_bytes_per_input=sh.fp8_cast_bytes) if op.kind == "gemm" else op
+            for op in compute
+        ]
     mlp_first = next(i for i, op in enumerate(compute) if op.name == "mlp_norm") + 1
     for i, op in enumerate(compute):
         if i == mlp_first:

@@ -269,6 +269,7 @@ def shard_of(scenario: Scenario, plan: Plan) -> layer.Shard:
         ep_dedup=plan.ep_dispatch == "deepep",
         dispatch_bytes=1 if dedup_fp8 else layer.ACT_BYTES,
         expert_imbalance=plan.expert_imbalance,
+        fp8_cast_bytes=layer.FP8_CAST_BYTES[train.fp8_recipe],
     )
 
 

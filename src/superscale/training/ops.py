@@ -34,6 +34,7 @@ class ComputeOp:
     recompute: bool = False
     repeat: int = 1
     backward_bytes_factor: float = 2.0  # HBM traffic of the gradient kernel / forward's
+    cast_bytes_per_input: float = 4.0  # fp8 GEMMs: quantize traffic per input element
 
     @property
     def model_flops(self) -> float:

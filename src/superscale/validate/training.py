@@ -216,6 +216,7 @@ def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
             "seq_len": _int(row["seq_len"]),
             "global_batch": batch,
             "precision": "fp8" if "fp8" in precision else "fp16" if "fp16" in precision else "bf16",
+            **_fp8_recipe(precision),
             "dropout": model.startswith(("gpt", "mcore-gpt", "nemo-gpt")),
         },
         "parallel": {
@@ -230,6 +231,17 @@ def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
             **{**stack, "sequence_parallel": stack["sequence_parallel"] and tp > 1},
         },
     }
+
+
+def _fp8_recipe(precision: str) -> dict[str, str]:
+    """The scaling recipe a row names: FP8-CS current, FP8-MX microscaling (the first named
+    where a row gives two, "FP8-CS (FP8-MX)"), else Transformer Engine's delayed default."""
+    text = precision.upper()
+    if "FP8-CS" in text and ("FP8-MX" not in text or text.index("FP8-CS") < text.index("FP8-MX")):
+        return {"fp8_recipe": "current"}
+    if "FP8-MX" in text:
+        return {"fp8_recipe": "mxfp8"}
+    return {}
 
 
 def compare_row(row: dict[str, str], *, engine: str = "analytical") -> Comparison:

@@ -205,9 +205,7 @@ class _BoundedLoader(_Parser, Composer, SafeConstructor, Resolver):
         self._depth += 1
         self._nodes += 1
         if self._depth > self.bounds.max_depth:
-            raise _Refused(
-                f"nested deeper than {self.bounds.max_depth} levels", self._mark()
-            )
+            raise _Refused(f"nested deeper than {self.bounds.max_depth} levels", self._mark())
         if self._nodes > self.bounds.max_nodes:
             raise _Refused(_too_many(self.bounds), self._mark())
         try:

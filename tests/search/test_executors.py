@@ -1,9 +1,15 @@
-"""Sweeps give the same records whatever the backend, and resume from the store."""
+"""Sweeps give the same records whatever the backend, resume from the store, share one
+store between concurrent sweeps, and leave no process behind when killed."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +118,89 @@ def test_ray_matches_local(tables: list[PlanTable], tmp_path: Path) -> None:
 def store_records(db: Path) -> list[dict[str, Any]]:
     with ResultsStore(db) as store:
         return store.records()
+
+
+def test_two_concurrent_sweeps_cost_each_plan_once(tables: list[PlanTable], tmp_path: Path) -> None:
+    # Two sweeps into one store at once (threads here; processes claim the same way): each
+    # claims a batch before costing it, so together they cost every plan exactly once, and
+    # each ends with every plan's figures.
+    db = tmp_path / "shared.sqlite"
+    costed: list[int] = []
+    results: dict[str, list[Evaluated]] = {}
+    lock = threading.Lock()
+
+    def counting(batch: PlanTable) -> Evaluated:
+        with lock:
+            costed.append(len(batch))
+        time.sleep(0.01)  # let the other sweep interleave
+        return evaluate_table(batch)
+
+    errors: list[BaseException] = []
+
+    def sweep(name: str) -> None:
+        try:
+            with ResultsStore(db) as store:
+                results[name] = run_sweep(tables, evaluate=counting, store=store, batch_size=25)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    ResultsStore(db).close()  # create the schema once, before both open it
+    threads = [threading.Thread(target=sweep, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert sum(costed) == len(tables[0])
+    assert sweep_records(results["a"]) == sweep_records(results["b"])
+    with ResultsStore(db) as store:
+        assert store.count() == len(tables[0])
+
+
+def _session(pid: int) -> list[int]:
+    """Processes (other than zombies) whose session is `pid`'s, from /proc."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[3]) == pid:
+            out.append(int(entry.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux only)")
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_killed_sweep_leaves_no_process(how: signal.Signals, tmp_path: Path) -> None:
+    # A `--workers 2` sweep long enough to be killed mid-way, in a session of its own so
+    # every process it starts (forkserver, resource tracker, workers) can be found.
+    scenario = Path(__file__).resolve().parents[2] / "examples" / "llama3-70b-64xh100.yaml"
+    args = [sys.executable, "-m", "superscale.cli", "search", str(scenario)]
+    args += ["--gpus", "64..512", "--workers", "2", "--batch-size", "256", "--json"]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_session(proc.pid)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the parent, forkserver, resource tracker and workers
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        assert len(_session(proc.pid)) >= 4, "the workers never started"
+        proc.send_signal(how)
+        _, err = proc.communicate(timeout=30)  # EOF: nothing else holds the pipes
+        deadline = time.monotonic() + 15
+        while _session(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _session(proc.pid) == []
+        if how == signal.SIGTERM:
+            assert b"Traceback" not in err and b"leaked semaphore" not in err
+    finally:
+        for pid in _session(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

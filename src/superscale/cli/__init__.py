@@ -7,8 +7,11 @@ never a traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 from rich.markup import escape
@@ -42,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     command = _app_module.polish(get_command(app))
     args = list(sys.argv[1:] if argv is None else argv)
+    previous = _terminate_cleanly()
     try:
         command.main(args=args, prog_name="superscale", standalone_mode=True)
     except SystemExit as exc:
@@ -55,7 +59,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("the input is nested too deeply to process")
     except MemoryError:
         return _fail("the input needs more memory than this machine has; ask for less work")
+    except _Terminated:
+        return 128 + signal.SIGTERM
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler, so `with` blocks (worker pools, stores) unwind."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+def _terminate_cleanly() -> Any:
+    """On SIGTERM, unwind as Ctrl-C does (workers stopped, store claims released, no
+    leaked semaphores) instead of dying where we stand; only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def _fail(message: str) -> int:

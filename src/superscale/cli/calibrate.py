@@ -7,6 +7,7 @@ imported only when this verb runs, so the rest of the CLI stays torch-free.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +57,17 @@ def _write_profile(profile: EfficiencyProfile, out: Path) -> None:
         out.write_text(header + text, encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"--out {out}: cannot write: {exc.strerror}") from None
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an --out that cannot be written: a directory, or a missing parent folder."""
+    if out.is_dir():
+        raise SpecError(f"--out {out}: is a directory; give a file name such as {DEFAULT_OUT}")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise SpecError(f"--out {out}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise SpecError(f"--out {out}: the folder {parent} is not writable")
 
 
 def _summary(profile: EfficiencyProfile) -> str:
@@ -148,6 +160,8 @@ def calibrate_command(
     if profile is not None and not check:
         raise SpecError("--profile is used with --check (it reads a profile instead of measuring)")
     loaded = load_profile(profile) if profile is not None else None
+    if loaded is None:
+        _check_writable(out or Path(DEFAULT_OUT))  # before minutes of measuring, not after
     require_torch()
     from superscale.calibrate.bench import measure, resolve_device
 

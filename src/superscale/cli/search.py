@@ -27,13 +27,19 @@ from rich.table import Table
 from rich.text import Text
 
 from superscale.cli.app import app, console, err_console, print_json, print_table
-from superscale.cli.limits import MAX_SEARCH_GPUS, MAX_SEARCH_PLANS, capped_workers, check_work
+from superscale.cli.limits import (
+    MAX_SEARCH_GPUS,
+    MAX_SEARCH_PLANS,
+    capped_workers,
+    check_work,
+    plural,
+)
 from superscale.errors import SpecError
 from superscale.scenario import read_yaml_file
 from superscale.search.executors import BACKENDS, DEFAULT_BATCH_SIZE
 from superscale.search.executors import Progress as ProgressFn
 from superscale.search.run import SearchResult, parse_gpu_range, run_search
-from superscale.search.store import ResultsStore
+from superscale.search.store import ResultsStore, rebuild
 
 
 class _PlansPerSecond(ProgressColumn):
@@ -303,13 +309,32 @@ def results(
     ],
     top: Annotated[int, typer.Option(help="How many of the fastest plans to show.")] = 10,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    rebuild_store: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Repair a damaged store: copy every readable row into a fresh file (the "
+            "damaged one is kept as DB.damaged).",
+        ),
+    ] = False,
 ) -> None:
     """Show the fastest plans that fit from a sweep's results store.
 
     Example: [bold]superscale results sweep.sqlite --top 10[/]
+    or [bold]superscale results sweep.sqlite --rebuild[/]
+
+    The store is checked when opened (SQLite's quick_check); a damaged one is refused
+    with a pointer to --rebuild rather than shown with rows missing.
     """
     if top < 1:
         raise SpecError(f"--top must be >= 1, got {top}")
+    if rebuild_store:
+        kept, lost = rebuild(db)
+        lost_text = f"; {lost:,} unreadable part{'s' if lost != 1 else ''} dropped" if lost else ""
+        err_console.print(
+            f"rebuilt {escape(str(db))}: {plural(kept, 'plan')} kept{lost_text} (the damaged "
+            f"file is {escape(str(db))}.damaged)"
+        )
     with ResultsStore(db, create=False) as store:
         count, fitting = store.count(), store.count(fits_only=True)
         best = store.top(top)

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
-from collections.abc import Callable, Sequence
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,6 +38,9 @@ BACKENDS = ("local", "ray")
 # several times faster than small ones, and a kill loses at most one (well under a second
 # warm: ~0.3 s at 100k+ plans/s).
 DEFAULT_BATCH_SIZE = 32768
+
+_POLL_S = 0.2  # how often a sweep looks for plans another sweep is costing
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 Evaluator = Callable[[PlanTable], Evaluated]
 Progress = Callable[[int, int], None]
@@ -72,21 +80,26 @@ class _Columns:
         self.gpus = self.gpus if done.gpus is None else done.gpus
         self.error = self.error or done.error
 
-    def fill_records(self, rows: np.ndarray, records: list[dict[str, Any]]) -> None:
-        """Rows read back from the store (records in the order of `rows`)."""
+    def fill_stored(self, rows: list[int], figures: list[tuple[Any, ...]]) -> None:
+        """Rows read back from the store (`ResultsStore.figures` tuples, in row order)."""
+        if not rows:
+            return
         nan = float("nan")
-        for row, r in zip(rows.tolist(), records, strict=True):
-            costed = r["step_time_s"] is not None
-            self.arrays["step_time_s"][row] = r["step_time_s"] if costed else nan
-            self.arrays["tokens_per_s"][row] = r["tokens_per_s"] if costed else nan
-            self.arrays["mfu"][row] = r["mfu"] if costed else nan
-            peak = r["peak_gib_per_gpu"]
-            self.arrays["peak_bytes"][row] = nan if peak is None else peak * 2**30
-            self.fits[row] = r["fits"]
-            self.costed[row] = costed
-            self.gpus = self.gpus if r["gpus"] is None else r["gpus"]
-            if r["error"] and r["error"] != DOES_NOT_FIT:
-                self.error = self.error or r["error"]
+        index = np.asarray(rows, dtype=np.int64)
+        step, rate, mfu, peak, fits, gpus, errors = zip(*figures, strict=True)
+
+        def column(values: tuple[Any, ...], scale: float = 1.0) -> np.ndarray:
+            return np.array([nan if v is None else v * scale for v in values], dtype=float)
+
+        self.arrays["step_time_s"][index] = column(step)
+        self.arrays["tokens_per_s"][index] = column(rate)
+        self.arrays["mfu"][index] = column(mfu)
+        self.arrays["peak_bytes"][index] = column(peak, 2.0**30)
+        self.fits[index] = np.array(fits, dtype=bool)
+        self.costed[index] = np.array([s is not None for s in step], dtype=bool)
+        self.gpus = self.gpus if self.gpus is not None else next((g for g in gpus if g), None)
+        error = next((e for e in errors if e and e != DOES_NOT_FIT), None)
+        self.error = self.error or error
 
     def evaluated(self) -> Evaluated:
         return Evaluated(
@@ -117,7 +130,11 @@ def run_sweep(
     and the plans as a few integer columns, and sends back columns. Without a store no
     plan is keyed or turned into a record here: callers build records for the rows they
     keep (`Evaluated.records`, `sweep_records`). With one, each landed batch is keyed and
-    stored, and plans already stored are read back rather than evaluated.
+    stored, and plans already stored are read back (their figures only) rather than
+    evaluated. Each batch is claimed in the store before it is sent, so sweeps sharing a
+    store cost each plan once: plans another live sweep claimed are waited for and read
+    back; a dead sweep's claims are taken over. At most two batches per worker are in
+    flight, so memory does not grow with the sweep.
 
     Args:
         tables: plan tables (`enumerate_plans(...).tables`).
@@ -153,14 +170,8 @@ def run_sweep(
             todo.append(np.arange(len(table)))
             continue
         table_keys_ = table_keys(table)
-        missing = store.missing(table_keys_)
-        fresh = np.array([k in missing for k in table_keys_], dtype=bool)
         keys.append(table_keys_)
-        todo.append(np.flatnonzero(fresh))
-        stored = np.flatnonzero(~fresh)
-        if len(stored):
-            found = {r["key"]: r for r in store.get([table_keys_[i] for i in stored.tolist()])}
-            columns[index].fill_records(stored, [found[table_keys_[i]] for i in stored.tolist()])
+        todo.append(_read_back(store, columns[index], table_keys_, np.arange(len(table))))
     # batches of one pipeline shape where possible: each shape is lowered once per batch
     todo = [rows[_by_shape(table, rows)] for table, rows in zip(tables, todo, strict=True)]
     total = sum(len(rows) for rows in todo)
@@ -182,22 +193,54 @@ def run_sweep(
     if parallel:
         # Enough batches to keep every worker busy (with Ray, `workers` may be 1).
         batch_size = max(1, min(batch_size, -(-total // (2 * max(workers, 4)))))
-    batches = [
-        (
-            tables[index].take(rows[start : start + batch_size]),
-            (index, rows[start : start + batch_size]),
-        )
-        for index, rows in enumerate(todo)
-        for start in range(0, len(rows), batch_size)
-    ]
-    if backend == "ray":
-        _run_ray(batches, evaluate, land, address=address, in_flight=workers)
-    elif workers == 1 or len(batches) <= 1:
-        for table, unit in batches:
-            land(evaluate(table), unit)
-    else:
-        _run_processes(batches, evaluate, land, workers=workers)
+    left: list[list[int]] = [[] for _ in tables]  # rows another sweep claimed
+
+    def batches() -> Iterator[Batch]:
+        for index, rows in enumerate(todo):
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                if store is not None:
+                    mine = store.claim([keys[index][i] for i in chunk.tolist()])
+                    claimed = np.array([keys[index][i] in mine for i in chunk.tolist()], bool)
+                    left[index] += chunk[~claimed].tolist()
+                    chunk = chunk[claimed]
+                if len(chunk):
+                    yield tables[index].take(chunk), (index, chunk)
+
+    def run(units: Iterator[Batch]) -> None:
+        if backend == "ray":
+            _run_ray(units, evaluate, land, address=address, in_flight=workers)
+        elif workers == 1:
+            for table, unit in units:
+                land(evaluate(table), unit)
+        else:
+            _run_processes(units, evaluate, land, workers=workers)
+
+    run(batches())
+    # Plans another sweep claimed: read back what it stored, take over what a dead sweep
+    # left, and wait for the rest.
+    while store is not None and any(left):
+        for index, rows in enumerate(left):
+            waiting = _read_back(store, columns[index], keys[index], np.array(rows, dtype=int))
+            done += len(rows) - len(waiting)
+            left[index] = []
+            todo[index] = waiting
+        if progress is not None:
+            progress(done, total)
+        run(batches())
+        if any(left):
+            time.sleep(_POLL_S)
     return [c.evaluated() for c in columns]
+
+
+def _read_back(
+    store: ResultsStore, columns: _Columns, keys: list[str], rows: np.ndarray
+) -> np.ndarray:
+    """Fill `columns` with the stored figures of `rows`; return the rows not stored."""
+    found = store.figures([keys[i] for i in rows.tolist()])
+    stored = [i for i in rows.tolist() if keys[i] in found]
+    columns.fill_stored(stored, [found[keys[i]] for i in stored])
+    return np.array([i for i in rows.tolist() if keys[i] not in found], dtype=np.int64)
 
 
 def _by_shape(table: PlanTable, rows: np.ndarray) -> np.ndarray:
@@ -211,8 +254,51 @@ Batch = tuple[PlanTable, Unit]
 Land = Callable[[Evaluated, Unit], None]
 
 
+def _die_with_parent(sweep_pid: int) -> None:
+    """Worker initializer: end this worker when the sweep that started it is gone.
+
+    A forkserver worker is the forkserver's child, not the sweep's, and holds both ends of
+    its queue pipes and the forkserver's keep-alive pipe, so nothing it reads ever ends
+    when the sweep is SIGKILLed: it would wait for ever, keeping the forkserver, the
+    resource tracker and whoever reads the sweep's output pipe waiting too. A daemon
+    thread watches the sweep's pid and exits the process when it disappears; on Linux the
+    kernel also kills the worker if the forkserver dies. SIGINT is ignored: the sweep
+    stops its workers itself.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    threading.Thread(target=_watch, args=(sweep_pid,), daemon=True).start()
+
+
+def _watch(pid: int) -> None:
+    while not _gone(pid):
+        time.sleep(_POLL_S)
+    os._exit(1)
+
+
+def _gone(pid: int) -> bool:
+    """Whether process `pid` has ended: absent, or a zombie not yet reaped (Linux)."""
+    if os.path.isdir("/proc/self"):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] in {"Z", "X"}
+        except OSError:
+            return True
+    try:  # no /proc: ask the kernel
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _run_processes(
-    batches: list[Batch],
+    batches: Iterator[Batch],
     evaluate: Evaluator,
     land: Land,
     *,
@@ -222,19 +308,40 @@ def _run_processes(
     # threads (a progress bar, a Ray driver), and preload the model once.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["superscale.search.evaluate"])
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(evaluate, table): unit for table, unit in batches}
-        try:
-            for future in cf.as_completed(futures):
-                land(future.result(), futures[future])
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
+    pending: dict[cf.Future[Evaluated], Unit] = {}
+    try:
+        for table, unit in batches:
+            pending[pool.submit(evaluate, table)] = unit
+            while len(pending) >= 2 * workers:
+                _land_one(pending, land)
+        while pending:
+            _land_one(pending, land)
+    except BaseException:
+        # Stop at once: drop queued work and end the workers rather than letting them
+        # finish their batches (a SIGTERM or Ctrl-C must not wait on minutes of work).
+        for future in pending:
+            future.cancel()
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _land_one(pending: dict[cf.Future[Evaluated], Unit], land: Land) -> None:
+    finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+    for future in finished:
+        land(future.result(), pending.pop(future))
 
 
 def _run_ray(
-    batches: list[Batch],
+    batches: Iterator[Batch],
     evaluate: Evaluator,
     land: Land,
     *,

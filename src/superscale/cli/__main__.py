@@ -1,0 +1,5 @@
+"""`python -m superscale.cli ...`: the same CLI as the `superscale` command."""
+
+from superscale.cli import entry
+
+entry()

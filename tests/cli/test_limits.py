@@ -10,7 +10,9 @@ falls, so a case can only be charged for new peaks), the time bound its wall tim
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import os
 import resource
 import time
@@ -20,6 +22,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from superscale.cli import main
 from superscale.hardware.catalog import systems
@@ -377,3 +381,54 @@ def test_help_has_real_metavars_and_no_orphan_words(capsys: pytest.CaptureFixtur
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("superscale ")
+
+
+_NUMBERS = st.one_of(
+    st.integers(min_value=-5, max_value=10**12).map(str),
+    st.sampled_from(["nan", "inf", "-inf", "1e30", "1e-30", "0", "", "8K", "1G", "2T", "x"]),
+)
+_FUZZ = settings(
+    max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+)
+
+
+@_FUZZ
+@given(
+    count=st.integers(min_value=-1, max_value=3).map(str) | _NUMBERS,
+    low=_NUMBERS,
+    high=_NUMBERS,
+    factor=_NUMBERS,
+    group=_NUMBERS,
+)
+def test_fuzz_collective_options(count: str, low: str, high: str, factor: str, group: str) -> None:
+    args = ["collective", "--system", "dgx-h100", "--count", count, "--min-bytes", low]
+    args += ["--max-bytes", high, "--step-factor", factor, "--gpus", group, "--json"]
+    _no_traceback(args)
+
+
+@_FUZZ
+@given(gpus=st.text(alphabet="0123456789.-, x", max_size=12), top=_NUMBERS, workers=_NUMBERS)
+def test_fuzz_search_options(gpus: str, top: str, workers: str) -> None:
+    args = ["search", str(TRAIN), "--gpus", gpus, "--top", top, "--workers", workers]
+    _no_traceback([*args, "--max-plans", "1", "--json"])
+
+
+@_FUZZ
+@given(rate=_NUMBERS, ttft=_NUMBERS, requests=_NUMBERS)
+def test_fuzz_serve_plan_options(rate: str, ttft: str, requests: str) -> None:
+    # --requests past 20,000 or a bad rate ends before any simulation; a valid run is
+    # kept small by --requests' floor of 100 and this tiny model.
+    args = ["serve-plan", str(SERVE), "--rate", rate, "--ttft-p99", ttft, "--requests", requests]
+    if rate.replace(".", "").isdigit() and ttft.replace(".", "").isdigit():
+        return  # a valid request would run the capacity search: not a fuzz-sized case
+    _no_traceback([*args, "--json"])
+
+
+def _no_traceback(args: list[str]) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(args)
+    assert code in {0, 1, 2}, (args, code, err.getvalue())
+    assert "Traceback" not in out.getvalue() + err.getvalue(), args
+    if code == 2:
+        assert len([line for line in err.getvalue().splitlines() if line.strip()]) <= 2, args

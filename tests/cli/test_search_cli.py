@@ -126,7 +126,7 @@ def test_bad_databases(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["results", str(tiny)]) == 2
     assert "not a superscale results database" in capsys.readouterr().err
     assert main(["results", str(tmp_path / "none.sqlite")]) == 2
-    assert "no such results database" in capsys.readouterr().err
+    assert "No such file" in capsys.readouterr().err
 
 
 def _stored_keys(db: Path) -> set[str]:
@@ -137,9 +137,10 @@ def _stored_keys(db: Path) -> set[str]:
         return set()
 
 
-def _records(db: Path) -> dict[str, str]:
+def _records(db: Path) -> dict[bytes, tuple[object, ...]]:
     with sqlite3.connect(db) as conn:
-        return dict(conn.execute("SELECT key, record FROM results"))
+        columns = "step_time_s, tokens_per_s, mfu, peak_gib, fits, gpus, plan"
+        return {r[0]: tuple(r[1:]) for r in conn.execute(f"SELECT key, {columns} FROM results")}
 
 
 def test_kill_and_resume(tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

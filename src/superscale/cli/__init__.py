@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import typer
 from pydantic import ValidationError
 from rich.markup import escape
 from typer.main import get_command
@@ -37,20 +38,30 @@ from superscale.cli import web as _web  # noqa: E402,F401
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI in-process and return its exit code (tests call this directly).
 
-    Option errors are reported by the parser itself (usage line, exit 2); library errors
-    from user input are caught here and printed as one line. A validation error that a
-    verb did not translate is user input too; a recursion or memory error means an input
-    too deep or too large for the bounds to have caught, and is reported as such rather
-    than as a traceback.
+    Option errors (an unknown option, a value out of an option's range) and library
+    errors from user input are caught here and printed as one line with exit code 2. A
+    validation error that a verb did not translate is user input too; a recursion or
+    memory error means an input too deep or too large for the bounds to have caught, and
+    is reported as such rather than as a traceback.
     """
     command = _app_module.polish(get_command(app))
     args = list(sys.argv[1:] if argv is None else argv)
     previous = _terminate_cleanly()
     try:
-        command.main(args=args, prog_name="superscale", standalone_mode=True)
+        result = command.main(args=args, prog_name="superscale", standalone_mode=False)
     except SystemExit as exc:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
+    except typer.TyperException as exc:  # the parser's usage errors
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `superscale`: the help
+            show = getattr(exc, "show", None)
+            if show is not None:
+                show()
+            return 2
+        return _fail(f"{_usage_text(exc)} (see: superscale {_verb(args)}--help)")
+    except (KeyboardInterrupt, typer.Abort):
+        _app_module.err_console.print("aborted")
+        return 130
     except (SpecError, InfeasiblePlan) as exc:
         return _fail(str(exc))
     except ValidationError as exc:
@@ -64,7 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-    return 0
+    return result if isinstance(result, int) else 0
+
+
+def _usage_text(exc: Exception) -> str:
+    format_message = getattr(exc, "format_message", None)
+    return str(format_message() if format_message is not None else exc)
+
+
+def _verb(args: list[str]) -> str:
+    first = next((a for a in args if not a.startswith("-")), None)
+    return f"{first} " if first else ""
 
 
 class _Terminated(BaseException):

@@ -166,6 +166,14 @@ class ParallelSpec(Spec):
         "the pace of expert compute and all-to-all. 1 = balanced (Megatron-Bridge's "
         "force-balanced benchmarks); measure yours from the router's load statistics.",
     )
+    redundant_experts: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        description="Extra expert replicas spread over the expert-parallel ranks (EPLB): "
+        "each GPU holds (experts + redundant) / ep experts, and the replicas let the "
+        "busiest GPU shed load (lower expert_imbalance).",
+    )
     ep_dispatch: Literal["all_to_all", "deepep"] = Field(
         "all_to_all",
         description="Expert dispatch: all_to_all (Megatron's default: k copies of a token) "
@@ -292,6 +300,7 @@ class Scenario(Spec):
             seq_len=self.training.seq_len,
             sequence_parallel=p.sequence_parallel,
             layout=layout,
+            redundant_experts=p.redundant_experts,
         )
         if problem is not None:
             raise ValueError(problem)

@@ -82,3 +82,19 @@ def test_expert_imbalance_raises_expert_time_and_traffic() -> None:
         1.3 * balanced["breakdown_s"]["ep_comm"], rel=0.05
     )
     assert skewed["memory"]["activations_gib"] > balanced["memory"]["activations_gib"]
+
+
+def test_redundant_experts_take_memory_and_must_tile_the_ep_group() -> None:
+    from superscale.errors import SpecError
+
+    def memory(redundant: int) -> dict[str, Any]:
+        data = _deepseek("deepep")
+        data["parallel"]["redundant_experts"] = redundant
+        return simulate(load_scenario(data)).to_json()["memory"]
+
+    base, eplb = memory(0), memory(64)  # 256 + 64 experts over ep 64: 5 per GPU, not 4
+    assert eplb["params_gib"] > base["params_gib"]
+    data = _deepseek("deepep")
+    data["parallel"]["redundant_experts"] = 32  # 288 slots do not tile 64 ranks
+    with pytest.raises(SpecError, match="must divide the 256 experts plus 32 redundant"):
+        load_scenario(data)

@@ -94,6 +94,7 @@ class Plan:
     ep_dispatch: str = "all_to_all"
     grad_reduce_dtype: str = "bf16"
     expert_imbalance: float = 1.0
+    redundant_experts: int = 0
     layout: tuple[int, ...] | None = None  # layers per chunk; None: the even split
 
     @property
@@ -173,6 +174,7 @@ def resolve(scenario: Scenario) -> Plan:
         ep_dispatch=p.ep_dispatch,
         grad_reduce_dtype=p.grad_reduce_dtype,
         expert_imbalance=p.expert_imbalance,
+        redundant_experts=p.redundant_experts,
         layout=resolve_layout(
             scenario.model.layers,
             pp=p.pp,
@@ -234,4 +236,5 @@ def batch_plan(
         ep_dispatch=p.ep_dispatch,
         grad_reduce_dtype=p.grad_reduce_dtype,
         expert_imbalance=p.expert_imbalance,
+        redundant_experts=p.redundant_experts,
     )

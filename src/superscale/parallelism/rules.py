@@ -63,6 +63,7 @@ def plan_problem(
     seq_len: int,
     sequence_parallel: bool,
     layout: tuple[int, ...] | None = None,
+    redundant_experts: int = 0,
 ) -> str | None:
     """The first reason a plan cannot run, in the words a scenario error uses, or None.
 
@@ -81,8 +82,10 @@ def plan_problem(
     if ep > 1:
         if model.moe is None:
             return f"parallel.ep ({ep}) > 1 needs a mixture-of-experts model"
-        if model.moe.experts % ep:
-            return f"parallel.ep ({ep}) must divide the {model.moe.experts} experts"
+        if (model.moe.experts + redundant_experts) % ep:
+            return f"parallel.ep ({ep}) must divide the {model.moe.experts} experts" + (
+                f" plus {redundant_experts} redundant" if redundant_experts else ""
+            )
         if (tp * dp * cp) % ep:
             return f"parallel.ep ({ep}) must divide tp·cp·dp = {tp * dp * cp}"
     if model.moe is not None and tp > 1 and not sequence_parallel:

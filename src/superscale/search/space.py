@@ -68,6 +68,7 @@ STACK_SWITCHES = (
     "ep_dispatch",
     "grad_reduce_dtype",
     "expert_imbalance",
+    "redundant_experts",
     "recompute_modules",
 )
 
@@ -184,9 +185,10 @@ def parallel_plans(
     global_batch: int,
     limits: Limits,
     pruned: Counter[str],
+    redundant_experts: int = 0,
 ) -> Iterator[tuple[int, ...]]:
     """Every valid plan for `gpus` GPUs as a row in COLUMNS order (counting what it
-    prunes)."""
+    prunes); `redundant_experts` replicas join the experts ep must divide."""
     moe = model.moe
     for tp in _powers_of_two(min(limits.max_tp, gpus)):
         if gpus % tp:
@@ -209,10 +211,11 @@ def parallel_plans(
                     continue
                 eps = [1]
                 if moe is not None:
+                    slots = moe.experts + redundant_experts
                     eps = [
                         e
-                        for e in _powers_of_two(min(moe.experts, tp * cp * dp))
-                        if moe.experts % e == 0 and (tp * cp * dp) % e == 0
+                        for e in _powers_of_two(min(slots, tp * cp * dp))
+                        if slots % e == 0 and (tp * cp * dp) % e == 0
                     ]
                 for ep in eps:
                     yield from _inner(
@@ -337,6 +340,7 @@ def enumerate_plans(
                 global_batch=training.global_batch,
                 limits=limits,
                 pruned=out.pruned,
+                redundant_experts=int(stack.get("redundant_experts", 0)),
             )
         )
         if rows:

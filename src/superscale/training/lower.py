@@ -434,6 +434,8 @@ def _stage_params(
         dense += emb + model.position_embeddings * model.hidden + model.vision_params
     if last and (not model.tied_embeddings or plan.pp > 1):
         dense += emb  # untied head, or the tied copy Megatron keeps on the last stage
+    if model.moe is not None and plan.redundant_experts:  # EPLB replicas hold whole experts
+        expert *= (model.moe.experts + plan.redundant_experts) / model.moe.experts
     return dense / plan.tp, expert / plan.ep
 
 

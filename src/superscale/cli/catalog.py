@@ -28,6 +28,7 @@ from superscale.hardware.spec import Chip, Cluster, Link, System
 from superscale.models import catalog as model_catalog
 from superscale.models.spec import ModelSpec
 from superscale.parallelism import Plan, resolve
+from superscale.parallelism.plan import recipe_words
 from superscale.scenario import Scenario, load_scenario
 
 # Plural name on the command line → (singular kind, catalog loader), in lookup order.
@@ -469,6 +470,7 @@ def _check_json(scenario: Scenario, plan: Plan) -> dict[str, Any]:
             for kind, g in plan.groups.items()
         },
         "warnings": list(plan.warnings),
+        "recipe": recipe_words(scenario, plan),
     }
 
 
@@ -504,6 +506,9 @@ def _print_check(path: str, scenario: Scenario, plan: Plan) -> None:
         + f", zero {plan.zero}, recompute {plan.recompute}, sequence parallel "
         + ("on" if plan.sequence_parallel else "off"),
     )
+    words = recipe_words(scenario, plan)
+    if words:
+        grid.add_row("recipe", escape("; ".join(words)))
     console.print(f"[bold]scenario[/] {escape(path)}")
     console.print(grid)
     table = _table(

@@ -88,7 +88,7 @@ class Plan:
     dp_comm_overlap: bool
     groups: dict[str, GroupPlacement]
     warnings: tuple[str, ...]
-    recompute_modules: frozenset[str] = frozenset({"core_attn"})
+    recompute_modules: tuple[str, ...] = ("core_attn",)
     fp8_activations: bool = False
     ep_comm_overlap: bool = False
     ep_dispatch: str = "all_to_all"
@@ -168,7 +168,7 @@ def resolve(scenario: Scenario) -> Plan:
         dp_comm_overlap=p.dp_comm_overlap,
         groups=groups,
         warnings=tuple(warnings),
-        recompute_modules=frozenset(p.recompute_modules),
+        recompute_modules=tuple(p.recompute_modules),
         fp8_activations=scenario.require_training().fp8_activations,
         ep_comm_overlap=p.ep_comm_overlap and p.ep > 1,
         ep_dispatch=p.ep_dispatch,
@@ -230,7 +230,7 @@ def batch_plan(
         dp_comm_overlap=p.dp_comm_overlap,
         groups=groups,
         warnings=(),
-        recompute_modules=frozenset(p.recompute_modules),
+        recompute_modules=tuple(p.recompute_modules),
         fp8_activations=training.fp8_activations,
         ep_comm_overlap=p.ep_comm_overlap,
         ep_dispatch=p.ep_dispatch,
@@ -238,3 +238,35 @@ def batch_plan(
         expert_imbalance=p.expert_imbalance,
         redundant_experts=p.redundant_experts,
     )
+
+
+def recipe_words(scenario: Scenario, plan: Plan) -> list[str]:
+    """The plan's and workload's recipe switches that differ from their defaults, in the
+    scenario's words (what `superscale check` shows beside the plan)."""
+    p, t, cluster = scenario.parallel, scenario.require_training(), scenario.cluster
+    words = []
+    if plan.layout is not None:
+        words.append(f"pipeline layout {'/'.join(str(n) for n in plan.layout)} layers")
+    if plan.recompute == "selective" and p.recompute_modules != ("core_attn",):
+        words.append(f"recompute modules {', '.join(p.recompute_modules)}")
+    if plan.ep > 1:
+        words.append(f"expert dispatch {p.ep_dispatch}")
+        if p.ep_comm_overlap:
+            words.append("expert all-to-all overlapped")
+        if p.expert_imbalance != 1.0:
+            words.append(f"expert imbalance {p.expert_imbalance:g}")
+        if p.redundant_experts:
+            words.append(f"{p.redundant_experts} redundant experts")
+    if p.grad_reduce_dtype != "bf16":
+        words.append(f"gradients reduced in {p.grad_reduce_dtype}")
+    if t.precision == "fp8":
+        words.append(f"fp8 recipe {t.fp8_recipe}")
+    if t.fp8_activations:
+        words.append("fp8 activation storage")
+    if t.adam_moments != "fp32":
+        words.append(f"Adam moments in {t.adam_moments}")
+    if cluster.power_limit_w is not None:
+        words.append(f"power cap {cluster.power_limit_w:g} W per GPU")
+    if cluster.gpus_per_system is not None:
+        words.append(f"{cluster.gpus_per_system}-GPU slices of each system")
+    return words

@@ -43,7 +43,7 @@ class Shard:
     sequence_parallel: bool = False
     flash_attention: bool = True
     dropout: bool = False
-    recompute_modules: frozenset[str] = frozenset({"core_attn"})  # under selective recompute
+    recompute_modules: tuple[str, ...] = ("core_attn",)  # under selective recompute
     fp8_activations: bool = False  # out-proj, MoE up-projection and SwiGLU inputs in fp8
     ep_nodes: vec.Num = 1.0  # scale-up domains one expert-parallel group spans
     ep_dedup: bool = False  # one copy of a token per destination node (DeepEP, Hybrid-EP)

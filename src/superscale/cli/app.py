@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib import metadata
 from typing import Annotated, Any
 
@@ -105,8 +106,9 @@ def polish(command: Any) -> Any:
 
 
 def print_table(table: Table) -> None:
-    """Print a table; when piped (not a terminal), at its natural width so no cell wraps."""
-    if console.is_terminal:
+    """Print a table at the terminal's width (text cells fold, figures never wrap); when
+    piped with no COLUMNS set, at its natural width so no cell wraps at all."""
+    if console.is_terminal or os.environ.get("COLUMNS"):
         console.print(table)
         return
     natural = Measurement.get(console, console.options.update_width(1000), table).maximum

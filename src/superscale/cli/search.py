@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -368,26 +369,37 @@ def _plan_text(record: dict[str, Any]) -> str:
 
 
 def _top_table(rows: list[dict[str, Any]], *, title: str, refined: bool) -> Table:
-    table = Table(title=title)
+    # Figures come from one engine per column, named in the header: the step under both,
+    # throughput and MFU from the event engine once refined. Figures never wrap; the
+    # plan and cluster text fold to fit the terminal.
+    engine = "event" if refined else "analytical"
+    table = Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True)
     for col, right in (
         ("#", True),
         ("cluster", False),
         ("GPUs", True),
         ("plan", False),
-        ("step (analytical)", True),
-        *((("step (event)", True),) if refined else ()),
-        ("tokens/s", True),
-        ("per GPU", True),
-        ("MFU", True),
-        ("GiB/GPU", True),
+        ("step\n(analytical)", True),
+        *((("step\n(event)", True),) if refined else ()),
+        (f"tokens/s\n({engine})", True),
+        ("per\nGPU", True),
+        (f"MFU\n({engine})", True),
+        ("GiB\n/GPU", True),
     ):
-        table.add_column(col, justify="right" if right else "left")
+        table.add_column(
+            col,
+            justify="right" if right else "left",
+            no_wrap=right,
+            overflow="fold",
+            ratio=None if right else 1,
+        )
     for i, r in enumerate(rows, 1):
+        ties = r.get("ties") or 0
         cells = [
             str(i),
             escape(r["cluster"]),
             f"{r['gpus']:,}",
-            _plan_text(r),
+            _plan_text(r) + (f" (+{ties} equivalent)" if ties else ""),
             f"{r['step_time_s']:.4g} s",
         ]
         tokens, mfu = r["tokens_per_s"], r["mfu"]
@@ -437,9 +449,15 @@ def _print_search(result: SearchResult) -> None:
             table.add_row(escape(reason), f"{n:,}")
         print_table(table)
     if result.pareto:
-        table = Table(title="Pareto front: throughput against GPU count")
-        for col in ("GPUs", "tokens/s", "per GPU", "MFU", "cluster", "plan"):
-            table.add_column(col, justify="left" if col in {"cluster", "plan"} else "right")
+        table = Table(
+            title="Pareto front: throughput against GPU count (analytical engine)",
+            box=box.SIMPLE_HEAD,
+        )
+        for col in ("GPUs", "tokens/s\n(analytical)", "per GPU", "MFU", "cluster", "plan"):
+            text = col in {"cluster", "plan"}
+            table.add_column(
+                col, justify="left" if text else "right", no_wrap=not text, overflow="fold"
+            )
         for p in result.pareto:
             table.add_row(
                 f"{p['gpus']:,}",

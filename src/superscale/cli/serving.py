@@ -324,7 +324,13 @@ def print_inference_validation(*, json_out: bool, source: str | None) -> None:
     for col in ("row", "framework", "hardware", "metric", "plan", "published", "predicted",
                 "error"):  # fmt: skip
         right = col in {"row", "published", "predicted", "error"}
-        table.add_column(col, justify="right" if right else "left")
+        # figures never wrap or crop; the text columns fold to fit the terminal
+        table.add_column(
+            col,
+            justify="right" if right else "left",
+            no_wrap=right and col != "error",
+            overflow="fold",
+        )
     for r in rows:
         err = r.error_pct
         table.add_row(

@@ -249,12 +249,14 @@ def _print_result(result: Result) -> None:
 
 
 def _print_breakdown(breakdown: dict[str, float], step_s: float) -> None:
+    # label 24 + figures 20 + bar: the bar shrinks so a full one never wraps the line
+    width = max(10, min(_BAR_WIDTH, console.width - 46))
     for key in BREAKDOWN_KEYS:
         if key == "exposed_comm":
             continue
         value = breakdown[key]
         share = value / step_s if step_s else 0.0
-        bar = "█" * round(share * _BAR_WIDTH)
+        bar = "█" * round(min(share, 1.0) * width)
         console.print(f"  {_LABELS[key]:<22} {value:9.3f} s {100 * share:5.1f}%  [cyan]{bar}[/]")
     console.print(
         f"  {'exposed communication':<22} {breakdown['exposed_comm']:9.3f} s "
@@ -302,11 +304,12 @@ def validate(
         return
     table = Table(title="predicted vs published training throughput")
     for col in ("row", "source", "model", "GPUs", "metric", "published", "predicted", "error"):
+        figure = col in {"row", "GPUs", "published", "predicted"}
         table.add_column(
             col,
-            justify="right"
-            if col in {"row", "GPUs", "published", "predicted", "error"}
-            else "left",
+            justify="right" if figure or col == "error" else "left",
+            no_wrap=figure,
+            overflow="fold",
         )
     for r in rows:
         err = r.error_pct

@@ -199,6 +199,7 @@ def pareto_front(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         front.append(
             {
+                "engine": "analytical",
                 "gpus": n,
                 "tokens_per_s": r["tokens_per_s"],
                 "tokens_per_s_per_gpu": r["tokens_per_s_per_gpu"],
@@ -276,21 +277,33 @@ def _count_pruned(results: Sequence[_evaluate.Evaluated], pruned: Counter[str]) 
                 pruned[reason] += int(count)
 
 
+def _tie(rate: float) -> float:
+    """Throughputs equal to 9 significant digits are the same figure (ties)."""
+    return float(f"{rate:.9g}")
+
+
 def _top_records(results: Sequence[_evaluate.Evaluated], k: int) -> list[dict[str, Any]]:
-    """The k best fitting plans by `_rank`, as records; records are built only for the
-    rows at or above the k-th best throughput (ties decided by `_rank`)."""
+    """The k best fitting plans by `_rank`, ties collapsed: plans of one cluster with the
+    same throughput (e.g. recompute none and selective when both fit and neither costs
+    time) are one entry, the best by `_rank`, with `ties` counting the others. Records
+    are built only for the rows at or above the k-th best distinct throughput."""
     rates = [np.where(_usable(e), e.tokens_per_s, -np.inf) for e in results]
     every = np.concatenate(rates) if rates else np.zeros(0)
     finite = every[np.isfinite(every)]
     if not len(finite):
         return []
-    threshold = np.sort(finite)[::-1][:k][-1]
+    distinct = np.unique(np.array([_tie(x) for x in np.sort(finite)[::-1][: 64 * k]]))[::-1]
+    threshold = distinct[:k][-1] * (1 - 1e-8)  # below the rounding of _tie
     records = [
         r
         for e, rate in zip(results, rates, strict=True)
         for r in e.records(np.flatnonzero(rate >= threshold))
     ]
-    return sorted(records, key=_rank)[:k]
+    groups: dict[tuple[str, float], list[dict[str, Any]]] = {}
+    for r in sorted(records, key=_rank):
+        groups.setdefault((r["cluster"], _tie(r["tokens_per_s"])), []).append(r)
+    best = [{**members[0], "ties": len(members) - 1} for members in groups.values()]
+    return sorted(best, key=_rank)[:k]
 
 
 def _best_of_table(e: _evaluate.Evaluated) -> list[dict[str, Any]]:

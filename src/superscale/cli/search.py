@@ -454,9 +454,9 @@ def _print_search(result: SearchResult) -> None:
             box=box.SIMPLE_HEAD,
         )
         for col in ("GPUs", "tokens/s\n(analytical)", "per GPU", "MFU", "cluster", "plan"):
-            text = col in {"cluster", "plan"}
+            words = col in {"cluster", "plan"}
             table.add_column(
-                col, justify="left" if text else "right", no_wrap=not text, overflow="fold"
+                col, justify="left" if words else "right", no_wrap=not words, overflow="fold"
             )
         for p in result.pareto:
             table.add_row(

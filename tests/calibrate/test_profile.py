@@ -169,3 +169,10 @@ def test_catalog_chips_use_the_documented_defaults(make_profile: Make) -> None:
     calibrated = with_profile(h100, parse_profile(make_profile()))
     assert calibrated.peak_tflops == h100.peak_tflops
     assert profile_of(calibrated) is not None
+
+
+def test_profile_path_takes_catalog_names_only() -> None:
+    from superscale.hardware.profile import profile_path
+
+    for name in ("../../etc/passwd", "/etc/passwd", "a/b", "H100", "..", "x" * 100):
+        assert profile_path(name) is None

@@ -23,7 +23,8 @@ bandwidth is the best measured copy rate, carrying the profile (`ProfiledChip`).
 from __future__ import annotations
 
 import math
-from functools import cache, cached_property
+import re
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -310,14 +311,20 @@ def load_profile(path: str | Path) -> EfficiencyProfile:
     return parse_profile(data, origin=str(path))
 
 
+_CATALOG_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
+
+
 def profile_path(chip_name: str) -> Path | None:
-    """The catalog's profile file for `chip_name`, if one ships with the package."""
+    """The catalog's profile file for `chip_name`, if one ships with the package (only a
+    lowercase-kebab catalog name can name one: never a path)."""
+    if _CATALOG_NAME.fullmatch(chip_name) is None or ".." in chip_name:
+        return None
     base = resources.files("superscale.hardware.catalog").joinpath("profiles")
     candidate = Path(str(base)) / f"{chip_name}.yaml"
     return candidate if candidate.is_file() else None
 
 
-@cache
+@lru_cache(maxsize=64)  # bounded: inline chips bring names of their own
 def catalog_profile(chip_name: str) -> EfficiencyProfile | None:
     """The catalog's profile for `chip_name`, loaded once; None if it has none."""
     path = profile_path(chip_name)

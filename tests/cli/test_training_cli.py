@@ -121,3 +121,14 @@ def test_validate_with_event_engine(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", "--engine", "event", "--source", "mcore_r080_weak", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["summary"]["overall"]["rows"] == 9
+
+
+def test_validate_both_engines_reports_each_apart(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--json", "--engine", "both", "--source", "korthikanti22_t5"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"analytical", "event"}
+    for engine in data.values():
+        assert engine["summary"]["overall"]["rows"] == 8
+        assert (
+            engine["summary"]["tuned"]["rows"] == 8 and engine["summary"]["held_out"]["rows"] == 0
+        )

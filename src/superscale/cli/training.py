@@ -271,7 +271,10 @@ def validate(
     ] = False,
     source: Annotated[str | None, typer.Option(help="Only rows of this source_key.")] = None,
     engine: Annotated[
-        str, typer.Option(help="Training rows: analytical or event engine.")
+        str,
+        typer.Option(
+            help="Training rows: analytical, event, or both (each engine's errors apart)."
+        ),
     ] = "analytical",
     inference: Annotated[
         bool, typer.Option("--inference", help="Serving rows (inference-published.csv).")
@@ -295,14 +298,26 @@ def validate(
         return
     from superscale.validate.training import compare_all, summarize_errors
 
-    if engine not in ENGINES:
-        raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {', '.join(ENGINES)})")
-    rows = compare_all(engine=engine, source=source)
-    summary = summarize_errors(rows)
+    if engine not in (*ENGINES, "both"):
+        allowed = ", ".join((*ENGINES, "both"))
+        raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {allowed})")
+    engines = ENGINES if engine == "both" else (engine,)
+    results = {name: compare_all(engine=name, source=source) for name in engines}
+    summaries = {name: summarize_errors(rows) for name, rows in results.items()}
     if json_out:
-        print_json({"rows": [_row_json(r) for r in rows], "summary": summary})
+        if engine == "both":
+            print_json(
+                {
+                    name: {"rows": [_row_json(r) for r in rows], "summary": summaries[name]}
+                    for name, rows in results.items()
+                }
+            )
+        else:
+            rows = results[engine]
+            print_json({"rows": [_row_json(r) for r in rows], "summary": summaries[engine]})
         return
-    table = Table(title="predicted vs published training throughput")
+    rows = results[engines[0]]
+    table = Table(title=f"predicted vs published training throughput ({engines[0]} engine)")
     for col in ("row", "source", "model", "GPUs", "metric", "published", "predicted", "error"):
         figure = col in {"row", "GPUs", "published", "predicted"}
         table.add_column(
@@ -324,18 +339,33 @@ def validate(
             f"skipped: {r.skipped}" if r.skipped else f"{err:+.1f}%",
         )
     console.print(table)
+    for name, summary in summaries.items():
+        if len(summaries) > 1:
+            console.print(f"[bold]{name} engine[/]")
+        _print_error_summary(summary)
+
+
+def _print_error_summary(summary: dict[str, Any]) -> None:
+    """Mean and worst error per source, on the tuned and held-out rows, and overall."""
     for name, stats in summary["per_source"].items():
         if stats["rows"]:
             console.print(
                 f"  {name:<24} {stats['rows']:3d} rows  mean |error| "
                 f"{stats['mean_abs_error_pct']:5.1f}%  max {stats['max_abs_error_pct']:5.1f}%"
             )
-    for label, key in (("all rows", "overall"), ("rows with architecture", "with_architecture")):
+    labels = (
+        ("tuned rows", "tuned"),
+        ("held-out rows", "held_out"),
+        ("all rows", "overall"),
+        ("rows with architecture", "with_architecture"),
+    )
+    for label, key in labels:
         stats = summary[key]
-        console.print(
-            f"[bold]  {label:<24} {stats['rows']:3d} rows  mean |error| "
-            f"{stats['mean_abs_error_pct']:5.1f}%  max {stats['max_abs_error_pct']:5.1f}%[/]"
-        )
+        if stats["rows"]:
+            console.print(
+                f"[bold]  {label:<24} {stats['rows']:3d} rows  mean |error| "
+                f"{stats['mean_abs_error_pct']:5.1f}%  max {stats['max_abs_error_pct']:5.1f}%[/]"
+            )
 
 
 def _row_json(r: Any) -> dict[str, Any]:

@@ -285,11 +285,12 @@ def validate(
     Example: [bold]superscale validate[/]  or  [bold]superscale validate --source nemo_2407[/]
 
     Reads the shipped copy of shared/reference/training-published.csv (Megatron-LM 2021,
-    Korthikanti et al. 2022, Megatron-Core 2024, NeMo 24.07), builds each row's scenario
-    from the catalog and the published plan, and prints the metric the row reports
-    (hardware or model TFLOP/s per GPU, or MFU) beside the prediction, with the error per
-    row, the mean absolute error per source and overall. One set of efficiency parameters
-    per chip serves every row.
+    Korthikanti et al. 2022, Megatron-Core 2024, NeMo 24.07, and the held-out Megatron-Bridge
+    25.11 rows), builds each row's scenario from the catalog and the published plan, and
+    prints the metric the row reports (TFLOP/s per GPU, MFU, or measured tokens/s) beside the
+    prediction, with the error per row and the mean absolute error per source, on the tuned
+    and held-out rows, and overall. One set of efficiency parameters per chip serves every
+    row; --engine both reports each engine apart.
     """
     if inference:
         from superscale.cli.serving import print_inference_validation

@@ -288,7 +288,8 @@ def print_inference_validation(*, json_out: bool, source: str | None) -> None:
     """`superscale validate --inference`: serving predictions against published rows."""
     from superscale.validate.inference import compare_all, summarize_errors
 
-    rows = compare_all()
+    with working(err_console, "validate --inference: simulating the published rows"):
+        rows = compare_all()
     if source is not None:
         known = sorted({r.source_key for r in rows})
         if source not in known:

@@ -303,7 +303,8 @@ def validate(
         allowed = ", ".join((*ENGINES, "both"))
         raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {allowed})")
     engines = ENGINES if engine == "both" else (engine,)
-    results = {name: compare_all(engine=name, source=source) for name in engines}
+    with working(err_console, "validate: predicting the published rows"):
+        results = {name: compare_all(engine=name, source=source) for name in engines}
     summaries = {name: summarize_errors(rows) for name, rows in results.items()}
     if json_out:
         if engine == "both":

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from superscale.calibrate.check import apply_profile
 from superscale.cli import main
-from superscale.hardware.profile import apply_profile, load_profile
+from superscale.hardware.profile import load_profile
 from superscale.pipeline import simulate
 from superscale.scenario import load_scenario
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from superscale import load_scenario
+from superscale.calibrate.check import apply_profile
 from superscale.costs.compute import _formula_time_s, attention_key_len, compute_time_s
-from superscale.hardware.profile import apply_profile, parse_profile
+from superscale.hardware.profile import parse_profile
 from superscale.parallelism.plan import resolve
 from superscale.pipeline import simulate
 from superscale.training.lower import lower

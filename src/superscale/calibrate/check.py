@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from superscale.hardware.profile import EfficiencyProfile, apply_profile
+from superscale.hardware.profile import EfficiencyProfile, with_profile
 from superscale.pipeline import simulate
 from superscale.scenario import Scenario, load_scenario
 from superscale.units import GIB
@@ -266,3 +266,11 @@ def check(
         "steps": measured.steps,
         "final_loss": measured.loss,
     }
+
+
+def apply_profile(scenario: Scenario, profile: EfficiencyProfile) -> Scenario:
+    """`scenario` with its cluster's chip reading compute times from `profile` (lives here,
+    above the scenario, so hardware/ never imports it)."""
+    cluster = scenario.cluster
+    system = cluster.system.model_copy(update={"chip": with_profile(cluster.chip, profile)})
+    return scenario.model_copy(update={"cluster": cluster.model_copy(update={"system": system})})

@@ -27,7 +27,7 @@ import re
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
@@ -35,9 +35,6 @@ from pydantic import Field, ValidationError, model_validator
 from superscale.errors import SpecError
 from superscale.hardware.spec import Chip, ComputeEfficiency, Precision
 from superscale.spec import Spec, spec_error_from
-
-if TYPE_CHECKING:
-    from superscale.scenario import Scenario
 
 PROFILE_FORMAT = "superscale-profile/1"
 MAX_PROFILE_BYTES = 4 * 1024 * 1024
@@ -352,10 +349,3 @@ def efficiency_source(chip: Chip) -> str:
 def with_profile(chip: Chip, profile: EfficiencyProfile) -> ProfiledChip:
     """`chip` with the same datasheet figures, its compute times read from `profile`."""
     return ProfiledChip.model_validate({**chip.model_dump(), "profile": profile})
-
-
-def apply_profile(scenario: Scenario, profile: EfficiencyProfile) -> Scenario:
-    """`scenario` with its cluster's chip reading compute times from `profile`."""
-    cluster = scenario.cluster
-    system = cluster.system.model_copy(update={"chip": with_profile(cluster.chip, profile)})
-    return scenario.model_copy(update={"cluster": cluster.model_copy(update={"system": system})})

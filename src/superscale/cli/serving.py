@@ -107,14 +107,17 @@ def serve(
     if json_out:
         print_json(data)
         return
-    _print_serve(data)
+    offered = None
+    if spec.serving is not None and spec.serving.workload.arrival == "poisson":
+        offered = spec.serving.workload.rate_per_s
+    _print_serve(data, offered_per_s=offered)
 
 
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{1e3 * value:,.1f}"
 
 
-def _print_serve(data: dict[str, Any]) -> None:
+def _print_serve(data: dict[str, Any], *, offered_per_s: float | None = None) -> None:
     console.print(
         f"[bold]{data['model']}[/] on [bold]{data['cluster']}[/] ({data['gpus']} × "
         f"{data['chip']}, {data['precision']} weights, {data['kv_precision']} KV)"
@@ -149,7 +152,9 @@ def _print_serve(data: dict[str, Any]) -> None:
     console.print(
         f"  throughput  {thr['requests_per_s']:,.2f} req/s · input {thr['input_tokens_per_s']:,.0f}"
         f" tok/s · output {thr['output_tokens_per_s']:,.0f} tok/s "
-        f"({thr['output_tokens_per_s_per_gpu']:,.0f} per GPU)"
+        f"({thr['output_tokens_per_s_per_gpu']:,.0f} per GPU): completed requests over the "
+        "whole run, the drain after the last arrival included"
+        + ("" if offered_per_s is None else f"; offered {offered_per_s:,.2f} req/s")
     )
     if good["ttft_p99_s"] is not None or good["tpot_p99_s"] is not None:
         console.print(

@@ -158,3 +158,57 @@ def test_fuzz_scenarios_give_a_scenario_or_a_spec_error(data: dict[str, object])
     text = yaml.safe_dump(data)
     with contextlib.suppress(SpecError):
         load_scenario(load_yaml_text(text, origin="fuzz") or {})
+
+
+_HF_KEYS = st.sampled_from(
+    [
+        "model_type", "num_hidden_layers", "hidden_size", "num_attention_heads",
+        "num_key_value_heads", "intermediate_size", "vocab_size", "head_dim",
+        "tie_word_embeddings", "n_routed_experts", "num_experts_per_tok",
+        "moe_intermediate_size", "kv_lora_rank",
+    ]
+)  # fmt: skip
+
+
+@FUZZ
+@given(st.dictionaries(_HF_KEYS, _SCALARS, max_size=10))
+def test_fuzz_hf_config_gives_a_model_or_a_spec_error(config: dict[str, object]) -> None:
+    from pydantic import ValidationError
+
+    from superscale.models.hf import from_hf_config
+
+    try:
+        from_hf_config(config, name="fuzz")
+    except SpecError:
+        pass
+    except ValidationError as exc:  # the CLI reports these as one line too
+        assert exc.errors()
+
+
+@FUZZ
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["0", "1.5", "1e300", "-1", "nan", "inf", "x", ""]),
+            st.sampled_from(["1", "100", "0", "99999999999", "1.5", ""]),
+            st.sampled_from(["1", "10", "-3", "abc"]),
+        ),
+        max_size=6,
+    )
+)
+def test_fuzz_trace_text_gives_requests_or_a_spec_error(rows: list[tuple[str, str, str]]) -> None:
+    from superscale.inference.workload import parse_trace
+
+    text = "arrival_s,prompt_tokens,output_tokens\n" + "".join(",".join(r) + "\n" for r in rows)
+    with contextlib.suppress(SpecError):
+        parse_trace(text, origin="fuzz", max_requests=4)
+
+
+@FUZZ
+@given(_VALUES)
+def test_fuzz_profile_gives_a_profile_or_a_spec_error(data: object) -> None:
+    from superscale.hardware.profile import parse_profile
+
+    document = {"format": "superscale-profile/1", "device": data, "matmul": data}
+    with contextlib.suppress(SpecError):
+        parse_profile(document, origin="fuzz")

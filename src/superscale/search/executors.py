@@ -11,6 +11,7 @@ the number of workers never change the answer.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -317,7 +318,8 @@ def _run_processes(
     pending: dict[cf.Future[Evaluated], Unit] = {}
     try:
         for table, unit in batches:
-            pending[pool.submit(evaluate, table)] = unit
+            with _termination_deferred():
+                pending[pool.submit(evaluate, table)] = unit
             while len(pending) >= 2 * workers:
                 _land_one(pending, land)
         while pending:
@@ -332,6 +334,22 @@ def _run_processes(
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _termination_deferred() -> Iterator[None]:
+    """Hold SIGTERM (and SIGINT) while a submit may be starting a worker: the forkserver's
+    handshake, cut half-way, leaves a child printing an EOFError traceback. A signal that
+    arrives meanwhile is delivered when the submit returns."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    held = {signal.SIGTERM, signal.SIGINT}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _land_one(pending: dict[cf.Future[Evaluated], Unit], land: Land) -> None:

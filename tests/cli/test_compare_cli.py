@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from superscale.cli import main
-from superscale.facility.comparison import cluster_value
+from superscale.compare import cluster_value
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "llama3-70b-metax-1k-compare.yaml"
 CLUSTERS = ["metax-cube-1k", "metax-c550-8x:128", "metax-c500-1k"]

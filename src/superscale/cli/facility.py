@@ -1,7 +1,7 @@
 """`superscale compare`: one workload on several clusters, side by side; and the facility,
 reliability and cost block that `simulate` prints.
 
-Thin printing over `superscale.facility.comparison.compare` and the result JSON. `--plot`
+Thin printing over `superscale.compare.compare` and the result JSON. `--plot`
 writes a PNG bar chart with matplotlib (optional: the `plot` extra), imported only then.
 """
 
@@ -22,9 +22,9 @@ from rich.table import Table
 from superscale.cli import plot
 from superscale.cli.app import app, console, print_json
 from superscale.cli.limits import in_range, plural
+from superscale.compare import Entry, parse_clusters
+from superscale.compare import compare as compare_clusters
 from superscale.errors import SpecError
-from superscale.facility.comparison import Entry, parse_clusters
-from superscale.facility.comparison import compare as compare_clusters
 from superscale.scenario import load_scenario
 from superscale.spec import MAX_TOKENS
 

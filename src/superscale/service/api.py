@@ -23,9 +23,9 @@ from superscale.cli.catalog import CATALOGS, _check_json, _derived
 from superscale.cli.collective import DTYPES, sweep
 from superscale.cli.facility import _entry_json
 from superscale.collectives import COLLECTIVES, CommModel
+from superscale.compare import cluster_value, parse_clusters
+from superscale.compare import compare as compare_clusters
 from superscale.errors import unknown_name_message
-from superscale.facility.comparison import cluster_value, parse_clusters
-from superscale.facility.comparison import compare as compare_clusters
 from superscale.hardware import catalog as hardware_catalog
 from superscale.hardware.spec import Cluster
 from superscale.parallelism import resolve

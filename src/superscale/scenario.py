@@ -275,17 +275,10 @@ class Scenario(Spec):
                 f"training.global_batch ({self.training.global_batch}) must be a multiple of "
                 f"dp·micro_batch = {dp}·{p.micro_batch}"
             )
-        from superscale.parallelism.layout import resolve_layout  # parallelism imports us
+        from superscale.parallelism.layout import plan_layout  # parallelism imports us
         from superscale.parallelism.rules import plan_problem
 
-        layout = resolve_layout(
-            m.layers,
-            pp=p.pp,
-            virtual_stages=p.virtual_stages,
-            layout=p.pipeline_layout,
-            first=p.first_stage_layers,
-            last=p.last_stage_layers,
-        )
+        layout = plan_layout(p, m.layers)
 
         problem = plan_problem(
             m,

@@ -12,6 +12,8 @@ and the loss on the last. The string is parsed, never evaluated.
 
 from __future__ import annotations
 
+from typing import Any
+
 from superscale.errors import SpecError
 
 MAX_LAYOUT_CHARS = 10_000
@@ -125,3 +127,15 @@ def resolve_layout(
             f"parallel.pipeline_layout: {sum(counts)} layers, but the model has {layers}"
         )
     return counts
+
+
+def plan_layout(parallel: Any, layers: int) -> tuple[int, ...] | None:
+    """`resolve_layout` for a scenario's `parallel` section (its layout fields)."""
+    return resolve_layout(
+        layers,
+        pp=parallel.pp,
+        virtual_stages=parallel.virtual_stages,
+        layout=parallel.pipeline_layout,
+        first=parallel.first_stage_layers,
+        last=parallel.last_stage_layers,
+    )

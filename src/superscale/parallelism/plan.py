@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from superscale.hardware.spec import Cluster, Link
-from superscale.parallelism.layout import resolve_layout
+from superscale.parallelism.layout import plan_layout
 from superscale.parallelism.rules import schedule_warning
 from superscale.scenario import Scenario
 
@@ -168,21 +168,9 @@ def resolve(scenario: Scenario) -> Plan:
         dp_comm_overlap=p.dp_comm_overlap,
         groups=groups,
         warnings=tuple(warnings),
-        recompute_modules=tuple(p.recompute_modules),
-        fp8_activations=scenario.require_training().fp8_activations,
+        **_recipe(scenario),
         ep_comm_overlap=p.ep_comm_overlap and p.ep > 1,
-        ep_dispatch=p.ep_dispatch,
-        grad_reduce_dtype=p.grad_reduce_dtype,
-        expert_imbalance=p.expert_imbalance,
-        redundant_experts=p.redundant_experts,
-        layout=resolve_layout(
-            scenario.model.layers,
-            pp=p.pp,
-            virtual_stages=p.virtual_stages,
-            layout=p.pipeline_layout,
-            first=p.first_stage_layers,
-            last=p.last_stage_layers,
-        ),
+        layout=plan_layout(p, scenario.model.layers),
     )
 
 
@@ -230,14 +218,23 @@ def batch_plan(
         dp_comm_overlap=p.dp_comm_overlap,
         groups=groups,
         warnings=(),
-        recompute_modules=tuple(p.recompute_modules),
-        fp8_activations=training.fp8_activations,
+        **_recipe(scenario),
         ep_comm_overlap=p.ep_comm_overlap,
-        ep_dispatch=p.ep_dispatch,
-        grad_reduce_dtype=p.grad_reduce_dtype,
-        expert_imbalance=p.expert_imbalance,
-        redundant_experts=p.redundant_experts,
     )
+
+
+def _recipe(scenario: Scenario) -> dict[str, Any]:
+    """The software-stack fields a plan takes from the scenario as they are (one plan or a
+    batch alike)."""
+    p = scenario.parallel
+    return {
+        "recompute_modules": tuple(p.recompute_modules),
+        "fp8_activations": scenario.require_training().fp8_activations,
+        "ep_dispatch": p.ep_dispatch,
+        "grad_reduce_dtype": p.grad_reduce_dtype,
+        "expert_imbalance": p.expert_imbalance,
+        "redundant_experts": p.redundant_experts,
+    }
 
 
 def recipe_words(scenario: Scenario, plan: Plan) -> list[str]:

@@ -114,3 +114,19 @@ def print_table(table: Table) -> None:
     natural = Measurement.get(console, console.options.update_width(1000), table).maximum
     wide = Console(file=console.file, width=max(console.width, natural), highlight=False)
     wide.print(table)
+
+
+# Options `simulate` and `search` share for `--from-megatron`: where the run lands.
+MegatronSystem = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        help="With --from-megatron: a catalog system; --count, or the launcher's "
+        "nproc_per_node·nnodes, gives how many.",
+        show_default=False,
+    ),
+]
+MegatronCount = Annotated[
+    int | None,
+    typer.Option(min=1, help="With --system: how many systems.", show_default=False),
+]

@@ -27,7 +27,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from superscale.cli.app import app, console, err_console, print_json, print_table
+from superscale.cli.app import (
+    MegatronCount,
+    MegatronSystem,
+    app,
+    console,
+    err_console,
+    print_json,
+    print_table,
+)
 from superscale.cli.limits import (
     MAX_SEARCH_GPUS,
     MAX_SEARCH_PLANS,
@@ -219,19 +227,8 @@ def search(
             show_default=False,
         ),
     ] = None,
-    system: Annotated[
-        str | None,
-        typer.Option(
-            metavar="NAME",
-            help="With --from-megatron: a catalog system; --count, or the launcher's "
-            "nproc_per_node·nnodes, gives how many.",
-            show_default=False,
-        ),
-    ] = None,
-    count: Annotated[
-        int | None,
-        typer.Option(min=1, help="With --system: how many systems.", show_default=False),
-    ] = None,
+    system: MegatronSystem = None,
+    count: MegatronCount = None,
     batch_size: Annotated[
         int, typer.Option(help="Plans per unit of work (and per store transaction).")
     ] = DEFAULT_BATCH_SIZE,

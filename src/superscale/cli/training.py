@@ -10,7 +10,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from superscale.cli.app import app, console, err_console, print_json
+from superscale.cli.app import (
+    MegatronCount,
+    MegatronSystem,
+    app,
+    console,
+    err_console,
+    print_json,
+)
 from superscale.cli.facility import facility_lines
 from superscale.cli.limits import MAX_EVENT_TASKS, check_work, event_tasks, working
 from superscale.errors import SpecError
@@ -75,18 +82,8 @@ def simulate(
         str | None,
         typer.Option(help="With --from-megatron: a catalog cluster to run on.", show_default=False),
     ] = None,
-    system: Annotated[
-        str | None,
-        typer.Option(
-            help="With --from-megatron: a catalog system; --count, or the launcher's "
-            "nproc_per_node·nnodes, gives how many.",
-            show_default=False,
-        ),
-    ] = None,
-    count: Annotated[
-        int | None,
-        typer.Option(min=1, help="With --system: how many systems.", show_default=False),
-    ] = None,
+    system: MegatronSystem = None,
+    count: MegatronCount = None,
     max_tasks: Annotated[
         int,
         typer.Option(

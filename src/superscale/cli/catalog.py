@@ -554,6 +554,9 @@ def check_command(
     Prints the derived dp, the micro-batches per step, and where each group lands:
     inside a server, inside a super-node, or across the scale-out network.
 
+    A serving scenario (no training section) shows its precisions, stored weights,
+    workload and pools with their memory instead.
+
     Warnings (e.g. tp larger than the scale-up domain) do not fail the check.
     A mistake in the file exits with code 2 and one line naming the field.
 
@@ -561,6 +564,11 @@ def check_command(
     [bold]superscale check examples/moe-metax-cube-128.yaml --json[/]
     """
     scenario = load_scenario(scenario_path)
+    if scenario.training is None:  # a serving scenario: its deployment, not a training plan
+        from superscale.cli.serving import check_serving
+
+        check_serving(scenario_path, scenario, as_json=as_json)
+        return
     plan = resolve(scenario)
     if as_json:
         print_json(_check_json(scenario, plan))

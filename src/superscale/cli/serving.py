@@ -120,7 +120,8 @@ def _ms(value: float | None) -> str:
 def _print_serve(data: dict[str, Any], *, offered_per_s: float | None = None) -> None:
     console.print(
         f"[bold]{data['model']}[/] on [bold]{data['cluster']}[/] ({data['gpus']} × "
-        f"{data['chip']}, {data['precision']} weights, {data['kv_precision']} KV)"
+        f"{data['chip']}, {data['weights']} weights, {data['precision']} GEMMs, "
+        f"{data['kv_precision']} KV)"
     )
     for pool in data["pools"]:
         p, mem = pool["plan"], pool["memory"]
@@ -357,3 +358,67 @@ def print_inference_validation(*, json_out: bool, source: str | None) -> None:
                 f"[bold]  {label:<18} {stats['rows']:3d} rows  mean |error| "
                 f"{stats['mean_abs_error_pct']:5.1f}%  max {stats['max_abs_error_pct']:5.1f}%[/]"
             )
+
+
+def _workload_words(serving: Any) -> str:
+    w = serving.workload
+    lengths = (
+        f"prompts {w.prompt_tokens.distribution} {w.prompt_tokens.mean:g}, outputs "
+        f"{w.output_tokens.distribution} {w.output_tokens.mean:g} tokens"
+    )
+    if w.arrival == "poisson":
+        return f"poisson at {w.rate_per_s:g} req/s, {lengths}"
+    if w.arrival == "trace":
+        return f"trace {w.trace}"
+    return f"offline (all at t=0), {lengths}"
+
+
+def check_serving(path: str, scenario: Any, *, as_json: bool) -> None:
+    """`superscale check` on a serving scenario: its words and how each pool is laid out."""
+    from superscale.inference.deploy import resolve as resolve_deployment
+
+    serving = scenario.serving
+    dep = resolve_deployment(scenario)
+    words = {
+        "precision": dep.precision,
+        "weights": dep.weight_format,
+        "bytes_per_weight": dep.weight_bytes,
+        "kv_precision": dep.kv_precision,
+        "attention_precision": dep.attention_precision,
+        "workload": serving.workload.model_dump(mode="json"),
+        "disaggregated": dep.disaggregated,
+        "speculative": None if dep.speculation is None else dep.speculation.method,
+    }
+    pools: list[dict[str, Any]] = [
+        {
+            "role": p.role,
+            "gpus": p.gpus,
+            "plan": {**p.plan.model_dump(mode="json"), "dp": p.instances},
+            "moe_dispatch": p.dispatch,
+            "memory": p.budget.to_json(),
+        }
+        for p in dep.pools
+    ]
+    if as_json:
+        print_json({**words, "gpus": dep.gpus, "fits": dep.fits, "pools": pools,
+                    "warnings": list(dep.warnings)})  # fmt: skip
+        return
+    console.print(f"[bold]scenario[/] {path} (serving)")
+    console.print(
+        f"  precision  {dep.precision} GEMMs, {dep.weight_format} weights "
+        f"({dep.weight_bytes:.4g} bytes/weight), {dep.kv_precision} KV, "
+        f"{dep.attention_precision} attention"
+    )
+    console.print(f"  workload   {_workload_words(serving)}")
+    for pool in pools:
+        p, mem = pool["plan"], pool["memory"]
+        console.print(
+            f"  {pool['role']:<10} {plural(pool['gpus'], 'GPU')}: tp {p['tp']} · pp {p['pp']}"
+            f" · attention_dp {p['attention_dp']} · dp {p['dp']}, ep {p['ep']}; weights "
+            f"{mem['weights_gib']:.1f} GiB, KV {mem['kv_cache_gib']:.1f} GiB per GPU "
+            f"({mem['kv_tokens_per_instance']:,} tokens per instance)"
+            + ("" if mem["fits"] else " [bold red]does not fit[/]")
+        )
+    for warning in dep.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print("[green]valid[/]" if dep.fits else "[yellow]valid, but does not fit[/]")

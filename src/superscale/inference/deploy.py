@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from superscale.errors import SpecError
 from superscale.hardware.spec import Chip, Cluster, slice_system
 from superscale.inference.kv import (
+    BYTES_PER_ELEMENT,
     KvBudget,
+    bytes_per_weight,
     draft_layer_bytes_per_gpu,
     kv_budget,
     kv_bytes_per_token,
@@ -75,6 +77,8 @@ class Deployment:
     prefill_max_batch_tokens: int | None = None
     attention_precision: str = "bf16"
     speculation: Speculation | None = None
+    weight_format: str = ""  # stored weights: the precision, or e.g. "int4 g128"
+    weight_bytes: float = 0.0  # stored bytes per weight element, scales included
 
     @property
     def gpus(self) -> int:
@@ -99,6 +103,23 @@ def resolve_precisions(serving: ServingSpec, chip: Chip) -> tuple[str, str]:
     if kv == "auto":
         kv = "fp8" if precision in {"fp8", "fp4"} else "bf16"
     return precision, kv
+
+
+def resolve_weights(serving: ServingSpec, precision: str) -> tuple[str, float]:
+    """(stored weight format, bytes per weight) of the deployment; SpecError for a
+    quantised format not narrower than the GEMM precision."""
+    quant = serving.quantization
+    if quant is None:
+        return precision, BYTES_PER_ELEMENT[precision]
+    if BYTES_PER_ELEMENT[quant.weights] >= BYTES_PER_ELEMENT[precision]:
+        raise SpecError(
+            f"weights '{quant.weights}' must be narrower than the GEMM precision "
+            f"'{precision}' (allowed: formats of fewer bits; W8A8 int8 is precision: int8 "
+            "without quantization)",
+            path="serving.quantization.weights",
+        )
+    group = f" g{quant.group_size}" if quant.group_size else " per-channel"
+    return quant.weights + group, bytes_per_weight(precision, quant)
 
 
 def check_plan(plan: PlanSpec, model: ModelSpec, path: str) -> None:
@@ -187,7 +208,13 @@ def resolve_speculation(spec: SpeculativeSpec | None, model: ModelSpec) -> Specu
 
 
 def _draft_memory(
-    model: ModelSpec, plan: PlanSpec, spec: Speculation | None, *, precision: str, kv: str
+    model: ModelSpec,
+    plan: PlanSpec,
+    spec: Speculation | None,
+    *,
+    precision: str,
+    kv: str,
+    weight_bytes: float | None = None,
 ) -> tuple[float, float]:
     """(drafter weights, drafter KV bytes per token) on one GPU."""
     if spec is None:
@@ -196,9 +223,12 @@ def _draft_memory(
         draft = spec.draft_model
         dplan = plan.model_copy(update={"ep": 1, "redundant_experts": 0, "pp": 1})
         per_token = kv_bytes_per_token_layer_per_gpu(draft, plan.tp, kv) * draft.layers
-        return weight_bytes_per_gpu(draft, dplan, precision), per_token
+        weights = weight_bytes_per_gpu(draft, dplan, precision, weight_bytes=weight_bytes)
+        return weights, per_token
     moe_layer = spec.method == "mtp" and model.moe is not None
-    weights = draft_layer_bytes_per_gpu(model, plan, precision, moe_layer=moe_layer)
+    weights = draft_layer_bytes_per_gpu(
+        model, plan, precision, moe_layer=moe_layer, weight_bytes=weight_bytes
+    )
     return weights, kv_bytes_per_token_layer_per_gpu(model, plan.tp, kv)
 
 
@@ -216,6 +246,7 @@ def _pool(
     scheduler: SchedulerSpec,
     speculation: Speculation | None,
     max_tokens: int | None = None,
+    weight_bytes: float | None = None,
 ) -> Pool:
     spec = speculation  # prefill pools run the drafter over prompts only
     q = spec.query_tokens if spec is not None and role != "prefill" else 1
@@ -224,7 +255,9 @@ def _pool(
             f"tp ({plan.tp}) must divide the draft model's {spec.draft_model.heads} heads",
             path="serving.speculative.draft_model",
         )
-    draft_weights, draft_kv = _draft_memory(model, plan, spec, precision=precision, kv=kv_precision)
+    draft_weights, draft_kv = _draft_memory(
+        model, plan, spec, precision=precision, kv=kv_precision, weight_bytes=weight_bytes
+    )
     home = pool_cluster(cluster, instances * plan.instance_gpus)
     dispatch = resolve_dispatch(plan, home, role=role) if model.moe is not None else "none"
     buffer = 0.0
@@ -243,6 +276,7 @@ def _pool(
         draft_weight_bytes=draft_weights,
         draft_kv_bytes_per_token=draft_kv,
         dispatch_buffer_bytes=buffer,
+        weight_bytes=weight_bytes,
     )
     step = None
     if budget.fits:
@@ -260,6 +294,7 @@ def _pool(
             speculation=spec,
             max_requests=scheduler.max_batch,
             decodes=role != "prefill",
+            weight_bytes=weight_bytes,
         )
     return Pool(
         role=role,
@@ -313,12 +348,14 @@ def resolve(scenario: Scenario) -> Deployment:
     precision, kv_precision = resolve_precisions(serving, cluster.chip)
     attention = resolve_attention_precision(serving.attention_precision, kv_precision, cluster.chip)
     speculation = resolve_speculation(serving.speculative, model)
+    weight_format, weight_bytes = resolve_weights(serving, precision)
     sched = serving.scheduler
 
     def make(role: Role, plan: PlanSpec, n: int, first: int, tokens: int | None = None) -> Pool:
         return _pool(role, plan, n, first, model, cluster, precision=precision,
                      kv_precision=kv_precision, attention_precision=attention,
-                     scheduler=sched, speculation=speculation, max_tokens=tokens)  # fmt: skip
+                     scheduler=sched, speculation=speculation, max_tokens=tokens,
+                     weight_bytes=weight_bytes)  # fmt: skip
 
     warnings: list[str] = []
     dis = serving.disaggregation
@@ -367,6 +404,8 @@ def resolve(scenario: Scenario) -> Deployment:
         prefill_max_batch_tokens=dis.prefill_max_batch_tokens if dis is not None else None,
         attention_precision=attention,
         speculation=speculation,
+        weight_format=weight_format,
+        weight_bytes=weight_bytes,
     )
 
 

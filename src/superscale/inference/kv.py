@@ -23,13 +23,36 @@ from dataclasses import dataclass
 
 from superscale import units
 from superscale.hardware.spec import Chip
-from superscale.inference.spec import PlanSpec, SchedulerSpec
+from superscale.inference.spec import PlanSpec, QuantizationSpec, SchedulerSpec
 from superscale.models.spec import ModelSpec
 
-BYTES_PER_ELEMENT = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "fp4": 0.5}
+BYTES_PER_ELEMENT = {
+    "fp32": 4.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "fp4": 0.5,
+    "int4": 0.5,
+}
+SCALE_BYTES = 2.0  # one fp16 scale per quantisation group (GPTQ, AWQ)
 ACT_BYTES = 2.0  # activations stay in 16 bits between GEMMs
 HEAD_BYTES = 2.0  # embedding and output head stay in 16 bits (TensorRT-LLM fp8 recipes)
 RUNTIME_RESERVE_BYTES = 1.5 * units.GIB  # CUDA context, NCCL buffers, CUDA graphs
+
+
+def bytes_per_weight(precision: str, quant: QuantizationSpec | None = None) -> float:
+    """Stored bytes per weight element: the precision's, or the quantised format's plus its
+    group scale (fp16) and zero point (the weight's width) shared by `group_size` weights.
+
+    GPTQ/AWQ int4, group 128, asymmetric: 0.5 + (2 + 0.5) / 128 = 0.51953125 bytes.
+    """
+    if quant is None:
+        return BYTES_PER_ELEMENT[precision]
+    wb = BYTES_PER_ELEMENT[quant.weights]
+    if quant.group_size == 0:  # per output channel: k weights share one scale
+        return wb
+    return wb + (SCALE_BYTES + (wb if quant.zero_point else 0.0)) / quant.group_size
 
 
 def kv_elements_per_token_layer(model: ModelSpec) -> int:
@@ -67,9 +90,15 @@ def moe_layer_params_per_gpu(model: ModelSpec, plan: PlanSpec) -> float:
     return experts + shared + model.hidden * moe.experts
 
 
-def weight_bytes_per_gpu(model: ModelSpec, plan: PlanSpec, precision: str) -> float:
-    """Weights one GPU holds: its stage's layers, its tp shard, its experts (largest stage)."""
-    wb = BYTES_PER_ELEMENT[precision]
+def weight_bytes_per_gpu(
+    model: ModelSpec, plan: PlanSpec, precision: str, *, weight_bytes: float | None = None
+) -> float:
+    """Weights one GPU holds: its stage's layers, its tp shard, its experts (largest stage).
+
+    Args:
+        weight_bytes: stored bytes per weight (`bytes_per_weight`); default the precision's.
+    """
+    wb = BYTES_PER_ELEMENT[precision] if weight_bytes is None else weight_bytes
     share = _stage_layers(model, plan.pp) / model.layers
     total = model.layers * model.attention_params / plan.tp
     total += model.dense_layers * model.dense_mlp_params / plan.tp
@@ -82,7 +111,12 @@ def weight_bytes_per_gpu(model: ModelSpec, plan: PlanSpec, precision: str) -> fl
 
 
 def draft_layer_bytes_per_gpu(
-    model: ModelSpec, plan: PlanSpec, precision: str, *, moe_layer: bool
+    model: ModelSpec,
+    plan: PlanSpec,
+    precision: str,
+    *,
+    moe_layer: bool,
+    weight_bytes: float | None = None,
 ) -> float:
     """One draft layer on one GPU: a transformer layer of the model's shape (an MoE layer
     for DeepSeek-V3's MTP module, Sec. 2.2; a dense one for an EAGLE head, Li et al. 2024)
@@ -93,7 +127,7 @@ def draft_layer_bytes_per_gpu(
         params += moe_layer_params_per_gpu(model, plan)
     else:
         params += model.dense_mlp_params / plan.tp
-    return params * BYTES_PER_ELEMENT[precision]
+    return params * (BYTES_PER_ELEMENT[precision] if weight_bytes is None else weight_bytes)
 
 
 def low_latency_buffer_bytes(hidden: int, experts: int, tokens_per_rank: int) -> float:
@@ -183,22 +217,25 @@ def kv_budget(
     draft_weight_bytes: float = 0.0,
     draft_kv_bytes_per_token: float = 0.0,
     dispatch_buffer_bytes: float = 0.0,
+    weight_bytes: float | None = None,
 ) -> KvBudget:
     """HBM split of one GPU and the KV tokens one instance can hold.
 
     Args:
-        precision: weight precision (bf16, fp8, fp4).
+        precision: GEMM precision (bf16, fp8, fp4, int8), the weights' without quantisation.
         kv_precision: KV-cache precision.
         query_tokens: tokens each decoding request verifies per iteration (1 + drafted).
         draft_weight_bytes: the drafter's weights on this GPU.
         draft_kv_bytes_per_token: the drafter's KV bytes per token on this GPU.
         dispatch_buffer_bytes: MoE dispatch kernels' communication buffer (workspace).
+        weight_bytes: stored bytes per weight (quantised); default the precision's.
     Returns:
         The budget; `kv_tokens_per_instance` counts tokens over the instance's attention-dp
         ranks (each rank caches its own requests).
     """
     usable = chip.hbm_bytes * scheduler.gpu_memory_utilization
-    weights = weight_bytes_per_gpu(model, plan, precision) + draft_weight_bytes
+    weights = weight_bytes_per_gpu(model, plan, precision, weight_bytes=weight_bytes)
+    weights += draft_weight_bytes
     workspace = workspace_bytes_per_gpu(model, plan, scheduler, query_tokens=query_tokens)
     workspace += dispatch_buffer_bytes
     kv = usable - weights - workspace

@@ -6,8 +6,11 @@ whatever T is, and does 2·T·n·k FLOPs, so
   t_linear(T) = max(2·T·N / (peak · matmul_fraction · g(T) · clock), N·bytes / (HBM · mem))
 
 with N the weight elements on the GPU and g the shape factor of costs/compute.py (Hockney
-half-performance, Williams et al. 2009 roofline): small-batch decode is memory-bound (it
-streams the weights), large batches and prefill are compute-bound. Mixture-of-experts layers
+half-performance, Williams et al. 2009 roofline). The bytes are the stored format's: weight-
+only int4 streams about a quarter of bf16's bytes while its math stays at the GEMM
+precision (the dequantising kernel is assumed to keep pace with the HBM stream; no
+dequantisation cost is charged). Small-batch decode is memory-bound (it streams the
+weights), large batches and prefill are compute-bound. Mixture-of-experts layers
 read only the experts the batch activates: with T tokens choosing top_k of the E physical
 experts (routed plus EPLB's redundant copies, load spread evenly), an expert is hit with
 probability 1 − (1 − k/E)^T.
@@ -149,6 +152,11 @@ class LayerCosts:
     comm: CommModel
     precision: str
     dispatch: str
+    weight_bytes: float | None = None  # stored bytes per weight; None: the precision's
+
+    @property
+    def _wb(self) -> float:
+        return BYTES_PER_ELEMENT[self.precision] if self.weight_bytes is None else self.weight_bytes
 
     def _group(self, kind: str, size: int, stride: int) -> GroupPlacement:
         return place_group(kind, size, stride, self.cluster)
@@ -176,7 +184,7 @@ class LayerCosts:
 
     def linear(self, elements: float, m_tokens: np.ndarray) -> np.ndarray:
         hbm, rate, m_half, _ = self._rates
-        wb = BYTES_PER_ELEMENT[self.precision]
+        wb = self._wb
         flops_s = 2.0 * m_tokens * elements / (rate * _m_factor(m_tokens, m_half))
         out: np.ndarray = np.maximum(flops_s, elements * wb / hbm)
         return out
@@ -199,7 +207,7 @@ class LayerCosts:
         assert model.moe is not None
         hbm, rate, m_half, kernel_us = self._rates
         moe, h, tp = model.moe, model.hidden, plan.tp
-        wb = BYTES_PER_ELEMENT[self.precision]
+        wb = self._wb
         ta = tokens / plan.attention_dp
         etp = plan.tp * plan.attention_dp // plan.ep
         attn = (model.attention_params - h) / tp

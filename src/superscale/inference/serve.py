@@ -150,6 +150,8 @@ class ServeResult:
             "chip": self.chip,
             "gpus": dep.gpus,
             "precision": dep.precision,
+            "weights": dep.weight_format,
+            "bytes_per_weight": dep.weight_bytes,
             "kv_precision": dep.kv_precision,
             "attention_precision": dep.attention_precision,
             "speculative": _speculative(dep),

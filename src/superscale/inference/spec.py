@@ -22,7 +22,8 @@ from pydantic import Field, field_validator, model_validator
 
 from superscale.spec import MAX_REQUESTS, MAX_SECONDS, MAX_SEQ_LEN, Spec
 
-ServePrecision = Literal["auto", "bf16", "fp16", "fp8", "fp4"]
+ServePrecision = Literal["auto", "bf16", "fp16", "fp8", "fp4", "int8"]
+WeightFormat = Literal["int8", "int4", "fp8", "fp4"]
 KvPrecision = Literal["auto", "bf16", "fp16", "fp8"]
 Distribution = Literal["fixed", "uniform", "exponential", "lognormal"]
 
@@ -251,11 +252,44 @@ class SpeculativeSpec(Spec):
         return 0.85 if self.acceptance_rate is None else self.acceptance_rate
 
 
+class QuantizationSpec(Spec):
+    """Weights stored narrower than the GEMM math and widened inside the kernel.
+
+    Weight-only quantisation (GPTQ, Frantar et al. 2023; AWQ, Lin et al. 2024) keeps int4 or
+    int8 weights in groups of `group_size` along the input dimension, each group with an
+    fp16 scale and, when asymmetric, a zero point of the weight's width; the GEMM runs at
+    `serving.precision` (bf16 for W4A16). W8A8 int8 needs no section: `precision: int8`.
+    """
+
+    weights: WeightFormat = Field(
+        description="Stored weight format: int4 | int8 (GPTQ/AWQ) | fp8 | fp4; must be "
+        "narrower than serving.precision."
+    )
+    group_size: int = Field(
+        128,
+        ge=0,
+        le=1 << 20,
+        description="Weights sharing one scale (GPTQ/AWQ default 128); 0: one scale per "
+        "output channel (its bytes are negligible and not counted).",
+    )
+    zero_point: bool = Field(
+        True, description="Asymmetric groups carry a zero point of the weight's width."
+    )
+
+
 class ServingSpec(Spec):
     """A deployment: precision, plan, workload, scheduler, optional disaggregation, SLOs."""
 
     precision: ServePrecision = Field(
-        "auto", description="Weights and GEMMs; auto: fp8 where the chip has it, else bf16."
+        "auto",
+        description="GEMM math and, without quantization, the weights; int8 is W8A8 (int8 "
+        "weights and activations, the chip's int8 peak); auto: fp8 where the chip has it, "
+        "else bf16.",
+    )
+    quantization: QuantizationSpec | None = Field(
+        None,
+        description="Weight-only quantisation (weights stored narrower than the GEMM "
+        "precision, e.g. GPTQ/AWQ int4 with bf16 GEMMs); null: weights at `precision`.",
     )
     kv_precision: KvPrecision = Field(
         "auto", description="KV cache; auto: fp8 with fp8 weights, else bf16."
@@ -278,7 +312,7 @@ class ServingSpec(Spec):
         None, description="Speculative decoding; null: one token per request per iteration."
     )
 
-    @field_validator("disaggregation", "speculative", mode="before")
+    @field_validator("disaggregation", "speculative", "quantization", mode="before")
     @classmethod
     def _null(cls, value: Any) -> Any:
         return None if value in ({}, "none") else value

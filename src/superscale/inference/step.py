@@ -164,6 +164,7 @@ def build_step_model(
     speculation: Speculation | None = None,
     max_requests: int = 0,
     decodes: bool = True,
+    weight_bytes: float | None = None,
 ) -> StepModel:
     """Tabulate the iteration time of one engine for 0..max_tokens tokens.
 
@@ -178,6 +179,7 @@ def build_step_model(
         speculation: speculative decoding, or None.
         max_requests: most decoding requests per iteration (the draft table's length).
         decodes: False for a prefill pool, which only runs the drafter over prompts.
+        weight_bytes: stored bytes per weight (quantised weights); default the precision's.
     Raises:
         SpecError: a parallel group does not tile the pool's cluster.
     """
@@ -189,6 +191,7 @@ def build_step_model(
         comm=CommModel(cluster),
         precision=precision,
         dispatch=dispatch,
+        weight_bytes=weight_bytes,
     )
     parts = layers.parts(tokens, overlap=plan.two_batch_overlap)
     parts["overhead"] = np.where(tokens > 0, iteration_overhead_s, 0.0)
@@ -283,6 +286,7 @@ def _draft_costs(
             iteration_overhead_s=0.0,
             attention_precision=attention_precision,
             dispatch=resolve_dispatch(dplan, layers.cluster, role="decode"),
+            weight_bytes=layers.weight_bytes,
         )
 
         def one_pass(tokens: np.ndarray) -> np.ndarray:

@@ -1,0 +1,113 @@
+"""Serving words of issue 15: quantised weights, W8A8, sub-8-bit KV, closed loops, AF split."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from superscale import SpecError, load_scenario
+from superscale.cli import main
+from superscale.inference.deploy import Deployment, resolve
+from superscale.inference.kv import bytes_per_weight
+from superscale.inference.serve import serve
+from superscale.inference.spec import QuantizationSpec
+from superscale.units import GIB
+
+# Llama 3 8B by hand: q and o 4096², k and v 4096·1024, gate/up/down 3·4096·14336.
+LLAMA3_8B_LINEAR = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336  # per layer
+H100_STREAM = 3.35e12 * 0.80  # datasheet HBM × the catalog's streaming fraction
+C550_STREAM = 1.8e12 * 0.80  # FlagPerf: 1.39-1.50 of 1.8 TB/s (catalog memory_fraction)
+
+
+def _deploy(system: str = "dgx-h100", **serving: Any) -> Deployment:
+    spec: dict[str, Any] = {"precision": "bf16", "plan": {"tp": 1, "dp": 1}, **serving}
+    return resolve(
+        load_scenario(
+            {"model": "llama3-8b", "cluster": {"system": system, "count": 1}, "serving": spec}
+        )
+    )
+
+
+def test_bytes_per_weight_by_hand() -> None:
+    # int4 + one fp16 scale and a 4-bit zero point per 128 weights (GPTQ/AWQ default)
+    assert bytes_per_weight("bf16", QuantizationSpec(weights="int4")) == 0.5 + 2.5 / 128
+    sym = QuantizationSpec(weights="int8", zero_point=False, group_size=64)
+    assert bytes_per_weight("bf16", sym) == 1.0 + 2.0 / 64
+    assert bytes_per_weight("bf16", QuantizationSpec(weights="int4", group_size=0)) == 0.5
+    assert bytes_per_weight("int8") == 1.0
+
+
+def test_weight_only_int4_speeds_decode_by_the_byte_ratio_not_prefill() -> None:
+    c550 = "metax-c550-8x"
+    bf16, int4 = _deploy(c550), _deploy(c550, quantization={"weights": "int4"})
+    assert int4.weight_format == "int4 g128" and int4.precision == "bf16"
+    s16, s4 = bf16.pools[0].step, int4.pools[0].step
+    assert s16 is not None and s4 is not None
+    # one decode token streams every linear weight once: the saving is the bytes not read
+    saved = 32 * LLAMA3_8B_LINEAR * (2.0 - (0.5 + 2.5 / 128)) / C550_STREAM
+    delta = s16.part("compute", 1) - s4.part("compute", 1)
+    assert delta == pytest.approx(saved, rel=1e-3)
+    assert s4.part("compute", 1) < 0.4 * s16.part("compute", 1)
+    # prefill is compute-bound at the bf16 GEMM rate either way
+    assert s4.part("compute", 8192) == pytest.approx(s16.part("compute", 8192), rel=1e-9)
+    # the weights shrink by the same bytes, so more KV fits (the 16-bit head stays)
+    b16, b4 = bf16.pools[0].budget, int4.pools[0].budget
+    assert b16.weights_bytes / GIB == pytest.approx(14.96, abs=0.01)
+    freed = 32 * LLAMA3_8B_LINEAR * (2.0 - (0.5 + 2.5 / 128))
+    assert b16.weights_bytes - b4.weights_bytes == pytest.approx(freed, rel=1e-3)
+    assert b4.kv_tokens_per_instance > b16.kv_tokens_per_instance
+
+
+def test_w8a8_int8_runs_prefill_at_the_int8_peak() -> None:
+    bf16, w8a8 = _deploy(), _deploy(precision="int8")  # H100: both decode GEMMs stream
+    assert w8a8.weight_format == "int8" and w8a8.weight_bytes == 1.0
+    s16, s8 = bf16.pools[0].step, w8a8.pools[0].step
+    assert s16 is not None and s8 is not None
+    # H100: int8 1979 TOPS against bf16 989 TFLOP/s: the GEMM-bound prefill about halves
+    ratio = s8.part("compute", 8192) / s16.part("compute", 8192)
+    assert 989 / 1979 < ratio < 0.56
+    saved = 32 * LLAMA3_8B_LINEAR * 1.0 / H100_STREAM  # and decode reads half the bytes
+    assert s16.part("compute", 16) - s8.part("compute", 16) == pytest.approx(saved, rel=1e-3)
+    freed = bf16.pools[0].budget.weights_bytes - w8a8.pools[0].budget.weights_bytes
+    assert freed / GIB == pytest.approx(32 * LLAMA3_8B_LINEAR / GIB, rel=1e-3)
+
+
+def test_quantization_errors_name_the_field() -> None:
+    with pytest.raises(SpecError, match=r"serving\.quantization\.weights.*narrower"):
+        _deploy(precision="int8", quantization={"weights": "int8"})
+    with pytest.raises(SpecError, match="quantization"):
+        _deploy(quantization={"weights": "int3"})
+
+
+def test_int4_example_serves_more_than_bf16() -> None:
+    base = {
+        "model": "llama3-8b",
+        "cluster": {"system": "dgx-h100", "count": 1},
+        "serving": {
+            "precision": "bf16",
+            "plan": {"tp": 1, "dp": 1},
+            "workload": {
+                "arrival": "offline",
+                "requests": 200,
+                "prompt_tokens": 256,
+                "output_tokens": 256,
+            },
+            "scheduler": {"max_batch": 8},
+        },
+    }
+    a = serve(load_scenario(base)).to_json()
+    base["serving"]["quantization"] = {"weights": "int4"}
+    b = serve(load_scenario(base)).to_json()
+    # at 8 requests per engine decode streams the weights: int4 is faster per token
+    assert b["latency_s"]["tpot"]["p50"] < 0.75 * a["latency_s"]["tpot"]["p50"]
+
+
+def test_check_shows_the_serving_words(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "examples/serve-llama3-70b-int4-metax-c550.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "int4 g128 weights" in out and "bf16 GEMMs" in out and "valid" in out
+    assert main(["check", "examples/serve-llama3-70b-int4-metax-c550.yaml", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["weights"] == "int4 g128" and data["bytes_per_weight"] == 0.5 + 2.5 / 128

@@ -18,8 +18,16 @@ import pytest
 
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
-from superscale.search.evaluate import Evaluated, evaluate_batch, evaluate_table, plan_key
-from superscale.search.executors import run_sweep, sweep_records, table_keys
+from superscale.search import executors
+from superscale.search.evaluate import (
+    Evaluated,
+    base_digest,
+    evaluate_batch,
+    evaluate_table,
+    plan_key,
+    plan_keys_of,
+)
+from superscale.search.executors import run_sweep, sweep_records, table_digest, table_keys
 from superscale.search.space import PlanTable, enumerate_plans
 from superscale.search.store import ResultsStore
 
@@ -50,7 +58,9 @@ def test_records_match_evaluate_batch(tables: list[PlanTable]) -> None:
     assert swept == sorted(evaluate_batch(tables[0].candidates()), key=lambda r: r["key"])
 
 
-def test_resume_evaluates_only_missing(tables: list[PlanTable], tmp_path: Path) -> None:
+def test_resume_evaluates_only_missing(
+    tables: list[PlanTable], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     db = tmp_path / "sweep.sqlite"
     calls: list[int] = []
     n = len(tables[0])
@@ -66,10 +76,18 @@ def test_resume_evaluates_only_missing(tables: list[PlanTable], tmp_path: Path) 
     seen: list[str] = []
 
     def counting(batch: PlanTable) -> Evaluated:
-        seen.extend(table_keys(batch))
+        seen.extend(plan_keys_of(batch.parallels(), base_digest(batch.base)))
         return evaluate_table(batch)
 
     progress: list[tuple[int, int]] = []
+    keyed: list[int] = []
+    real_keys = executors.plan_keys_of
+
+    def counting_keys(parallels: list[dict[str, Any]], digest: str) -> list[str]:
+        keyed.append(len(parallels))
+        return real_keys(parallels, digest)
+
+    monkeypatch.setattr(executors, "plan_keys_of", counting_keys)
     with ResultsStore(db) as store:
         assert store.count() == 100
         stored = {r["key"] for r in store.records()}
@@ -81,12 +99,35 @@ def test_resume_evaluates_only_missing(tables: list[PlanTable], tmp_path: Path) 
             progress=lambda done, total: progress.append((done, total)),
         )
         assert store.count() == n
+    assert sum(keyed) == n - 100  # stored plans are skipped by slot, never keyed
     assert len(seen) == n - 100
     assert not stored & set(seen)
     assert progress[0] == (0, n - 100)
     assert progress[-1] == (n - 100, n - 100)
     assert sweep_records(records) == sweep_records(run_sweep(tables, batch_size=50))
     assert sweep_records(records) == sorted(store_records(db), key=lambda r: r["key"])
+
+
+def test_plans_stored_by_another_table_are_found_by_key(
+    tables: list[PlanTable], tmp_path: Path
+) -> None:
+    # A store filled from a smaller table (another enumeration: other limits or GPUs) has
+    # no slots for the full one; its plans are still found by key when claimed.
+    part = tables[0].take(np.arange(150))
+    assert table_digest(part) != table_digest(tables[0])
+    assert table_digest(tables[0]) == table_digest(tables[0].take(np.arange(400)))
+    costed: list[int] = []
+
+    def counting(batch: PlanTable) -> Evaluated:
+        costed.append(len(batch))
+        return evaluate_table(batch)
+
+    with ResultsStore(tmp_path / "s.sqlite") as store:
+        run_sweep([part], store=store, batch_size=64)
+        whole = run_sweep(tables, evaluate=counting, store=store, batch_size=64)
+        assert store.count() == len(tables[0])
+    assert sum(costed) == len(tables[0]) - 150
+    assert sweep_records(whole) == sweep_records(run_sweep(tables, batch_size=64))
 
 
 def test_bad_options(tables: list[PlanTable], monkeypatch: pytest.MonkeyPatch) -> None:

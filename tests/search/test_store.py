@@ -87,11 +87,29 @@ def test_rows_are_compact(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite"
     records = [_hex_record(i) for i in range(5000)]
     with ResultsStore(path, scenario_key="a") as store:
-        store.add(records)
+        store.add(records, tab=store.table_id("t"), slots=range(len(records)))  # as a sweep
         assert store.get([records[7]["key"]]) == [records[7]]
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert path.stat().st_size / len(records) < 250
+    assert path.stat().st_size / len(records) < 220
+
+
+def test_stored_slots_give_each_table_its_rows(tmp_path: Path) -> None:
+    records = [_record(i, fits=i != 2) for i in range(6)]
+    with ResultsStore(tmp_path / "s.sqlite", scenario_key="a") as store:
+        first, second = store.table_id("one"), store.table_id("two")
+        assert store.table_id("one") == first != second
+        store.add(records[:4], tab=first, slots=[10, 11, 12, 13])
+        store.add(records[4:], tab=second, slots=[0, 1])
+        slots, figures = store.stored_slots(first)
+        by_slot = dict(zip(slots, figures, strict=True))
+        assert sorted(by_slot) == [10, 11, 12, 13]
+        # (step_time_s, tokens_per_s, mfu, peak_gib_per_gpu, fits, gpus, error)
+        assert by_slot[11] == (0.5, 2000.0, 0.01, 10.0, 1, 8, None)
+        assert by_slot[12][4:] == (0, 8, "does not fit in memory")
+        assert store.stored_slots(second)[0] == [0, 1]
+        assert store.stored_slots(99) == ([], [])
+        assert store.figures(["k001"]) == {"k001": by_slot[11]}
 
 
 def test_damaged_store_is_refused_then_rebuilt(tmp_path: Path) -> None:

@@ -2,16 +2,20 @@
 
 The unit of work is a row slice of a `PlanTable` handed to an evaluator (`evaluate_table`
 by default), which returns the slice's figures as columns; this process keys them
-(`plan_key`) and turns them into JSON records. Plans whose keys are in the results store
-are skipped; each finished batch is written to the store as it completes, so a killed
-sweep resumes where it stopped. The records returned are sorted by key, so the backend and
-the number of workers never change the answer.
+(`plan_key`) and turns them into JSON records. With a results store, the rows of each
+table already stored are read back in one scan by the table's digest (`table_digest`) and
+skipped before any plan is keyed; each finished batch is written to the store as it
+completes, so a killed sweep resumes where it stopped at the cost of its remaining plans.
+The records returned are sorted by key, so the backend and the number of workers never
+change the answer.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import hashlib
+import json
 import multiprocessing
 import os
 import signal
@@ -31,7 +35,7 @@ from superscale.search.evaluate import (
     evaluate_table,
     plan_keys_of,
 )
-from superscale.search.space import PlanTable
+from superscale.search.space import CODES, COLUMNS, PlanTable
 from superscale.search.store import ResultsStore
 
 BACKENDS = ("local", "ray")
@@ -50,6 +54,22 @@ Progress = Callable[[int, int], None]
 def table_keys(table: PlanTable) -> list[str]:
     """`plan_key` of each plan of `table`, in row order (the scenario hashed once)."""
     return plan_keys_of(table.parallels(), base_digest({**table.base, "parallel": None}))
+
+
+def table_digest(table: PlanTable) -> str:
+    """Hash of a whole plan table: its scenario, its kept switches, the column layout and
+    codes, and every row. Two sweeps that enumerate the same table agree on it, so a row
+    index names the same plan in both (`ResultsStore.stored_slots`)."""
+    head = json.dumps(
+        [base_digest(table.base), table.stack, list(COLUMNS), CODES],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    digest = hashlib.sha256(head.encode())
+    for name in COLUMNS:
+        digest.update(np.ascontiguousarray(table.columns[name], dtype=np.int64).tobytes())
+    return digest.hexdigest()
 
 
 def sweep_records(results: Sequence[Evaluated]) -> list[dict[str, Any]]:
@@ -164,15 +184,27 @@ def run_sweep(
     if address is not None and backend != "ray":
         raise SpecError("--address needs --backend ray")
     columns = [_Columns(table) for table in tables]
-    keys: list[list[str]] = []
+    # With a store: each table's id there, the digest its plans are keyed with, and the
+    # keys of the rows keyed so far (only rows to cost are ever keyed).
+    tabs: list[int] = []
+    digests: list[str] = []
+    keys: list[dict[int, str]] = []
     todo: list[np.ndarray] = []
     for index, table in enumerate(tables):
         if store is None:
             todo.append(np.arange(len(table)))
             continue
-        table_keys_ = table_keys(table)
-        keys.append(table_keys_)
-        todo.append(_read_back(store, columns[index], table_keys_, np.arange(len(table))))
+        tabs.append(store.table_id(table_digest(table)))
+        digests.append(base_digest({**table.base, "parallel": None}))
+        keys.append({})
+        slots, figures = store.stored_slots(tabs[-1])
+        n = len(table)
+        kept = [(i, f) for i, f in zip(slots, figures, strict=True) if 0 <= i < n]
+        stored = [i for i, _ in kept]
+        columns[index].fill_stored(stored, [f for _, f in kept])
+        rest = np.ones(len(table), dtype=bool)
+        rest[np.asarray(stored, dtype=np.int64)] = False
+        todo.append(np.flatnonzero(rest))
     # batches of one pipeline shape where possible: each shape is lowered once per batch
     todo = [rows[_by_shape(table, rows)] for table, rows in zip(tables, todo, strict=True)]
     total = sum(len(rows) for rows in todo)
@@ -185,7 +217,8 @@ def run_sweep(
         index, rows = unit
         columns[index].fill(rows, evaluated)
         if store is not None:
-            store.add(evaluated.records(keys=[keys[index][i] for i in rows.tolist()]))
+            landed = [keys[index].pop(i) for i in rows.tolist()]
+            store.add(evaluated.records(keys=landed), tab=tabs[index], slots=rows.tolist())
         done += len(rows)
         if progress is not None:
             progress(done, total)
@@ -201,8 +234,9 @@ def run_sweep(
             for start in range(0, len(rows), batch_size):
                 chunk = rows[start : start + batch_size]
                 if store is not None:
-                    mine = store.claim([keys[index][i] for i in chunk.tolist()])
-                    claimed = np.array([keys[index][i] in mine for i in chunk.tolist()], bool)
+                    named = _keyed(tables[index], chunk, digests[index], keys[index])
+                    mine = store.claim(named)
+                    claimed = np.array([k in mine for k in named], dtype=bool)
                     left[index] += chunk[~claimed].tolist()
                     chunk = chunk[claimed]
                 if len(chunk):
@@ -234,8 +268,16 @@ def run_sweep(
     return [c.evaluated() for c in columns]
 
 
+def _keyed(table: PlanTable, rows: np.ndarray, digest: str, keys: dict[int, str]) -> list[str]:
+    """`plan_key` of each of `rows`, computed once per row and remembered in `keys`."""
+    new = [i for i in rows.tolist() if i not in keys]
+    if new:
+        keys.update(zip(new, plan_keys_of(table.parallels(np.array(new)), digest), strict=True))
+    return [keys[i] for i in rows.tolist()]
+
+
 def _read_back(
-    store: ResultsStore, columns: _Columns, keys: list[str], rows: np.ndarray
+    store: ResultsStore, columns: _Columns, keys: dict[int, str], rows: np.ndarray
 ) -> np.ndarray:
     """Fill `columns` with the stored figures of `rows`; return the rows not stored."""
     found = store.figures([keys[i] for i in rows.tolist()])

@@ -59,7 +59,7 @@ COLUMNS = (
     "recompute",
     "sequence_parallel",
 )
-_CODES = {"schedule": SCHEDULES, "recompute": RECOMPUTE}
+CODES = {"schedule": SCHEDULES, "recompute": RECOMPUTE}
 # The base plan's software-stack switches every candidate keeps (not searched).
 STACK_SWITCHES = (
     "tp_comm_overlap",
@@ -104,8 +104,8 @@ class PlanTable:
         """Column `name` as the cost code takes it (names for schedule and recompute,
         booleans for sequence parallelism)."""
         col = self.columns[name]
-        if name in _CODES:
-            return np.asarray(np.array(_CODES[name])[col])
+        if name in CODES:
+            return np.asarray(np.array(CODES[name])[col])
         if name == "sequence_parallel":
             return col.astype(bool)
         return col
@@ -126,8 +126,8 @@ class PlanTable:
         values: list[list[Any]] = []
         for name in COLUMNS:
             col = picked[name].tolist()
-            if name in _CODES:
-                col = [_CODES[name][v] for v in col]
+            if name in CODES:
+                col = [CODES[name][v] for v in col]
             elif name == "sequence_parallel":
                 col = [bool(v) for v in col]
             values.append(col)

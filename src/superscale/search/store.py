@@ -4,7 +4,15 @@ Rows are keyed by `plan_key` and hold only what ranking and resuming need: the k
 bytes for a hex hash), the cluster and the plan's values (the plan's field names are
 stored once per layout), the GPU count, step time, tokens/s, MFU, peak memory, whether it
 fits and an error id. Strings that repeat (cluster labels, field layouts, errors) are
-interned in a `names` table. About 150 bytes a plan, against ~714 for whole JSON records.
+interned in a `names` table. About 190 bytes a plan, against ~714 for whole JSON records.
+There is no index on throughput: `top` scans (a tenth of a second per 100k plans), which
+keeps each insert cheap and the file small.
+
+A row's primary key is its slot: the plan table it was enumerated in (`tables`, by a
+digest of the whole table) and its row there; the plan key is a unique column beside it.
+A resumed sweep reads a table's stored slots in one range scan and never keys, claims or
+looks up those plans one by one, so stored plans cost a few microseconds each (skipped at
+enumeration, not at batching), and a sweep's inserts land in slot order.
 
 Durability: the journal is WAL and every `add` is one transaction, so a sweep killed at any
 instant (SIGKILL included) keeps every batch it committed. Integrity: opening runs
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import socket
@@ -37,7 +46,7 @@ from typing import Any
 from superscale.errors import SpecError
 from superscale.readers import check_regular
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 # SQLite's default limit on host parameters is 999 in older builds; stay under it.
 _CHUNK = 500
 # The sections a search replaces; the rest of the scenario identifies the store.
@@ -48,8 +57,12 @@ STALE_S = 120.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS names (id INTEGER PRIMARY KEY, value TEXT UNIQUE NOT NULL);
+-- the primary key's columns come first: SQLite 3.40's quick_check misreads NOT NULL
+-- columns of a WITHOUT ROWID table whose key columns follow others
 CREATE TABLE IF NOT EXISTS results (
-    key BLOB PRIMARY KEY,
+    tab INTEGER NOT NULL,
+    slot INTEGER NOT NULL,
+    key BLOB UNIQUE NOT NULL,
     cluster INTEGER NOT NULL,
     layout INTEGER NOT NULL,
     plan TEXT NOT NULL,
@@ -59,9 +72,10 @@ CREATE TABLE IF NOT EXISTS results (
     mfu REAL,
     peak_gib REAL,
     fits INTEGER NOT NULL,
-    error INTEGER
+    error INTEGER,
+    PRIMARY KEY (tab, slot)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS results_rank ON results (fits, tokens_per_s DESC);
+CREATE TABLE IF NOT EXISTS tables (id INTEGER PRIMARY KEY, digest TEXT UNIQUE NOT NULL);
 CREATE TABLE IF NOT EXISTS owners (
     owner TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, heartbeat REAL NOT NULL
 );
@@ -69,8 +83,14 @@ CREATE TABLE IF NOT EXISTS claims (
     key BLOB PRIMARY KEY, owner TEXT NOT NULL
 ) WITHOUT ROWID;
 """
-_COLUMNS = "key, cluster, layout, plan, gpus, step_time_s, tokens_per_s, mfu, peak_gib, fits, error"
-_TABLES = {"meta", "names", "results", "owners", "claims"}
+_COLUMNS = (
+    "key, cluster, layout, plan, gpus, step_time_s, tokens_per_s, mfu, peak_gib, fits, error, "
+    "tab, slot"
+)
+_MARKS = ",".join("?" * 13)
+# What a resumed sweep reads back of a stored plan (`figures`, `stored_slots`).
+_FIGURES = "step_time_s, tokens_per_s, mfu, peak_gib, fits, gpus, error"
+_TABLES = {"meta", "names", "results", "owners", "claims", "tables"}
 
 
 def scenario_key(base: Mapping[str, Any]) -> str:
@@ -149,6 +169,7 @@ class ResultsStore:
         conn.execute("PRAGMA journal_mode=WAL")
         # With WAL, NORMAL loses nothing on a process kill (only on power loss).
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: a sweep's pages stay cached
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if tables and "meta" not in tables:
             raise SpecError(f"{self.path}: not a superscale results database")
@@ -212,7 +233,7 @@ class ResultsStore:
         return self._values[ident]
 
     def _record(self, row: tuple[Any, ...]) -> dict[str, Any]:
-        key, cluster, layout, plan, gpus, step, rate, mfu, peak, fits, error = row
+        key, cluster, layout, plan, gpus, step, rate, mfu, peak, fits, error = row[:11]
         fields = json.loads(self._name(layout) or "[]")
         return {
             "key": _py_key(key),
@@ -265,14 +286,58 @@ class ResultsStore:
             present.extend(_py_key(r[0]) for r in rows)
         return present
 
-    def add(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Store records (one transaction: all of them or, if interrupted, none) and
-        release this store's claims on them."""
+    def table_id(self, digest: str) -> int:
+        """The id of the plan table whose digest is `digest` (added if new)."""
         with self._transaction(immediate=True):
+            self._conn.execute("INSERT OR IGNORE INTO tables (digest) VALUES (?)", (digest,))
+            row = self._conn.execute("SELECT id FROM tables WHERE digest = ?", (digest,))
+            return int(row.fetchone()[0])
+
+    def stored_slots(self, tab: int) -> tuple[list[int], list[tuple[Any, ...]]]:
+        """The stored rows of plan table `tab` and their figures (as `figures` gives
+        them), in one indexed scan: what lets a resume skip stored plans unkeyed."""
+        try:
+            rows = self._conn.execute(
+                f"SELECT slot, {_FIGURES} FROM results WHERE tab = ?", (tab,)
+            ).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, str(exc)) from None
+        errors = {r[-1] for r in rows if r[-1] is not None}
+        named = {e: self._name(e) for e in errors}
+        return [int(r[0]) for r in rows], [(*r[1:-1], named.get(r[-1])) for r in rows]
+
+    def add(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        tab: int | None = None,
+        slots: Iterable[int] | None = None,
+    ) -> None:
+        """Store records (one transaction: all of them or, if interrupted, none) and
+        release this store's claims on them.
+
+        Args:
+            records: keyed records (`Evaluated.records`).
+            tab, slots: the plan table (`table_id`, ids from 1) and the row of each record
+                in it, for `stored_slots` (None: the records are found by key only, and
+                take the next slots of table 0).
+        """
+        with self._transaction(immediate=True):
+            if tab is None or slots is None:  # rows found by key only: slots of table 0
+                tab = 0
+                row = self._conn.execute("SELECT MAX(slot) FROM results WHERE tab = 0")
+                last = row.fetchone()[0]
+                slots = itertools.count(0 if last is None else int(last) + 1)
+            slot_of = iter(slots)
             rows = []
+            layouts: dict[tuple[str, ...], int] = {}
             for r in records:
                 par = r["parallel"]
-                layout = self._name_id(json.dumps(list(par), separators=(",", ":")))
+                names = tuple(par)
+                layout = layouts.get(names)
+                if layout is None:
+                    layout = self._name_id(json.dumps(list(names), separators=(",", ":")))
+                    layouts[names] = layout
                 error = r.get("error")
                 rows.append(
                     (
@@ -287,11 +352,12 @@ class ResultsStore:
                         r.get("peak_gib_per_gpu"),
                         1 if r.get("fits") else 0,
                         None if error is None else self._name_id(str(error)),
+                        tab,
+                        int(next(slot_of)),
                     )
                 )
             self._conn.executemany(
-                f"INSERT OR REPLACE INTO results ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
+                f"INSERT OR REPLACE INTO results ({_COLUMNS}) VALUES ({_MARKS})", rows
             )
             self._conn.executemany(
                 "DELETE FROM claims WHERE key = ? AND owner = ?",
@@ -318,9 +384,7 @@ class ResultsStore:
             chunk = [_db_key(k) for k in wanted[i : i + _CHUNK]]
             marks = ",".join("?" * len(chunk))
             rows = self._conn.execute(
-                "SELECT key, step_time_s, tokens_per_s, mfu, peak_gib, fits, gpus, error "
-                f"FROM results WHERE key IN ({marks})",
-                chunk,
+                f"SELECT key, {_FIGURES} FROM results WHERE key IN ({marks})", chunk
             )
             for key, *rest in rows:
                 rest[-1] = self._name(rest[-1])
@@ -441,6 +505,7 @@ def rebuild(path: str | Path) -> tuple[int, int]:
     try:
         meta = _readable(old, "SELECT name, value FROM meta")
         names = dict(_readable(old, "SELECT id, value FROM names"))
+        plan_tables = _readable(old, "SELECT id, digest FROM tables")
         if not meta:
             raise SpecError(f"{source}: no readable results-store metadata; delete the file")
         rows, lost = _readable_rows(old)
@@ -452,11 +517,10 @@ def rebuild(path: str | Path) -> tuple[int, int]:
         new.execute("BEGIN")
         new.executemany("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", meta)
         new.executemany("INSERT OR IGNORE INTO names (id, value) VALUES (?, ?)", names.items())
+        new.executemany("INSERT OR IGNORE INTO tables (id, digest) VALUES (?, ?)", plan_tables)
         usable = [r for r in rows if r[1] in names and r[2] in names]
         lost += len(rows) - len(usable)
-        new.executemany(
-            f"INSERT OR REPLACE INTO results ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", usable
-        )
+        new.executemany(f"INSERT OR REPLACE INTO results ({_COLUMNS}) VALUES ({_MARKS})", usable)
         new.execute("COMMIT")
         kept = len(usable)
     finally:

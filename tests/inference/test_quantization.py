@@ -10,9 +10,10 @@ import pytest
 from superscale import SpecError, load_scenario
 from superscale.cli import main
 from superscale.inference.deploy import Deployment, resolve
-from superscale.inference.kv import bytes_per_weight
+from superscale.inference.kv import bytes_per_weight, kv_bytes_per_token, kv_format
 from superscale.inference.serve import serve
 from superscale.inference.spec import QuantizationSpec
+from superscale.models.catalog import models
 from superscale.units import GIB
 
 # Llama 3 8B by hand: q and o 4096², k and v 4096·1024, gate/up/down 3·4096·14336.
@@ -111,3 +112,35 @@ def test_check_shows_the_serving_words(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["check", "examples/serve-llama3-70b-int4-metax-c550.yaml", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["weights"] == "int4 g128" and data["bytes_per_weight"] == 0.5 + 2.5 / 128
+
+
+def test_sub_8_bit_kv_by_hand() -> None:
+    llama = models().get("llama3-8b")
+    # 2 (K, V) · 8 kv heads · 128 · 32 layers elements per token
+    elements = 2 * 8 * 128 * 32
+    assert kv_bytes_per_token(llama, "bf16") == elements * 2
+    assert kv_bytes_per_token(llama, "int2-g32") == elements * (0.25 + 4 / 32)  # KIVI-2
+    assert kv_bytes_per_token(llama, "int4-g128") == elements * (0.5 + 4 / 128)
+    assert kv_bytes_per_token(llama, "fp4") == elements * (0.5 + 1 / 16)  # NVFP4
+    assert kv_format("int2", 32) == "int2-g32" and kv_format("fp8", 32) == "fp8"
+
+
+def test_sub_8_bit_kv_holds_more_tokens_and_reads_fewer_bytes() -> None:
+    bf16, int2 = _deploy(), _deploy(kv_precision="int2")
+    assert int2.kv_precision == "int2-g32"
+    b16, b2 = bf16.pools[0].budget, int2.pools[0].budget
+    # same weights and workspace, so the same KV bytes hold 2 / 0.375 times the tokens
+    assert b2.kv_bytes == b16.kv_bytes
+    ratio = b2.kv_tokens_per_instance / b16.kv_tokens_per_instance
+    assert ratio == pytest.approx(2.0 / 0.375, rel=1e-4)
+    s16, s2 = bf16.pools[0].step, int2.pools[0].step
+    assert s16 is not None and s2 is not None
+    # decode attention streams the cache: per context token 32 · 2048 · 0.375 B / HBM rate
+    assert s2.kv_s_per_token == pytest.approx(32 * 2048 * 0.375 / H100_STREAM, rel=1e-9)
+    assert s2.kv_s_per_token == pytest.approx(s16.kv_s_per_token * 0.375 / 2.0, rel=1e-9)
+
+
+def test_fp4_kv_needs_an_fp4_chip() -> None:
+    with pytest.raises(SpecError, match=r"serving\.kv_precision.*fp4"):
+        _deploy(kv_precision="fp4")
+    assert _deploy("dgx-b200", kv_precision="fp4").kv_precision == "fp4"

@@ -29,6 +29,7 @@ from superscale.inference.kv import (
     kv_budget,
     kv_bytes_per_token,
     kv_bytes_per_token_layer_per_gpu,
+    kv_format,
     low_latency_buffer_bytes,
     weight_bytes_per_gpu,
 )
@@ -94,7 +95,8 @@ class Deployment:
 
 
 def resolve_precisions(serving: ServingSpec, chip: Chip) -> tuple[str, str]:
-    """(weights, KV) precisions; raises InfeasiblePlan for a precision the chip lacks."""
+    """(GEMM precision, KV format); InfeasiblePlan for a GEMM precision the chip lacks,
+    SpecError for an fp4 KV cache on a chip without fp4."""
     precision = serving.precision
     if precision == "auto":
         precision = "fp8" if "fp8" in chip.peak_tflops else "bf16"
@@ -102,7 +104,13 @@ def resolve_precisions(serving: ServingSpec, chip: Chip) -> tuple[str, str]:
     kv = serving.kv_precision
     if kv == "auto":
         kv = "fp8" if precision in {"fp8", "fp4"} else "bf16"
-    return precision, kv
+    if kv == "fp4" and "fp4" not in chip.peak_tflops:
+        raise SpecError(
+            f"kv_precision 'fp4' (NVFP4) needs a chip with fp4 support; {chip.name} has none "
+            "(allowed: auto, bf16, fp16, fp8, int8, int4, int2)",
+            path="serving.kv_precision",
+        )
+    return precision, kv_format(kv, serving.kv_group_size)
 
 
 def resolve_weights(serving: ServingSpec, precision: str) -> tuple[str, float]:

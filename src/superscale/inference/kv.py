@@ -1,5 +1,10 @@
 """KV-cache bytes per token, weights per GPU, and the HBM left for the KV cache.
 
+A quantised cache stores each element at its format's width plus its group's scales
+(`kv_bytes_per_element`): KIVI-style int8/int4/int2 (Liu et al. 2024) an fp16 scale and zero
+point per group, NVFP4 an fp8 scale per 16 elements; a recent window kept at full precision
+(KIVI's residual) is not modelled.
+
 Grouped-query attention keeps keys and values of `kv_heads` heads per layer:
 2 · kv_heads · d_head elements per token (Ainslie et al. 2023); tensor parallelism splits the
 heads, replicating them when tp exceeds kv_heads. Multi-head latent attention keeps one
@@ -34,8 +39,11 @@ BYTES_PER_ELEMENT = {
     "int8": 1.0,
     "fp4": 0.5,
     "int4": 0.5,
+    "int2": 0.25,
 }
 SCALE_BYTES = 2.0  # one fp16 scale per quantisation group (GPTQ, AWQ)
+KV_GROUP_BYTES = 4.0  # fp16 scale + fp16 zero point per KV group (KIVI, Liu et al. 2024)
+NVFP4_BLOCK, NVFP4_SCALE_BYTES = 16, 1.0  # one E4M3 scale per 16 fp4 values (NVIDIA NVFP4)
 ACT_BYTES = 2.0  # activations stay in 16 bits between GEMMs
 HEAD_BYTES = 2.0  # embedding and output head stay in 16 bits (TensorRT-LLM fp8 recipes)
 RUNTIME_RESERVE_BYTES = 1.5 * units.GIB  # CUDA context, NCCL buffers, CUDA graphs
@@ -55,6 +63,26 @@ def bytes_per_weight(precision: str, quant: QuantizationSpec | None = None) -> f
     return wb + (SCALE_BYTES + (wb if quant.zero_point else 0.0)) / quant.group_size
 
 
+def kv_format(kv_precision: str, group_size: int) -> str:
+    """The resolved KV format: the precision, with its group for integer formats
+    ("int2-g32"), which is how `kv_bytes_per_element` learns the scale overhead."""
+    return f"{kv_precision}-g{group_size}" if kv_precision.startswith("int") else kv_precision
+
+
+def kv_bytes_per_element(kv: str) -> float:
+    """Bytes per cached element of a KV format (`kv_format`), scales included.
+
+    int2 in groups of 32: 0.25 + 4/32 = 0.375 B; NVFP4: 0.5 + 1/16 = 0.5625 B; fp8 and the
+    16-bit formats carry per-tensor scales only (negligible).
+    """
+    name, _, group = kv.partition("-g")
+    if group:
+        return BYTES_PER_ELEMENT[name] + KV_GROUP_BYTES / int(group)
+    if name == "fp4":
+        return BYTES_PER_ELEMENT[name] + NVFP4_SCALE_BYTES / NVFP4_BLOCK
+    return BYTES_PER_ELEMENT[name]
+
+
 def kv_elements_per_token_layer(model: ModelSpec) -> int:
     """Cached elements per token and layer, for the whole model (all heads)."""
     if model.mla is not None:
@@ -64,12 +92,12 @@ def kv_elements_per_token_layer(model: ModelSpec) -> int:
 
 def kv_bytes_per_token(model: ModelSpec, kv_precision: str) -> float:
     """KV-cache bytes one token occupies across the whole model (all layers, all heads)."""
-    return kv_elements_per_token_layer(model) * model.layers * BYTES_PER_ELEMENT[kv_precision]
+    return kv_elements_per_token_layer(model) * model.layers * kv_bytes_per_element(kv_precision)
 
 
 def kv_bytes_per_token_layer_per_gpu(model: ModelSpec, tp: int, kv_precision: str) -> float:
     """KV bytes of one token in one layer on one GPU of a tensor-parallel group."""
-    b = BYTES_PER_ELEMENT[kv_precision]
+    b = kv_bytes_per_element(kv_precision)
     if model.mla is not None:
         return kv_elements_per_token_layer(model) * b  # latent replicated across tp
     return 2 * max(model.n_kv_heads / tp, 1.0) * model.d_head * b

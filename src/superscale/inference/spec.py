@@ -24,7 +24,7 @@ from superscale.spec import MAX_REQUESTS, MAX_SECONDS, MAX_SEQ_LEN, Spec
 
 ServePrecision = Literal["auto", "bf16", "fp16", "fp8", "fp4", "int8"]
 WeightFormat = Literal["int8", "int4", "fp8", "fp4"]
-KvPrecision = Literal["auto", "bf16", "fp16", "fp8"]
+KvPrecision = Literal["auto", "bf16", "fp16", "fp8", "int8", "fp4", "int4", "int2"]
 Distribution = Literal["fixed", "uniform", "exponential", "lognormal"]
 
 
@@ -292,7 +292,17 @@ class ServingSpec(Spec):
         "precision, e.g. GPTQ/AWQ int4 with bf16 GEMMs); null: weights at `precision`.",
     )
     kv_precision: KvPrecision = Field(
-        "auto", description="KV cache; auto: fp8 with fp8 weights, else bf16."
+        "auto",
+        description="KV cache; auto: fp8 with fp8/fp4 GEMMs, else bf16. int8/int4/int2: "
+        "asymmetric groups of kv_group_size with an fp16 scale and zero point each (KIVI, "
+        "Liu et al. 2024); fp4: NVFP4, one fp8 scale per 16 elements (Blackwell).",
+    )
+    kv_group_size: int = Field(
+        32,
+        ge=1,
+        le=1 << 16,
+        description="Cached elements sharing one scale and zero point for int8/int4/int2 "
+        "KV (KIVI's group size 32).",
     )
     attention_precision: Literal["auto", "bf16", "fp8"] = Field(
         "auto",

@@ -4,6 +4,7 @@ store between concurrent sweeps, and leave no process behind when killed."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import signal
 import subprocess
@@ -162,7 +163,7 @@ def store_records(db: Path) -> list[dict[str, Any]]:
 
 
 def test_two_concurrent_sweeps_cost_each_plan_once(tables: list[PlanTable], tmp_path: Path) -> None:
-    # Two sweeps into one store at once (threads here; processes claim the same way): each
+    # Two sweeps into one store at once, in threads (processes: the test below): each
     # claims a batch before costing it, so together they cost every plan exactly once, and
     # each ends with every plan's figures.
     db = tmp_path / "shared.sqlite"
@@ -196,6 +197,68 @@ def test_two_concurrent_sweeps_cost_each_plan_once(tables: list[PlanTable], tmp_
     assert sweep_records(results["a"]) == sweep_records(results["b"])
     with ResultsStore(db) as store:
         assert store.count() == len(tables[0])
+
+
+_SWEEPER = """
+import json, os, sys, time
+from pathlib import Path
+import numpy as np
+from superscale.hardware.spec import Cluster
+from superscale.search.evaluate import base_digest, evaluate_table, plan_keys_of
+from superscale.search.executors import run_sweep
+from superscale.search.space import enumerate_plans
+from superscale.search.store import ResultsStore
+
+scenario, db, log, go = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], Path(sys.argv[4])
+cluster = Cluster.model_validate(scenario["cluster"])
+table = enumerate_plans(scenario, clusters=[cluster]).tables[0].take(np.arange(400))
+
+def costing(batch):
+    keys = plan_keys_of(batch.parallels(), base_digest(batch.base))
+    with open(log, "a") as f:  # one O_APPEND write a batch: the two logs never mix
+        f.write("".join(f"{os.getpid()} {k}" + chr(10) for k in keys))
+    time.sleep(0.02)  # let the other sweep interleave
+    return evaluate_table(batch)
+
+while not go.exists():
+    time.sleep(0.01)
+with ResultsStore(db) as store:
+    run_sweep([table], evaluate=costing, store=store, batch_size=25)
+"""
+
+
+def test_two_sweep_processes_cost_each_plan_once(
+    tiny_scenario_dict: dict[str, Any], tables: list[PlanTable], tmp_path: Path
+) -> None:
+    # Two processes sweep into one store at once, started together: the claims split the
+    # work, so the log of plans each costed holds every plan exactly once.
+    db, log, go = tmp_path / "shared.sqlite", tmp_path / "costed.log", tmp_path / "go"
+    script = tmp_path / "sweeper.py"
+    script.write_text(_SWEEPER)
+    ResultsStore(db).close()  # the schema exists before both open it
+    args = [sys.executable, str(script), json.dumps(tiny_scenario_dict), str(db), str(log)]
+    procs = [subprocess.Popen([*args, str(go)], stderr=subprocess.PIPE) for _ in range(2)]
+    try:
+        time.sleep(1.0)  # both import and enumerate, then wait for the go
+        go.touch()
+        start = time.monotonic()
+        errs = [p.communicate(timeout=120)[1] for p in procs]
+        wall_s = time.monotonic() - start
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert [p.returncode for p in procs] == [0, 0], b"".join(errs).decode()
+    lines = [line.split() for line in log.read_text().splitlines()]
+    costed = [key for _, key in lines]
+    assert len({pid for pid, _ in lines}) == 2  # both did part of the work
+    assert len(costed) == len(tables[0])  # together: each plan once
+    assert sorted(costed) == sorted(table_keys(tables[0]))
+    assert wall_s < 60
+    with ResultsStore(db) as store:
+        assert store.count() == len(tables[0])
+        assert sorted(r["key"] for r in store.records()) == sorted(costed)
 
 
 def _session(pid: int) -> list[int]:

@@ -95,6 +95,32 @@ class TrainingSpec(Spec):
         return self
 
 
+class FsdpSpec(Spec):
+    """PyTorch FSDP2 as TorchTitan runs it: full sharding of weights, gradients and
+    optimizer states (ZeRO-3), optionally hybrid (HSDP)."""
+
+    reshard_after_forward: bool = Field(
+        True,
+        description="Free each layer's gathered weights after its forward and gather them "
+        "again in backward (FSDP2's default: 2 all-gathers and 1 reduce-scatter per layer); "
+        "false keeps them to the backward (1 all-gather, the stage's whole weights live).",
+    )
+    shard_group: int | None = Field(
+        None,
+        gt=0,
+        le=MAX_GPUS,
+        description="HSDP: GPUs one copy of the weights is sharded over (inside dp·cp); the "
+        "dp·cp/shard_group copies all-reduce their gradient shards. Default: all of dp·cp.",
+    )
+    prefetch: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Layers whose all-gather is issued ahead of the one computing; 0 "
+        "exposes each gather, and prefetch + 1 gathered layers are live at once.",
+    )
+
+
 class ParallelSpec(Spec):
     """How the step is split across GPUs. dp is derived: gpus / (tp·pp·cp)."""
 
@@ -118,6 +144,11 @@ class ParallelSpec(Spec):
     )
     zero: Literal[0, 1, 2, 3] = Field(
         1, description="ZeRO stage: 1 shards optimizer states, 2 +gradients, 3 +weights."
+    )
+    fsdp: FsdpSpec | None = Field(
+        None,
+        description="FSDP2's words (reshard_after_forward, shard_group for HSDP, prefetch); "
+        "FSDP2 is full sharding, so it means zero 3.",
     )
     recompute: Literal["none", "selective", "full"] = Field(
         "none", description="Activation recomputation (Korthikanti et al. 2022)."
@@ -194,6 +225,20 @@ class ParallelSpec(Spec):
             chunks = data.get("virtual_stages", 1)
             if isinstance(chunks, int) and not isinstance(chunks, bool) and chunks > 1:
                 return {**data, "schedule": "interleaved"}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fsdp_means_zero3(cls, data: Any) -> Any:
+        """FSDP2 shards weights, gradients and optimizer states: ZeRO-3."""
+        if isinstance(data, dict) and data.get("fsdp") is not None:
+            if "zero" not in data:
+                return {**data, "zero": 3}
+            if data["zero"] != 3:
+                raise ValueError(
+                    f"parallel.fsdp is full sharding (zero 3), but parallel.zero is "
+                    f"{data['zero']!r}: drop parallel.zero or set it to 3"
+                )
         return data
 
     @field_validator("schedule")
@@ -297,6 +342,12 @@ class Scenario(Spec):
         )
         if problem is not None:
             raise ValueError(problem)
+        if p.fsdp is not None and p.fsdp.shard_group is not None:
+            from superscale.parallelism.rules import hsdp_problem
+
+            problem = hsdp_problem(p.fsdp.shard_group, tp=p.tp, cp=p.cp, ep=p.ep, dp=dp)
+            if problem is not None:
+                raise ValueError(problem)
         if self.training.fp8_recipe == "mxfp8" and not self.cluster.chip.mx_formats:
             raise ValueError(
                 f"training.fp8_recipe 'mxfp8' needs a chip with MX formats (Blackwell); "

@@ -255,3 +255,25 @@ def test_pipeline_layout_flags() -> None:
     scenario = load_scenario(run.scenario)
     assert (scenario.parallel.pp, scenario.parallel.virtual_stages) == (8, 2)  # 16 chunks
     assert scenario.parallel.schedule == "interleaved"
+
+
+def test_torch_fsdp2_and_hsdp_flags() -> None:
+    """--use-torch-fsdp2 is FSDP2's full sharding; --num-distributed-optimizer-instances N
+    makes it hybrid: N replicas of a shard group of dp·cp/N GPUs."""
+    base = LLAMA3_8B.replace("--use-distributed-optimizer", "--use-torch-fsdp2")
+    scenario = load_scenario(scenario_from_megatron(base, cluster="h100-16k"))
+    assert scenario.parallel.zero == 3 and scenario.parallel.fsdp is not None
+    assert scenario.parallel.fsdp.shard_group is None
+    hybrid = scenario_from_megatron(
+        base + " --num-distributed-optimizer-instances 8", cluster="h100-16k"
+    )
+    dp_cp = 16384 // 2  # tp 2, pp 1
+    assert hybrid["parallel"]["fsdp"] == {"shard_group": dp_cp // 8}
+    assert load_scenario(hybrid).parallel.fsdp is not None
+    with pytest.raises(SpecError, match="--num-distributed-optimizer-instances"):
+        scenario_from_megatron(
+            base + " --num-distributed-optimizer-instances 3", cluster="h100-16k"
+        )
+    run = parse_megatron(LLAMA3_8B + " --num-distributed-optimizer-instances 2", cluster="h100-16k")
+    assert "fsdp" not in run.scenario["parallel"]
+    assert any("modelled as one instance" in w for w in run.warnings)

@@ -26,7 +26,11 @@ apply to absent flags):
     --micro-batch-size                                              parallel.micro_batch
     --sequence-parallel (absent: false)                             parallel.sequence_parallel
     --use-distributed-optimizer → 1, --use-torch-fsdp2 → 3,
-    --use-custom-fsdp + --data-parallel-sharding-strategy, else 0   parallel.zero
+    --use-custom-fsdp / --use-megatron-fsdp + --data-parallel-sharding-strategy, else 0
+                                                                    parallel.zero
+    zero 3 from FSDP (torch FSDP2 or Megatron-FSDP optim_grads_params) → parallel.fsdp: {},
+    with --num-distributed-optimizer-instances N > 1 (HSDP: N replicas)
+    shard_group = dp·cp / N                                         parallel.fsdp.shard_group
     --recompute-granularity full|selective, --recompute-activations parallel.recompute
     --use-flash-attn, --attention-backend (flash/fused/auto: on;
     unfused/local: off; absent: on unless --transformer-impl local) parallel.flash_attention
@@ -103,7 +107,7 @@ _INT_FLAGS = """
     moe-shared-expert-intermediate-size q-lora-rank kv-lora-rank qk-head-dim
     qk-pos-emb-head-dim v-head-dim mtp-num-layers recompute-num-layers
     moe-router-num-groups moe-router-group-topk decoder-first-pipeline-num-layers
-    decoder-last-pipeline-num-layers
+    decoder-last-pipeline-num-layers num-distributed-optimizer-instances
 """
 _STR_FLAGS = """
     normalization position-embedding-type fp8-format recompute-granularity recompute-method
@@ -115,7 +119,8 @@ _BOOL_FLAGS = """
     group-query-attention swiglu untie-embeddings-and-output-weights disable-bias-linear
     add-qkv-bias bf16 fp16 recompute-activations use-flash-attn tp-comm-overlap
     overlap-grad-reduce overlap-param-gather use-distributed-optimizer use-torch-fsdp2
-    use-custom-fsdp sequence-parallel multi-latent-attention use-rotary-position-embeddings
+    use-custom-fsdp use-megatron-fsdp sequence-parallel multi-latent-attention
+    use-rotary-position-embeddings
     no-position-embedding qk-layernorm overlap-moe-expert-parallel-comm moe-enable-deepep
     use-precision-aware-optimizer accumulate-allreduce-grads-in-fp32 grad-reduce-in-bf16
 """
@@ -209,6 +214,7 @@ def parse_megatron(
         cluster if cluster is not None else base.get("cluster"), launcher_gpus, warnings
     )
     parallel = _parallel(values, tp=tp, layers=layers)
+    parallel.update(_fsdp(values, parallel, gpus=gpus, w=warnings))
     training = _training(values, base.get("training"), parallel=parallel, gpus=gpus, w=warnings)
     if parallel["recompute"] == "full" and values.get("recompute-method") == "block":
         warnings.append(
@@ -766,10 +772,37 @@ def _virtual_stages(values: Mapping[str, Any], *, pp: int, layers: int | None) -
     return virtual
 
 
+def _fsdp(
+    values: Mapping[str, Any], parallel: Mapping[str, Any], *, gpus: int | None, w: list[str]
+) -> dict[str, Any]:
+    """FSDP's words: full sharding under torch FSDP2 or Megatron-FSDP's optim_grads_params,
+    hybrid (HSDP) with --num-distributed-optimizer-instances N > 1 (N replicas)."""
+    flag = "--num-distributed-optimizer-instances"
+    instances = values.get("num-distributed-optimizer-instances", 1)
+    if instances < 1:
+        raise SpecError(f"must be at least 1, got {instances}", path=flag)
+    if parallel["zero"] != 3:
+        if instances > 1:
+            w.append(
+                f"{flag} {instances} without full sharding: modelled as one instance "
+                "(partial sharding is modelled for FSDP, parallel.fsdp.shard_group)"
+            )
+        return {}
+    fsdp: dict[str, Any] = {}
+    if instances > 1:
+        if gpus is None:
+            raise SpecError("needs the GPU count (--cluster or --system) to size", path=flag)
+        dp_cp = gpus // (parallel["tp"] * parallel["pp"])
+        if dp_cp % instances:
+            raise SpecError(f"{instances} does not divide dp·cp = {dp_cp}", path=flag)
+        fsdp["shard_group"] = dp_cp // instances
+    return {"fsdp": fsdp}
+
+
 def _zero(values: Mapping[str, Any]) -> int:
     if values.get("use-torch-fsdp2"):
         return 3
-    if values.get("use-custom-fsdp"):
+    if values.get("use-custom-fsdp") or values.get("use-megatron-fsdp"):
         return int(_choice(values, "data-parallel-sharding-strategy", _ZERO_BY_SHARDING, 3))
     return 1 if values.get("use-distributed-optimizer") else 0
 

@@ -7,6 +7,12 @@ the system's domain link, e.g. PCIe) when it fits the system, and on the scale-o
 otherwise. Expert-parallel groups are consecutive ranks (expert tensor parallelism 1, so an
 EP group may take in a TP group); the expert-data-parallel group (edp) that reduces expert
 gradients has stride ep.
+
+Under HSDP (`parallel.fsdp.shard_group` = s) the dp·cp ranks that reduce gradients split
+into shard groups of s consecutive ones (stride tp; weights, gradients and optimizer states
+shard inside one) and replica groups (`dpr`: dp·cp/s members, stride tp·s) that all-reduce
+the gradient shards; routed experts likewise shard over tp·s/ep expert-data-parallel
+ranks (stride ep) and replicate over `edpr` (TorchTitan's dp_replicate × dp_shard mesh).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster, Link
 from superscale.parallelism.layout import plan_layout
 from superscale.parallelism.rules import schedule_warning
@@ -96,10 +103,30 @@ class Plan:
     expert_imbalance: float = 1.0
     redundant_experts: int = 0
     layout: tuple[int, ...] | None = None  # layers per chunk; None: the even split
+    fsdp_reshard: bool = True  # ZeRO-3/FSDP2: gather weights again in backward
+    fsdp_prefetch: int = 1  # layers gathered ahead; 0: every gather exposed
+    fsdp_shard: int | None = None  # HSDP: GPUs of dp·cp one weight copy shards over
 
     @property
     def gpus(self) -> int:
         return self.tp * self.pp * self.cp * self.dp
+
+    @property
+    def dp_shard(self) -> Any:
+        """GPUs dense weights, gradients and optimizer states shard over (all of dp·cp, or
+        HSDP's shard group)."""
+        return self.dp * self.cp if self.fsdp_shard is None else self.fsdp_shard
+
+    @property
+    def replicas(self) -> Any:
+        """Copies of the sharded state across data parallelism (1 unless HSDP)."""
+        return self.dp * self.cp // self.dp_shard
+
+
+def grad_group(plan: Plan) -> GroupShape:
+    """The group dense gradients reduce-scatter (and ZeRO-3 weights all-gather) over:
+    dp·cp ranks at stride tp, or HSDP's shard group."""
+    return GroupShape(size=plan.dp_shard, stride=plan.tp)
 
 
 def place_group(kind: str, size: int, stride: int, cluster: Cluster) -> GroupPlacement:
@@ -135,6 +162,13 @@ def resolve(scenario: Scenario) -> Plan:
     strides = {"tp": 1, "cp": p.tp, "dp": p.tp * p.cp, "pp": p.tp * p.cp * dp, "ep": 1, "edp": p.ep}
     sizes = {"tp": p.tp, "cp": p.cp, "dp": dp, "pp": p.pp, "ep": p.ep, "edp": edp}
     groups = {k: place_group(k, sizes[k], strides[k], cluster) for k in GROUP_KINDS}
+    shard = p.fsdp.shard_group if p.fsdp is not None else None
+    if shard is not None:  # HSDP: shard inside a group, replicate across (module docstring)
+        replicas = p.cp * dp // shard
+        groups["edp"] = place_group("edp", edp // replicas, p.ep, cluster)
+        groups["dpr"] = place_group("dpr", replicas, p.tp * shard, cluster)
+        if scenario.model.moe is not None:
+            groups["edpr"] = place_group("edpr", replicas, p.ep * (edp // replicas), cluster)
     warnings = []
     domain = cluster.system.scale_up
     for kind in ("tp", "cp", "ep"):
@@ -171,6 +205,7 @@ def resolve(scenario: Scenario) -> Plan:
         **_recipe(scenario),
         ep_comm_overlap=p.ep_comm_overlap and p.ep > 1,
         layout=plan_layout(p, scenario.model.layers),
+        fsdp_shard=shard,
     )
 
 
@@ -189,6 +224,11 @@ def batch_plan(
 
     p = scenario.parallel
     training = scenario.require_training()
+    if p.fsdp is not None and p.fsdp.shard_group is not None:
+        raise SpecError(
+            "parallel.fsdp.shard_group: search does not enumerate HSDP plans yet; drop "
+            "shard_group to search full sharding, or simulate the HSDP plan"
+        )
     tp, cp, ep = fields["tp"], fields["cp"], fields["ep"]
     dp = scenario.cluster.gpus // (tp * pp * cp)
     micro_batch = fields["micro_batch"]
@@ -227,7 +267,10 @@ def _recipe(scenario: Scenario) -> dict[str, Any]:
     """The software-stack fields a plan takes from the scenario as they are (one plan or a
     batch alike)."""
     p = scenario.parallel
+    fsdp = p.fsdp
     return {
+        "fsdp_reshard": fsdp.reshard_after_forward if fsdp is not None else True,
+        "fsdp_prefetch": fsdp.prefetch if fsdp is not None else 1,
         "recompute_modules": tuple(p.recompute_modules),
         "fp8_activations": scenario.require_training().fp8_activations,
         "ep_dispatch": p.ep_dispatch,
@@ -242,6 +285,15 @@ def recipe_words(scenario: Scenario, plan: Plan) -> list[str]:
     scenario's words (what `superscale check` shows beside the plan)."""
     p, t, cluster = scenario.parallel, scenario.require_training(), scenario.cluster
     words = []
+    if p.fsdp is not None:
+        f = p.fsdp
+        shard = (
+            f"HSDP: shard over {f.shard_group}, {plan.replicas} replicas"
+            if f.shard_group is not None
+            else "full shard"
+        )
+        reshard = "reshard after forward" if f.reshard_after_forward else "no reshard"
+        words.append(f"FSDP2 {shard}, {reshard}, prefetch {f.prefetch}")
     if plan.layout is not None:
         words.append(f"pipeline layout {'/'.join(str(n) for n in plan.layout)} layers")
     if plan.recompute == "selective" and p.recompute_modules != ("core_attn",):

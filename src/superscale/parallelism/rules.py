@@ -96,3 +96,18 @@ def plan_problem(
     return schedule_problem(
         schedule, pp=pp, virtual_stages=virtual_stages, micro_batches=micro_batches
     )
+
+
+def hsdp_problem(shard_group: int, *, tp: int, cp: int, ep: int, dp: int) -> str | None:
+    """Why an HSDP shard group of `shard_group` GPUs cannot split this plan's data
+    parallelism, or None. The shard group takes consecutive data-parallel ranks (stride
+    tp), and copies of it replicate across the rest; routed experts shard over the
+    shard group's tp·shard_group/ep expert-data-parallel ranks."""
+    if (dp * cp) % shard_group:
+        return f"parallel.fsdp.shard_group ({shard_group}) must divide dp·cp = {dp * cp}"
+    if (tp * shard_group) % ep:
+        return (
+            f"parallel.fsdp.shard_group ({shard_group}): tp·shard_group = {tp * shard_group} "
+            f"must be a multiple of ep ({ep}) to shard the experts inside it"
+        )
+    return None

@@ -373,7 +373,9 @@ def _price(
     for stage, count in sync_program.distinct_stages():
         _, _, first, last = stage.signature
         gathers = zero3_gather_ops(stage, sync_plan)
-        forward = backward = pass_sums(gathers, sync_plan, comm, precision).take(sync_of)
+        forward = pass_sums(gathers, sync_plan, comm, precision).take(sync_of)
+        regathers = zero3_gather_ops(stage, sync_plan, backward=True)  # unless kept (FSDP2)
+        backward = pass_sums(regathers, sync_plan, comm, precision).take(sync_of)
         n_dense, n_moe = stage.layers - stage.moe_layers, stage.moe_layers
         if first:
             forward = forward + parts["head_fwd"]

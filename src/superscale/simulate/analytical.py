@@ -31,7 +31,7 @@ from superscale import vec
 from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
 from superscale.hardware.spec import Cluster
-from superscale.parallelism.plan import GroupPlacement, GroupShape, Plan
+from superscale.parallelism.plan import GroupPlacement, GroupShape, Plan, grad_group
 from superscale.simulate.schedules import schedules
 from superscale.training.lower import Program, StageProgram
 from superscale.training.ops import CommOp, ComputeOp, Op
@@ -55,6 +55,7 @@ class PassTime:
     attention_s: float
     comm_s: dict[str, float]  # raw collective time per group
     exposed_s: dict[str, float]  # exposed collective time per group
+    gather_wait_s: Any = 0.0  # ZeRO-3 gathers without prefetch: the pass waits on the NIC
 
     @property
     def total_s(self) -> float:
@@ -90,8 +91,8 @@ class StepTime:
 
 
 def _placement(op: CommOp, plan: Plan, cluster: Cluster) -> GroupPlacement | GroupShape:
-    if op.group == "dp":  # gradients reduce over dp·cp
-        return GroupShape(size=plan.dp * plan.cp, stride=plan.tp)
+    if op.group == "dp":  # gradients reduce over dp·cp (HSDP: its shard group)
+        return grad_group(plan)
     return plan.groups[op.group]
 
 
@@ -204,9 +205,12 @@ def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
         exposed["ep"] = np.where(ep_overlapped > 0, hidden_ep, comm["ep"])
     elif ep_overlapped:
         exposed["ep"] = _hidden(comm["ep"], sums.compute_s)
-    if "dp" in comm:  # prefetched layer by layer behind the pass's compute
+    if "dp" in comm:  # prefetched layer by layer behind the pass's busy time: its compute
+        # and the exposed tensor-, context- and expert-parallel collectives (the event
+        # engine's order: issued at the pass's start, waited for at its end)
+        busy = sums.compute_s + exposed["tp"] + exposed["cp"] + exposed["ep"]
         exposed["dp"] = (
-            comm["dp"] - overlappable["dp"] + _hidden(overlappable["dp"], sums.compute_s)
+            comm["dp"] - overlappable.get("dp", 0.0) + _hidden(overlappable.get("dp", 0.0), busy)
         )
     return PassTime(
         compute_s=sums.compute_s,
@@ -214,6 +218,7 @@ def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
         attention_s=sums.attention_s,
         comm_s=dict(comm),
         exposed_s=exposed,
+        gather_wait_s=comm.get("dp", 0.0) - overlappable.get("dp", 0.0),
     )
 
 
@@ -403,7 +408,10 @@ def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan)
     for s, _ in stages:  # twins sit later, with more slack: the first of each is the worst
         slack_b = s.index * s.backward.total_s
         slack_f = s.index * s.forward.total_s
-        grad_exposed = _hidden(last_share * s.grad_sync_s, window * s.backward.total_s)
+        # the reduction hides behind the backward's work, not behind its waits for
+        # unprefetched weight gathers on the same links
+        busy_b = s.backward.total_s - s.backward.gather_wait_s
+        grad_exposed = _hidden(last_share * s.grad_sync_s, window * busy_b)
         tails.append(vec.maximum(0.0, grad_exposed + s.optimizer_s - slack_b))
         param_exposed = _hidden(s.param_sync_s, window * s.forward.total_s)
         heads.append(vec.maximum(0.0, param_exposed - slack_f))

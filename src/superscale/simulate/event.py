@@ -133,8 +133,8 @@ class _Pricer:
         self.bidirectional = schedules()[schedule].bidirectional
 
     def placement(self, op: CommOp) -> GroupPlacement:
-        if op.group == "dp" and self.plan.cp > 1:
-            return place_group("dp", self.plan.dp * self.plan.cp, self.plan.tp, self.cluster)
+        if op.group == "dp" and (self.plan.cp > 1 or self.plan.fsdp_shard is not None):
+            return place_group("dp", self.plan.dp_shard, self.plan.tp, self.cluster)
         return self.plan.groups[op.group]
 
     def comm_parts(self, op: CommOp) -> tuple[float, float, str]:
@@ -154,7 +154,9 @@ class _Pricer:
             return not self.plan.tp_comm_overlap
         if op.group == "ep":
             return not (self.bidirectional or self.plan.ep_comm_overlap)
-        return op.group not in {"cp", "dp", "edp"}  # K/V exchange and ZeRO-3 prefetch overlap
+        if op.group in {"dp", "edp"}:  # ZeRO-3 prefetch overlaps, unless prefetch is 0
+            return not op.overlappable
+        return op.group != "cp"  # K/V exchange overlaps
 
     def task(self, ops: tuple[Op, ...] | list[Op], *, merge: bool = False) -> TaskCode:
         """Price a task's ops; `merge` fuses runs of compute (no spans needed) into one
@@ -238,8 +240,18 @@ def _fold(code: TaskCode, shared: set[str]) -> TaskCode:
     return replace(code, segments=tuple(out))
 
 
+def _gather_wait(code: TaskCode) -> float:
+    """Seconds of blocking weight gathers a task starts with (ZeRO-3 without prefetch)."""
+    wait = 0.0
+    for seg in code.segments:
+        if not (seg.is_comm and seg.blocking and seg.group in {"dp", "edp"}):
+            break
+        wait += seg.fixed_s + seg.work_s
+    return wait
+
+
 def _category(seg: Segment) -> str:
-    return "dp_comm" if seg.group in {"dp", "edp"} else f"{seg.group}_comm"
+    return "dp_comm" if seg.group in {"dp", "edp", "dpr", "edpr"} else f"{seg.group}_comm"
 
 
 def _merge_compute(segments: list[Segment]) -> list[Segment]:
@@ -328,6 +340,9 @@ class _Engine:
                 self.code[(lane, "W")] = pricer.task(w_ops, merge=not record)
             else:
                 self.code[(lane, "B")] = pricer.task(sp.backward, merge=not record)
+        # a task's leading waits for unprefetched ZeRO-3 gathers: gradient reduction
+        # starts after them (it shares their links), as the analytical engine has it
+        self.gather_wait = {k: _gather_wait(c) for k, c in self.code.items()}
         self.step_code = {s.index: self._step_segments(s, pricer) for s in program.stages}
         # Links only a rank's blocking work uses never see a second transfer, so their
         # times are fixed: without spans to record, fold them with compute into blocks.
@@ -531,6 +546,7 @@ class _Engine:
         done = self.env.event()
         _, lane = self.lane_of(state.stage, task.chunk)
         delay = (1 - DP_OVERLAP_WINDOW) * self.code[(lane, "B")].compute_s
+        delay += self.gather_wait[(lane, "B")]
 
         def later() -> Generator[Event, Any, None]:
             yield self.env.timeout(delay)

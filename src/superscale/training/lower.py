@@ -245,9 +245,10 @@ def pipeline_send_ops(scenario: Scenario, plan: Plan, repeat: int) -> list[Op]:
     return _pp_send(scenario.model, shard_of(scenario, plan), plan, True, repeat)
 
 
-def zero3_gather_ops(stage: StageProgram, plan: Plan) -> list[Op]:
-    """The ZeRO-3 weight gathers each pass of `stage` starts with."""
-    return _zero3_gathers(stage.dense_params, stage.expert_params, plan)
+def zero3_gather_ops(stage: StageProgram, plan: Plan, *, backward: bool = False) -> list[Op]:
+    """The ZeRO-3 weight gathers the forward (or, with `backward`, the backward) pass of
+    `stage` starts with."""
+    return _zero3_gathers(stage.dense_params, stage.expert_params, plan, backward=backward)
 
 
 def shard_of(scenario: Scenario, plan: Plan) -> layer.Shard:
@@ -340,12 +341,12 @@ class _Parts:
             head += layer.vision_ops(model, shard, self.images)
         if last:
             tail += layer.logits_ops(model, shard)
-        gathers = _zero3_gathers(dense, expert, plan)
+        gathers = _zero3_gathers(dense, expert, plan, backward=False)
         forward = tuple(
             gathers + head + body + tail + _pp_send(model, shard, plan, not last, sends)
         )
         backward = tuple(
-            gathers
+            _zero3_gathers(dense, expert, plan, backward=True)
             + _recompute_ops(body, plan)
             + [_backward_of(op, flash=plan.flash_attention) for op in reversed(head + body + tail)]
             + _pp_send(model, shard, plan, not first, sends)
@@ -439,10 +440,13 @@ def _stage_params(
     return dense / plan.tp, expert / plan.ep
 
 
-def _zero3_gathers(dense: Any, expert: Any, plan: Plan) -> list[Op]:
-    """ZeRO-3/FSDP: every pass all-gathers the stage's sharded weights (prefetched layer by
-    layer, so they overlap compute; Rajbhandari et al. 2020)."""
+def _zero3_gathers(dense: Any, expert: Any, plan: Plan, *, backward: bool) -> list[Op]:
+    """ZeRO-3/FSDP: a pass all-gathers the stage's sharded weights layer by layer, prefetched
+    ahead of the layer computing so they overlap compute (Rajbhandari et al. 2020; FSDP2's
+    prefetch; with prefetch 0 each gather waits). Backward gathers them again unless the
+    forward kept them (FSDP2's reshard_after_forward=False)."""
     ops: list[Op] = []
+    again = plan.fsdp_reshard if backward else True
     for group, params in (("dp", dense), ("edp", expert)):
         ops += gated(
             CommOp(
@@ -450,19 +454,23 @@ def _zero3_gathers(dense: Any, expert: Any, plan: Plan) -> list[Op]:
                 group=group,  # type: ignore[arg-type]
                 collective="all_gather",
                 payload_bytes=params * PARAM_GATHER_BYTES,
-                overlappable=True,
+                overlappable=plan.fsdp_prefetch > 0,
             ),
             plan.zero == 3,
             params != 0,
+            again,
         )
     return ops
 
 
 def _step_ops(dense: Any, expert: Any, plan: Plan) -> list[Op]:
     """Gradient reduction and optimizer update, once per step: an all-reduce of gradients
-    (ZeRO 0), or a reduce-scatter and, below ZeRO-3, the updated weights' all-gather."""
+    (ZeRO 0), or a reduce-scatter and, below ZeRO-3, the updated weights' all-gather; under
+    HSDP the reduce-scatter runs inside the shard group and the replicas all-reduce their
+    1/shard of the gradients (PyTorch FSDP2's HYBRID_SHARD)."""
     ops: list[Op] = []
     sharded = plan.zero >= 1
+    shard_sizes = {"dp": plan.dp_shard, "edp": plan.groups["edp"].size}
     for group, params in (("dp", dense), ("edp", expert)):
         grads = params * GRAD_REDUCE_BYTES[plan.grad_reduce_dtype]
         has = params != 0
@@ -499,7 +507,19 @@ def _step_ops(dense: Any, expert: Any, plan: Plan) -> list[Op]:
             sharded & (plan.zero < 3),
             has,
         )
-    shard_dense = vec.where(sharded, plan.dp * plan.cp, 1)
+        if plan.fsdp_shard is not None:
+            ops += gated(
+                CommOp(
+                    name=f"{group}_grad_replica_all_reduce",
+                    group=f"{group}r",  # type: ignore[arg-type]
+                    collective="all_reduce",
+                    payload_bytes=grads / shard_sizes[group],
+                    overlappable=True,
+                ),
+                plan.replicas > 1,
+                has,
+            )
+    shard_dense = vec.where(sharded, plan.dp_shard, 1)
     shard_expert = vec.where(sharded, plan.groups["edp"].size, 1)
     updated = dense / shard_dense + expert / shard_expert
     ops.append(

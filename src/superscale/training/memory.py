@@ -4,7 +4,10 @@ Mixed-precision Adam keeps 16-bit weights (2 B/param), fp32 main gradients (4 B)
 master weights, momentum and variance (12 B): 18 B/param, the Megatron-LM accounting. ZeRO
 shards the optimizer states (stage 1), then gradients (2), then weights (3) across the
 data-parallel group (Rajbhandari et al. 2020); routed experts shard across their own
-expert-data-parallel group.
+expert-data-parallel group. Under HSDP they shard over the shard group only. ZeRO-3/FSDP
+also holds gathered 16-bit weights: prefetch + 1 layers at once (the largest layer of the
+stage, PyTorch FSDP2's default prefetch of 1), or every layer of the stage when
+reshard_after_forward is off (the weights stay gathered from forward to backward).
 
 Activations per layer generalise Korthikanti et al. 2022 (Sec. 4, Table 2) to grouped-query
 and latent attention, gated MLPs and experts: with tensor parallelism t, sequence
@@ -199,11 +202,30 @@ def _stage_activation_bytes(
     return total
 
 
+def _gathered_bytes(scenario: Scenario, plan: Plan, stage: StageProgram) -> vec.Num:
+    """16-bit weights ZeRO-3/FSDP holds gathered at once on one GPU of `stage`: prefetch + 1
+    of its largest layers, or all of them without resharding after forward."""
+    model = scenario.model
+    if vec.gate(plan.zero == 3) is False or stage.layers == 0:
+        return 0.0
+    whole = (stage.dense_params + stage.expert_params) * WEIGHT_BYTES
+    largest: vec.Num = 0.0
+    if stage.layers > stage.moe_layers:
+        largest = (model.attention_params + model.dense_mlp_params) / plan.tp
+    if stage.moe_layers and model.moe is not None:
+        moe_dense = model.attention_params + model.moe_mlp_params
+        experts = model.moe.experts * model.expert_params
+        largest = vec.maximum(largest, (moe_dense - experts) / plan.tp + experts / plan.ep)
+    live = vec.minimum(whole, (plan.fsdp_prefetch + 1) * largest * WEIGHT_BYTES)
+    held = whole if not plan.fsdp_reshard else live
+    return vec.where(plan.zero == 3, held, 0.0)
+
+
 def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
     """Peak memory per GPU over all stages."""
     sh = shard_of(scenario, plan)
     optimizer_bytes = 4 + 2 * MOMENT_BYTES[scenario.require_training().adam_moments]
-    dp_shard = plan.dp * plan.cp
+    dp_shard = plan.dp_shard
     edp_shard = plan.groups["edp"].size
     copies = _weight_copies(plan)
     per_layer = _PerLayer(model=scenario.model, shard=sh, recompute=plan.recompute)
@@ -221,7 +243,7 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
         per_stage.append(
             Memory(
                 stage=stage.index,
-                params_bytes=sharded(WEIGHT_BYTES, 3),
+                params_bytes=sharded(WEIGHT_BYTES, 3) + _gathered_bytes(scenario, plan, stage),
                 grads_bytes=sharded(GRAD_BYTES, 2),
                 optimizer_bytes=sharded(optimizer_bytes, 1),
                 activations_bytes=_stage_activation_bytes(scenario, plan, stage, sh, per_layer),

@@ -17,7 +17,8 @@ from superscale import vec
 
 ComputeKind = Literal["gemm", "attention", "elementwise"]
 Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv"]
-GroupKind = Literal["tp", "cp", "ep", "pp", "dp", "edp"]
+# dpr/edpr: HSDP's replica groups, which all-reduce the gradient shards
+GroupKind = Literal["tp", "cp", "ep", "pp", "dp", "edp", "dpr", "edpr"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,6 +14,7 @@ import contextlib
 import copy
 import io
 import os
+import re
 import resource
 import time
 from collections.abc import Callable
@@ -368,14 +369,33 @@ def test_workers_are_capped_at_the_cpus_with_a_note(
     assert "--workers 10000 lowered to the" in " ".join(err.split())
 
 
-def test_help_has_real_metavars_and_no_orphan_words(capsys: pytest.CaptureFixture[str]) -> None:
-    for name in ("search", "simulate", "serve-plan", "collective"):
-        assert main([name, "--help"]) == 0
+def _verbs() -> list[str]:
+    from typer.main import get_command
+
+    from superscale.cli import app
+
+    return sorted(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("columns", ["80", "200"])
+def test_help_has_real_metavars_and_no_orphan_words(
+    columns: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every verb's help, and the top-level one: no typer type names (<bool>, <str>,
+    # <path>, <int>), no line of one stray word from a docstring's hard break, and one
+    # example command per line.
+    monkeypatch.setenv("COLUMNS", columns)
+    verbs = _verbs()
+    assert {"search", "serve", "validate", "results"} <= set(verbs)
+    for name in ["", *verbs]:
+        assert main([name, "--help"] if name else ["--help"]) == 0, name
         out = capsys.readouterr().out
-        assert "<int>" not in out and "<str>" not in out and "<float>" not in out, name
+        assert not re.findall(r"<[a-z_|\[\]]+>", out), f"{name}: {re.findall(r'<[a-z]+>', out)}"
         body = [line.strip(" │") for line in out.splitlines()]
         words = [line for line in body if line and len(line.split()) == 1 and line.isalpha()]
         assert not words, f"{name}: orphan words {words}"
+        run_on = [line for line in body if line.count("superscale ") > 1]
+        assert not run_on, f"{name}: examples run together: {run_on}"
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

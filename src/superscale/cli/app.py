@@ -7,6 +7,7 @@ import os
 from importlib import metadata
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.measure import Measurement
@@ -69,28 +70,41 @@ def _metavar(param: Any) -> str | None:
     return _METAVARS.get(annotation)
 
 
+_OWN_LINE = ("or ", "superscale ", "[bold]superscale ")
+
+
 def reflow(text: str) -> str:
     """Help text for the terminal: each paragraph's hard line breaks joined, so the help
-    wraps at the terminal's width without orphan words; a line starting "or " (another
-    example) keeps its own line."""
+    wraps at the terminal's width without orphan words; a line that is an example (it
+    starts with "or " or with the command itself) keeps its own line."""
     paragraphs = []
     for paragraph in text.strip().split("\n\n"):
         lines = [line.strip() for line in paragraph.strip().splitlines()]
         out = lines[0] if lines else ""
         for line in lines[1:]:
-            out += ("\n" if line.startswith("or ") else " ") + line
+            out += ("\n" if line.startswith(_OWN_LINE) else " ") + line
         paragraphs.append(out)
     return "\n\n".join(paragraphs)
 
 
+def _no_type(ctx: Any) -> None:
+    """An argument's type column: empty, its metavar (SCENARIO, DB, NAME) says it."""
+    return None
+
+
 def polish(command: Any) -> Any:
     """Reflow every command's and option's help and give options real metavars (N, PATH,
-    TEXT; none for flags) in place of typer's `<int>`/`<bool>`; returns `command`."""
+    TEXT; none for flags, `--help` included) in place of typer's `<int>`/`<bool>`, and
+    arguments no `<str>`/`<path>` type column; returns `command`."""
     stack = [command]
     while stack:
         current = stack.pop()
         if current.help:
             current.help = reflow(current.help)
+        # click builds `--help` on demand and caches it: build it now to drop its <bool>
+        help_option = current.get_help_option(click.Context(current))
+        if help_option is not None:
+            help_option.metavar = ""
         for param in current.params:
             if param.param_type_name == "option":
                 if param.help:
@@ -99,8 +113,10 @@ def polish(command: Any) -> Any:
                     param.metavar = ""
                 elif param.metavar is None:
                     param.metavar = _metavar(param)
-            elif param.param_type_name == "argument" and param.metavar is None and param.name:
-                param.metavar = param.name.upper()
+            elif param.param_type_name == "argument":
+                if param.metavar is None and param.name:
+                    param.metavar = param.name.upper()
+                param.display_type_rich = _no_type
         stack.extend(getattr(current, "commands", {}).values())
     return command
 

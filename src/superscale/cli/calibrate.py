@@ -151,9 +151,9 @@ def calibrate_command(
     collectives when several devices are present. Each point is the median of repeats
     after warm-up, on fresh random inputs, timed with CUDA events on GPUs.
 
-    [bold]superscale calibrate --quick --out cpu.yaml[/]        profile this CPU in seconds
-    [bold]superscale calibrate --device cuda:0 --out h200.yaml[/] profile a GPU
-    [bold]superscale calibrate --check --profile h200.yaml --device cuda[/]  measured vs predicted
+    [bold]superscale calibrate --quick --out cpu.yaml[/]  profile this CPU in seconds
+    [bold]superscale calibrate --device cuda:0 --out h200.yaml[/]  profile a GPU
+    [bold]superscale calibrate --check --profile h200.yaml --device cuda[/]  a real step
     """
     from superscale.calibrate import require_torch
 

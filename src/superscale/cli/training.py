@@ -279,7 +279,8 @@ def validate(
 ) -> None:
     """Compare predictions with published training runs, row by row.
 
-    Example: [bold]superscale validate[/]  or  [bold]superscale validate --source nemo_2407[/]
+    Example: [bold]superscale validate[/]
+    or [bold]superscale validate --source nemo_2407[/]
 
     Reads the shipped copy of shared/reference/training-published.csv (Megatron-LM 2021,
     Korthikanti et al. 2022, Megatron-Core 2024, NeMo 24.07, and the held-out Megatron-Bridge

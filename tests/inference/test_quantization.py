@@ -144,3 +144,62 @@ def test_fp4_kv_needs_an_fp4_chip() -> None:
     with pytest.raises(SpecError, match=r"serving\.kv_precision.*fp4"):
         _deploy(kv_precision="fp4")
     assert _deploy("dgx-b200", kv_precision="fp4").kv_precision == "fp4"
+
+
+def _closed(users: int, *, think_s: float = 0.5, max_batch: int = 256) -> dict[str, Any]:
+    workload = {"arrival": "closed", "users": users, "think_time_s": think_s,
+                "requests": 40 * users, "prompt_tokens": 256, "output_tokens": 128}  # fmt: skip
+    sc = load_scenario(
+        {
+            "model": "llama3-8b",
+            "cluster": {"system": "dgx-h100", "count": 1},
+            "serving": {
+                "precision": "bf16",
+                "plan": {"tp": 1, "dp": 1},
+                "workload": workload,
+                "scheduler": {"max_batch": max_batch},
+            },
+        }
+    )
+    return serve(sc).to_json()
+
+
+def test_closed_loop_obeys_littles_law_and_saturates() -> None:
+    runs = {n: _closed(n) for n in (1, 4, 16)}
+    for n, run in runs.items():
+        x, r = run["throughput"]["requests_per_s"], run["latency_s"]["e2e"]["mean"]
+        assert run["completed"] == 40 * n
+        assert x * (r + 0.5) == pytest.approx(n, rel=0.03)  # N = X·(R + Z)
+    x = [runs[n]["throughput"]["requests_per_s"] for n in (1, 4, 16)]
+    assert x[0] < x[1] < x[2]
+    # one client never queues: its TTFT is one prefill iteration of its prompt
+    step = resolve(load_scenario(_closed_scenario())).pools[0].step
+    assert step is not None
+    prefill = step.iteration_s(256, sampled=1, pairs=256 * 128, prompt=256)
+    assert runs[1]["latency_s"]["ttft"]["p50"] == pytest.approx(prefill, rel=1e-6)
+    # without think time 8 clients fill an engine of max_batch 8: 4x the clients queue
+    small, big = _closed(8, think_s=0, max_batch=8), _closed(32, think_s=0, max_batch=8)
+    ratio = big["throughput"]["requests_per_s"] / small["throughput"]["requests_per_s"]
+    assert ratio == pytest.approx(1.0, abs=0.1)
+    assert big["latency_s"]["ttft"]["mean"] > 5 * small["latency_s"]["ttft"]["mean"]
+
+
+def _closed_scenario() -> dict[str, Any]:
+    return {
+        "model": "llama3-8b",
+        "cluster": {"system": "dgx-h100", "count": 1},
+        "serving": {"precision": "bf16", "plan": {"tp": 1, "dp": 1}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("workload", "words"),
+    [
+        ({"arrival": "closed"}, "needs users"),
+        ({"arrival": "offline", "users": 4}, "for arrival 'closed'"),
+        ({"arrival": "closed", "users": 4, "think_time_s": -1}, "think_time_s"),
+    ],
+)
+def test_closed_loop_errors_name_the_field(workload: dict[str, Any], words: str) -> None:
+    with pytest.raises(SpecError, match=words):
+        load_scenario({**_closed_scenario(), "serving": {"workload": workload}})

@@ -370,6 +370,8 @@ def _workload_words(serving: Any) -> str:
         return f"poisson at {w.rate_per_s:g} req/s, {lengths}"
     if w.arrival == "trace":
         return f"trace {w.trace}"
+    if w.arrival == "closed":
+        return f"closed loop, {w.users:,} users, think time {w.think_time_s:g} s, {lengths}"
     return f"offline (all at t=0), {lengths}"
 
 

@@ -17,6 +17,7 @@ iterations it ran, the drafter's passes, and attention and sampling (the rest).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -253,6 +254,8 @@ def run_deployment(dep: Deployment, requests: Requests, slo: SloSpec) -> dict[st
     """Simulate `requests` on a deployment that fits and summarize the run."""
     engines = engine_configs(dep)
     outcome = simulate(requests, engines, transfer=dep.transfer)
+    if outcome.arrival_s is not None:  # a closed loop: the clients' actual send times
+        requests = dataclasses.replace(requests, arrival_s=outcome.arrival_s)
     metrics = summarize_outcome(requests, outcome, gpus=dep.gpus, slo=slo)
     span = metrics["duration_s"]
     metrics["utilization"] = min(1.0, outcome.busy_s / (len(engines) * span)) if span else 0.0

@@ -17,6 +17,10 @@ the first iteration boundary after it. Requests go to the engine with the fewest
 requests (ties to the lowest index), so the run is deterministic: equal inputs give equal
 outputs, and the only randomness is in the workload, seeded there.
 
+In a closed loop (`Requests.users` > 0) the requests are sent in order by `users` clients:
+each client sends one at t = 0 and its next think_time_s after the previous one completes
+(or is refused); `Outcome.arrival_s` holds the send times the run produced.
+
 With disaggregation (DistServe, Zhong et al. 2024) prefill engines only prefill; a finished
 prompt's KV cache moves to the least-loaded decode engine after `latency + bytes/bandwidth`
 of the fabric between the pools (no contention between transfers is modelled).
@@ -43,7 +47,7 @@ from superscale.inference.step import StepModel
 from superscale.inference.workload import Requests
 
 Role = Literal["mixed", "prefill", "decode"]
-_START, _END, _KV = 0, 1, 2
+_START, _END, _KV, _ARRIVE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +84,7 @@ class Outcome:
     iterations_by_role: dict[str, dict[int, int]] = field(default_factory=dict)  # tokens → count
     draft_s_by_role: dict[str, float] = field(default_factory=dict)
     decode_batch_s_by_role: dict[str, float] = field(default_factory=dict)  # ∫ batch dt
+    arrival_s: np.ndarray | None = None  # closed loop: when each client sent each request
 
 
 class _Engine:
@@ -190,6 +195,8 @@ class Simulator:
         self.seq = 0
         self.events = 0
         self.busy_s = 0.0
+        self.users, self.think_s = requests.users, requests.think_time_s
+        self.next_request = 0  # closed loop: the next request a client sends
 
     # ---- event queue ------------------------------------------------------------------
     def _push(self, t: float, kind: int, a: int, b: int = 0) -> None:
@@ -202,6 +209,10 @@ class Simulator:
         n, i = len(arrival), 0
         index = {id(e): k for k, e in enumerate(self.engines)}
         self._index = index
+        if self.users:  # each client sends its first request at t = 0
+            i = n  # no arrivals as given: the clients' sends are events
+            for _ in range(min(self.users, n)):
+                self._send(0.0)
         while True:
             next_arrival = arrival[i] if i < n else math.inf
             if i < n and (not heap or next_arrival <= heap[0][0]):
@@ -214,6 +225,9 @@ class Simulator:
             self.events += 1
             if kind == _KV:
                 self._route(min(self.decode, key=_load), a, t)
+                continue
+            if kind == _ARRIVE:
+                self._route(min(self.entry, key=_load), a, t)
                 continue
             e = self.engines[a]
             if kind == _END:
@@ -243,6 +257,7 @@ class Simulator:
             iterations_by_role=hist,
             draft_s_by_role=draft,
             decode_batch_s_by_role=batch,
+            arrival_s=np.asarray(arrival) if self.users else None,
         )
 
     def _route(self, e: _Engine, r: int, t: float) -> None:
@@ -258,10 +273,24 @@ class Simulator:
                 e.version += 1
                 self._push(e.it_start + e.jump_time(k), _END, self._index[id(e)], e.version)
 
+    def _send(self, t: float) -> None:
+        """Closed loop: a client sends the next request at t."""
+        j = self.next_request
+        if j < len(self.arrival):
+            self.next_request += 1
+            self.arrival[j] = t
+            self._push(t, _ARRIVE, j)
+
+    def _done(self, t: float) -> None:
+        """A request completed (or was refused) at t: its client sends again after thinking."""
+        if self.users:
+            self._send(t + self.think_s)
+
     # ---- one engine ---------------------------------------------------------------------
-    def _reject(self, e: _Engine, r: int) -> None:
+    def _reject(self, e: _Engine, r: int, t: float) -> None:
         self.rejected[r] = True
         e.outstanding -= 1
+        self._done(t)
 
     def _admit(self, e: _Engine, t: float) -> None:
         cfg, prompt, output = e.cfg, self.prompt, self.output
@@ -270,7 +299,7 @@ class Simulator:
             need = prompt[r] if cfg.role == "prefill" else prompt[r] + output[r]
             if need > cfg.kv_tokens:
                 e.waiting.popleft()
-                self._reject(e, r)
+                self._reject(e, r, t)
                 continue
             if e.kv_used + need > cfg.kv_tokens:
                 break
@@ -288,6 +317,7 @@ class Simulator:
             self.finish[r] = t
             e.kv_used -= self.prompt[r] + self.output[r]
             e.outstanding -= 1
+            self._done(t)
             return
         iters = self.output[r] - 1
         if e.accepted != 1.0:
@@ -384,6 +414,7 @@ class Simulator:
                     e.outstanding -= 1
                     if output[r] <= 1:
                         self.finish[r] = t
+                        self._done(t)
                     else:
                         tr = self.transfer
                         self._push(t + tr.latency_s + tr.s_per_prompt_token * prompt[r], _KV, r)
@@ -398,6 +429,7 @@ class Simulator:
             e.ctx -= prompt[r] + 1 + self.iters[r] * e.accepted
             e.kv_used -= prompt[r] + output[r]
             e.outstanding -= 1
+            self._done(t)
 
 
 def _load(e: _Engine) -> int:

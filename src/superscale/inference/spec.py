@@ -61,11 +61,22 @@ class LengthSpec(Spec):
 class WorkloadSpec(Spec):
     """Which requests arrive, and when."""
 
-    arrival: Literal["poisson", "offline", "trace"] = Field(
+    arrival: Literal["poisson", "offline", "trace", "closed"] = Field(
         "poisson",
         description="poisson: exponential gaps at rate_per_s; offline: every request "
         "waits at t=0 (MLPerf Offline, request rate inf); trace: a CSV of arrival_s, "
-        "prompt_tokens, output_tokens.",
+        "prompt_tokens, output_tokens; closed: `users` clients, each sending its next "
+        "request think_time_s after its previous one completes (vLLM bench "
+        "--max-concurrency, GenAI-Perf --concurrency).",
+    )
+    users: int | None = Field(
+        None, gt=0, le=MAX_REQUESTS, description="Concurrent clients (arrival: closed)."
+    )
+    think_time_s: float = Field(
+        0.0,
+        ge=0,
+        le=MAX_SECONDS,
+        description="Pause between a client's completed request and its next, s (closed).",
     )
     rate_per_s: float | None = Field(
         None, gt=0, le=1e7, description="Requests per second (poisson)."
@@ -105,6 +116,12 @@ class WorkloadSpec(Spec):
             raise ValueError("give requests or duration_s, not both")
         if self.duration_s is not None and self.arrival != "poisson":
             raise ValueError("duration_s needs arrival 'poisson'")
+        if self.arrival == "closed" and self.users is None:
+            raise ValueError("arrival 'closed' needs users: the number of concurrent clients")
+        if self.arrival != "closed" and (self.users is not None or self.think_time_s):
+            raise ValueError(
+                f"users and think_time_s are for arrival 'closed', not '{self.arrival}'"
+            )
         return self
 
 

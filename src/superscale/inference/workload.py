@@ -1,15 +1,18 @@
-"""Requests to serve: Poisson or offline arrivals with sampled lengths, or a parsed trace.
+"""Requests to serve: Poisson, offline or closed-loop arrivals with sampled lengths, or a trace.
 
 Poisson arrivals have exponential gaps at the given rate (the MLPerf Server scenario and
 `sglang.bench_serving --request-rate`); offline requests all wait at t = 0 (MLPerf Offline,
-request rate inf). Lengths are drawn from the workload's distributions and clipped to
-[min, max]; a lognormal of mean μ and log-sd σ has log-mean ln μ − σ²/2. Everything is drawn
-from one `numpy.random.Generator` seeded by the workload's seed, so a seed fixes the
-requests. A trace is CSV text with columns arrival_s, prompt_tokens, output_tokens (a
-header row, any order); the CLI reads the file (`superscale.readers`, at most
-`readers.MAX_TRACE_BYTES`), this module only parses text. A trace holds at most
-`max_requests` rows, arrivals within `spec.MAX_SECONDS` and lengths within
-`spec.MAX_SEQ_LEN`, the bounds a generated workload has.
+request rate inf). A closed loop (vLLM's benchmark --max-concurrency, GenAI-Perf's
+concurrency mode) has `users` clients, each sending its next request think_time_s after its
+previous one completes; its arrival times come out of the simulation (`sim.py`), so they
+satisfy Little's law N = throughput · (latency + think time). Lengths are drawn from the
+workload's distributions and clipped to [min, max]; a lognormal of mean μ and log-sd σ has
+log-mean ln μ − σ²/2. Everything is drawn from one `numpy.random.Generator` seeded by the
+workload's seed, so a seed fixes the requests. A trace is CSV text with columns arrival_s,
+prompt_tokens, output_tokens (a header row, any order); the CLI reads the file
+(`superscale.readers`, at most `readers.MAX_TRACE_BYTES`), this module only parses text. A
+trace holds at most `max_requests` rows, arrivals within `spec.MAX_SECONDS` and lengths
+within `spec.MAX_SEQ_LEN`, the bounds a generated workload has.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class Requests:
     arrival_s: np.ndarray
     prompt_tokens: np.ndarray
     output_tokens: np.ndarray
+    users: int = 0  # closed loop: concurrent clients (0: open loop, arrivals as given)
+    think_time_s: float = 0.0  # closed loop: a client's pause after each completion
 
     def __len__(self) -> int:
         return len(self.arrival_s)
@@ -74,12 +79,14 @@ def generate(spec: WorkloadSpec, *, requests: int | None = None) -> Requests:
     if spec.arrival == "poisson":
         assert spec.rate_per_s is not None
         arrivals = np.cumsum(rng.exponential(1.0 / spec.rate_per_s, n))
-    else:
+    else:  # offline; closed: placeholders, the simulator sets each when its client sends it
         arrivals = np.zeros(n)
     return Requests(
         arrival_s=arrivals,
         prompt_tokens=sample_lengths(spec.prompt_tokens, n, rng),
         output_tokens=sample_lengths(spec.output_tokens, n, rng),
+        users=(spec.users or 0) if spec.arrival == "closed" else 0,
+        think_time_s=spec.think_time_s,
     )
 
 

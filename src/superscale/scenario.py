@@ -64,12 +64,14 @@ class TrainingSpec(Spec):
         le=MAX_TOKENS,
         description="Tokens of the whole run, for time, energy and cost to train.",
     )
-    fp8_recipe: Literal["delayed", "current", "blockwise", "mxfp8"] = Field(
+    fp8_recipe: Literal["delayed", "current", "blockwise", "mxfp8", "nvfp4"] = Field(
         "delayed",
         description="How fp8 GEMM inputs are scaled (Transformer Engine): delayed (amax "
         "history), current (per-tensor, one more read: Megatron-Bridge FP8-CS), blockwise "
-        "(DeepSeek-V3: 1x128 activations, 128x128 weights) or mxfp8 (Blackwell's 1x32 "
-        "microscaling, FP8-MX). Only with precision fp8.",
+        "(DeepSeek-V3: 1x128 activations, 128x128 weights), mxfp8 (Blackwell's 1x32 "
+        "microscaling, FP8-MX) or nvfp4 (NVIDIA's FP4 recipe: transformer-layer GEMMs in "
+        "E2M1 with an E4M3 scale per 16 elements and a per-tensor fp32 scale, at the chip's "
+        "fp4 peak). Only with precision fp8.",
     )
     adam_moments: Literal["fp32", "bf16"] = Field(
         "fp32",
@@ -351,6 +353,11 @@ class Scenario(Spec):
         if self.training.fp8_recipe == "mxfp8" and not self.cluster.chip.mx_formats:
             raise ValueError(
                 f"training.fp8_recipe 'mxfp8' needs a chip with MX formats (Blackwell); "
+                f"{self.cluster.chip.name} has none (use delayed, current or blockwise)"
+            )
+        if self.training.fp8_recipe == "nvfp4" and "fp4" not in self.cluster.chip.peak_tflops:
+            raise ValueError(
+                f"training.fp8_recipe 'nvfp4' needs a chip with fp4 tensor cores (Blackwell); "
                 f"{self.cluster.chip.name} has none (use delayed, current or blockwise)"
             )
         if self.training.images_per_sample and m.vision is None:

@@ -277,3 +277,22 @@ def test_torch_fsdp2_and_hsdp_flags() -> None:
     run = parse_megatron(LLAMA3_8B + " --num-distributed-optimizer-instances 2", cluster="h100-16k")
     assert "fsdp" not in run.scenario["parallel"]
     assert any("modelled as one instance" in w for w in run.warnings)
+
+
+def test_fp4_and_fp8_recipe_flags() -> None:
+    """--fp4-format e2m1 is NVFP4; --fp8-recipe tensorwise is current scaling."""
+    base = (
+        "--num-layers 32 --hidden-size 4096 --num-attention-heads 32 --seq-length 4096 "
+        "--global-batch-size 64 --micro-batch-size 1 --vocab-size 32000 "
+    )
+    b200 = {"system": "dgx-b200", "count": 8}
+    fp4 = scenario_from_megatron(base + "--fp4-format e2m1 --fp4-recipe nvfp4", cluster=b200)
+    assert (fp4["training"]["precision"], fp4["training"]["fp8_recipe"]) == ("fp8", "nvfp4")
+    assert load_scenario(fp4).require_training().fp8_recipe == "nvfp4"
+    h100 = {"system": "dgx-h100", "count": 8}
+    cs = scenario_from_megatron(base + "--fp8-format hybrid --fp8-recipe tensorwise", cluster=h100)
+    assert cs["training"]["fp8_recipe"] == "current"
+    with pytest.raises(SpecError, match="--fp8-recipe"):
+        scenario_from_megatron(base + "--fp8-format e4m3 --fp8-recipe custom", cluster=h100)
+    with pytest.raises(SpecError, match="exclusive"):
+        scenario_from_megatron(base + "--fp8-format e4m3 --fp4-format e2m1", cluster=h100)

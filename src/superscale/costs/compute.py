@@ -11,7 +11,9 @@ attention runs at `attention_fraction` of the 16-bit peak (no fp8 attention in t
 stacks). Under fp8, each GEMM also quantizes its 16-bit inputs (read 2 B, write 1 B per
 element, plus the transposed copy backward needs; the op's `cast_bytes_per_input`, which
 the lowering sets from the fp8 recipe; Transformer Engine's recipes), and the
-output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Elementwise kernels are
+output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Under the NVFP4 recipe a
+transformer layer's GEMMs run at the chip's fp4 peak (the op's `low_dtype`) with the
+same quantize traffic, priced by the recipe's cast bytes. Elementwise kernels are
 memory-bound. All parameters live in the chip's catalog entry (`efficiency:`).
 
 A chip with a measured profile (hardware/profile.py: a `ProfiledChip`, or a catalog file
@@ -31,6 +33,7 @@ from superscale.training.ops import ComputeOp
 
 REFERENCE_DIM = 8192  # GEMM size at which MAMF-style measurements reach their maximum
 _16BIT = {"bf16", "fp16"}
+_QUANTIZED = {"fp8", "fp4"}  # GEMM inputs cast from 16 bits before each GEMM
 HIGH_PRECISION_GEMMS = frozenset({"logits", "router"})
 
 
@@ -65,8 +68,12 @@ def compute_time_s(op: ComputeOp, chip: Chip, precision: str) -> vec.Num:
 
 
 def _gemm_precision(op: ComputeOp, precision: str) -> str:
+    """The dtype a GEMM runs in: 16 bits for the output layer and router, the op's own
+    low-precision dtype under fp8 training (fp4 under NVFP4), else the run's."""
     if precision not in _16BIT and op.name.split(".")[0] in HIGH_PRECISION_GEMMS:
         return "bf16"
+    if precision == "fp8":
+        return op.low_dtype
     return precision
 
 
@@ -93,7 +100,7 @@ def _profiled_time_s(
         if rate is None:
             return _formula_time_s(op, chip, precision)
         flops_s = op.flops / (rate * eff.sustained_clock_fraction)
-        if gemm_precision == "fp8" and op.shape is not None:
+        if gemm_precision in _QUANTIZED and op.shape is not None:
             m, n, k = op.shape
             passes = op.flops / (2.0 * m * n * k)
             cast_bytes = op.cast_bytes_per_input * m * k
@@ -114,12 +121,10 @@ def _formula_time_s(op: ComputeOp, chip: Chip, precision: str) -> vec.Num:
     kernels = op.kernels * 1.0
     flops_s = 0.0
     if op.kind == "gemm" and vec.any_nonzero(op.flops):
-        gemm_precision = precision
-        if precision not in _16BIT and op.name.split(".")[0] in HIGH_PRECISION_GEMMS:
-            gemm_precision = "bf16"
+        gemm_precision = _gemm_precision(op, precision)
         rate = chip.peak_flops(gemm_precision) * gemm_efficiency(chip, gemm_precision, op.shape)
         flops_s = op.flops / (rate * eff.sustained_clock_fraction)
-        if gemm_precision == "fp8" and op.shape is not None:
+        if gemm_precision in _QUANTIZED and op.shape is not None:
             m, n, k = op.shape
             passes = op.flops / (2.0 * m * n * k)  # 1 forward, 2 for its backward
             mem_s += passes * op.cast_bytes_per_input * m * k / hbm_rate

@@ -68,6 +68,9 @@ apply to absent flags):
     --seq-length, --global-batch-size (default micro_batch·dp)      training.seq_len/global_batch
     --bf16 / --fp16 / --fp8-format (absent: fp32, not modelled → bf16 with a warning)
                                                                     training.precision
+    --fp8-recipe delayed|tensorwise|blockwise|mxfp8 (tensorwise → current), or
+    --fp4-format e2m1 [--fp4-recipe nvfp4] (precision fp8, recipe nvfp4)
+                                                                    training.fp8_recipe
     --attention-dropout / --hidden-dropout (default 0.1 each)       training.dropout (any > 0)
     torchrun/launch --nproc_per_node × --nnodes (deepspeed --num_gpus × --num_nodes)
                                                                     the GPU count
@@ -113,7 +116,8 @@ _STR_FLAGS = """
     normalization position-embedding-type fp8-format recompute-granularity recompute-method
     attention-backend transformer-impl tokenizer-type moe-layer-freq
     data-parallel-sharding-strategy vocab-file merge-file moe-token-dispatcher-type
-    exp-avg-dtype exp-avg-sq-dtype pipeline-model-parallel-layout
+    exp-avg-dtype exp-avg-sq-dtype pipeline-model-parallel-layout fp8-recipe fp4-format
+    fp4-recipe
 """
 _BOOL_FLAGS = """
     group-query-attention swiglu untie-embeddings-and-output-weights disable-bias-linear
@@ -144,6 +148,13 @@ _NO_EFFECT = """
 _NO_EFFECT_PREFIXES = tuple(_NO_EFFECT.split())
 _LAUNCHER_GPUS = {"nproc-per-node": "per_node", "num-gpus": "per_node"}
 _LAUNCHER_NODES = {"nnodes", "num-nodes"}
+# --fp8-recipe (Megatron-Core): tensorwise is per-tensor current scaling
+_FP8_RECIPES = {
+    "delayed": "delayed",
+    "tensorwise": "current",
+    "blockwise": "blockwise",
+    "mxfp8": "mxfp8",
+}
 _ZERO_BY_SHARDING = {"no_shard": 0, "optim": 1, "optim_grads": 2, "optim_grads_params": 3}
 
 
@@ -847,9 +858,19 @@ def _training(
         w.append(f"no --global-batch-size: Megatron's default micro_batch·dp = {dp}·{mb}")
     if values.get("bf16") and values.get("fp16"):
         raise SpecError("--bf16 and --fp16 are exclusive; give one")
+    if "fp8-format" in values and "fp4-format" in values:
+        raise SpecError("--fp8-format and --fp4-format are exclusive; give one")
     if "fp8-format" in values:
         _choice(values, "fp8-format", {"e4m3": 1, "hybrid": 1}, None)
         training["precision"] = "fp8"
+        recipe = _choice(values, "fp8-recipe", _FP8_RECIPES, training.get("fp8_recipe"))
+        if recipe is not None:
+            training["fp8_recipe"] = recipe
+    elif "fp4-format" in values:  # NVFP4: the layers' GEMMs in fp4, the rest as fp8 runs
+        _choice(values, "fp4-format", {"e2m1": 1}, None)
+        _choice(values, "fp4-recipe", {"nvfp4": 1}, None)
+        training["precision"] = "fp8"
+        training["fp8_recipe"] = "nvfp4"
     elif values.get("bf16") or values.get("fp16"):
         training["precision"] = "bf16" if values.get("bf16") else "fp16"
     elif "precision" not in training:

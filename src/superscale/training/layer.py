@@ -27,7 +27,19 @@ ACT_BYTES = 2  # bf16/fp16 activations; fp8 runs keep activations in bf16 betwee
 # the bf16 input (2 B), write it in fp8 and its transposed fp8 copy for backward (1 + 1 B);
 # current scaling first reads the input once more for its amax (+2 B); block and MX
 # scaling find each block's scale inside the quantize kernel (+1/128 or +1/32 B of scales).
-FP8_CAST_BYTES = {"delayed": 4.0, "current": 6.0, "blockwise": 4.0 + 1 / 128, "mxfp8": 4.0 + 1 / 32}
+# NVFP4 (NVIDIA 2025, "Pretraining LLMs with NVFP4"): the per-tensor fp32 scale needs the
+# tensor's amax first (+2 B read), then read 2 B and write two FP4 E2M1 copies (0.5 B
+# each) with an E4M3 scale per 16 elements (1/16 B each); the random Hadamard transform
+# of wgrad inputs is fused into the quantize kernel.
+FP8_CAST_BYTES = {
+    "delayed": 4.0,
+    "current": 6.0,
+    "blockwise": 4.0 + 1 / 128,
+    "mxfp8": 4.0 + 1 / 32,
+    "nvfp4": 2.0 + 2.0 + 2 * (0.5 + 1 / 16),
+}
+LOW_DTYPE = {"nvfp4": "fp4"}  # recipes whose layer GEMMs are not fp8
+_UNFUSED_ATTENTION = frozenset({"attn_scores", "attn_values"})  # FP4 is for linear layers
 FLASH_BLOCK = 128  # query/key tile of fused attention: causal work = (s + block) / 2s of full
 
 
@@ -50,6 +62,7 @@ class Shard:
     dispatch_bytes: int = ACT_BYTES  # bytes per element dispatched (fp8 under DeepEP)
     expert_imbalance: float = 1.0  # busiest GPU's routed tokens over the mean (≥ 1)
     fp8_cast_bytes: float = 4.0  # per GEMM input element under fp8 (FP8_CAST_BYTES)
+    low_dtype: str = "fp8"  # the layer GEMMs' dtype under fp8 training (LOW_DTYPE)
 
     @property
     def tokens(self) -> int:
@@ -337,9 +350,15 @@ def forward_layer_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[O
     }
     ops: list[Op] = []
     compute = [*attention_ops(model, sh), *mlp_ops(model, sh, moe_layer=moe_layer)]
-    if sh.fp8_cast_bytes != 4.0:
+    if sh.fp8_cast_bytes != 4.0 or sh.low_dtype != "fp8":
         compute = [
-            replace(op, cast_bytes_per_input=sh.fp8_cast_bytes) if op.kind == "gemm" else op
+            replace(
+                op,
+                cast_bytes_per_input=sh.fp8_cast_bytes,
+                low_dtype="fp8" if op.name in _UNFUSED_ATTENTION else sh.low_dtype,
+            )
+            if op.kind == "gemm"
+            else op
             for op in compute
         ]
     mlp_first = next(i for i, op in enumerate(compute) if op.name == "mlp_norm") + 1

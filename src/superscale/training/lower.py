@@ -271,6 +271,7 @@ def shard_of(scenario: Scenario, plan: Plan) -> layer.Shard:
         dispatch_bytes=1 if dedup_fp8 else layer.ACT_BYTES,
         expert_imbalance=plan.expert_imbalance,
         fp8_cast_bytes=layer.FP8_CAST_BYTES[train.fp8_recipe],
+        low_dtype=layer.LOW_DTYPE.get(train.fp8_recipe, "fp8"),
     )
 
 

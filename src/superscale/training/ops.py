@@ -36,6 +36,7 @@ class ComputeOp:
     repeat: int = 1
     backward_bytes_factor: float = 2.0  # HBM traffic of the gradient kernel / forward's
     cast_bytes_per_input: float = 4.0  # fp8 GEMMs: quantize traffic per input element
+    low_dtype: str = "fp8"  # a GEMM's dtype under fp8 training: fp8, or fp4 under NVFP4
 
     @property
     def model_flops(self) -> float:

@@ -9,11 +9,13 @@ import pytest
 
 from superscale import SpecError, load_scenario
 from superscale.cli import main
+from superscale.collectives.tuner import CommModel
 from superscale.inference.deploy import Deployment, resolve
 from superscale.inference.kv import bytes_per_weight, kv_bytes_per_token, kv_format
 from superscale.inference.serve import serve
 from superscale.inference.spec import QuantizationSpec
 from superscale.models.catalog import models
+from superscale.parallelism.plan import place_group
 from superscale.units import GIB
 
 # Llama 3 8B by hand: q and o 4096², k and v 4096·1024, gate/up/down 3·4096·14336.
@@ -203,3 +205,66 @@ def _closed_scenario() -> dict[str, Any]:
 def test_closed_loop_errors_name_the_field(workload: dict[str, Any], words: str) -> None:
     with pytest.raises(SpecError, match=words):
         load_scenario({**_closed_scenario(), "serving": {"workload": workload}})
+
+
+def _af(ffn: dict[str, int] | None, *, attention_dp: int = 16, ep: int = 16) -> Deployment:
+    plan: dict[str, Any] = {"tp": 1, "attention_dp": attention_dp, "ep": ep, "dp": 1}
+    if ffn is not None:
+        plan["ffn_disaggregation"] = ffn
+    return resolve(
+        load_scenario(
+            {
+                "model": "deepseek-v3",
+                "cluster": {"system": "cloudmatrix-384", "count": 1},
+                "serving": {"precision": "int8", "kv_precision": "int8", "plan": plan},
+            }
+        )
+    )
+
+
+def test_attention_ffn_transfer_by_hand() -> None:
+    dep = _af({"ffn_gpus": 16, "micro_batches": 1})
+    pool = dep.pools[0]
+    assert pool.gpus == 32 and pool.dispatch == "attention_ffn"
+    step = pool.step
+    assert step is not None
+    # 256 tokens · top-8 · hidden 7168 cross each way per MoE layer, int8 there, bf16 back;
+    # 16 attention and 16 expert GPUs: each moves 1/16 of it over the UB fabric
+    there_bytes = 256 * 8 * 7168 * 1 / 16
+    back_bytes = 256 * 8 * 7168 * 2 / 16
+    comm = CommModel(pool.cluster)
+    group = place_group("ffn", 2, 16, pool.cluster)
+    hop = comm.time_s("send_recv", there_bytes, group) + comm.time_s("send_recv", back_bytes, group)
+    # one micro-batch overlaps nothing: all 58 MoE layers' transfers are exposed
+    assert step.part("ep_comm", 256) == pytest.approx(58 * hop, rel=1e-9)
+    assert step.part("ep_comm_hidden", 256) == 0.0
+    # two ping-pong micro-batches hide the transfers behind the other's compute
+    two = _af({"ffn_gpus": 16, "micro_batches": 2}).pools[0].step
+    assert two is not None
+    assert two.part("ep_comm", 256) < 0.1 * step.part("ep_comm", 256)
+    assert two.part("ep_comm_hidden", 256) > 0.5 * step.part("ep_comm", 256)
+
+
+def test_attention_ffn_moves_the_experts_and_scales_each_side() -> None:
+    colo = _af(None, attention_dp=32, ep=32).pools[0].budget
+    af = _af({"ffn_gpus": 16}).pools[0].budget
+    # routed experts leave the attention GPUs: 58 layers · 256 experts / 32 GPUs there,
+    # 256 / 16 per expert GPU, int8 (1 byte)
+    expert = 44_040_192
+    assert colo.weights_bytes - af.weights_bytes == pytest.approx(58 * 8 * expert, rel=1e-9)
+    assert af.ffn_weights_bytes == 58 * 16 * expert
+    assert af.fits and colo.ffn_weights_bytes == 0
+    # too few expert GPUs cannot hold the experts
+    assert not _af({"ffn_gpus": 4}, ep=4).pools[0].budget.fits
+    # more expert GPUs for the same attention side: a faster iteration
+    small = _af({"ffn_gpus": 8}, ep=8).pools[0].step
+    big = _af({"ffn_gpus": 32}, ep=32).pools[0].step
+    assert small is not None and big is not None
+    assert big.base(2048) < small.base(2048)
+
+
+def test_attention_ffn_errors_name_the_field() -> None:
+    with pytest.raises(SpecError, match=r"must equal ffn_disaggregation\.ffn_gpus"):
+        _af({"ffn_gpus": 16}, ep=8)
+    with pytest.raises(SpecError, match="mixture-of-experts"):
+        _deploy(plan={"tp": 1, "ep": 2, "ffn_disaggregation": {"ffn_gpus": 2}})

@@ -375,6 +375,16 @@ def _workload_words(serving: Any) -> str:
     return f"offline (all at t=0), {lengths}"
 
 
+def _ffn_words(plan: dict[str, Any], memory: dict[str, Any]) -> str:
+    ffn = plan.get("ffn_disaggregation")
+    if not ffn:
+        return ""
+    return (
+        f"; attention/FFN split: {ffn['ffn_gpus']} expert GPUs holding "
+        f"{memory['ffn_weights_gib']:.1f} GiB each, {ffn['micro_batches']} micro-batches"
+    )
+
+
 def check_serving(path: str, scenario: Any, *, as_json: bool) -> None:
     """`superscale check` on a serving scenario: its words and how each pool is laid out."""
     from superscale.inference.deploy import resolve as resolve_deployment
@@ -419,6 +429,7 @@ def check_serving(path: str, scenario: Any, *, as_json: bool) -> None:
             f" · attention_dp {p['attention_dp']} · dp {p['dp']}, ep {p['ep']}; weights "
             f"{mem['weights_gib']:.1f} GiB, KV {mem['kv_cache_gib']:.1f} GiB per GPU "
             f"({mem['kv_tokens_per_instance']:,} tokens per instance)"
+            + _ffn_words(p, mem)
             + ("" if mem["fits"] else " [bold red]does not fit[/]")
         )
     for warning in dep.warnings:

@@ -136,6 +136,12 @@ def check_plan(plan: PlanSpec, model: ModelSpec, path: str) -> None:
         raise SpecError(f"tp ({plan.tp}) must divide the model's {model.heads} heads", path=path)
     if plan.pp > model.layers:
         raise SpecError(f"pp ({plan.pp}) exceeds the model's {model.layers} layers", path=path)
+    if plan.ffn_disaggregation is not None and model.moe is None:
+        raise SpecError(
+            "ffn_disaggregation needs a mixture-of-experts model (its routed experts move "
+            "to expert GPUs)",
+            path=f"{path}.ffn_disaggregation",
+        )
     if plan.redundant_experts and model.moe is None:
         raise SpecError("redundant_experts needs a mixture-of-experts model", path=path)
     if plan.ep > 1:
@@ -161,9 +167,10 @@ def _instances(plan: PlanSpec, pool_gpus: int, path: str) -> int:
             )
         return plan.dp
     if pool_gpus % size:
+        ffn = f" + ffn_gpus {plan.ffn_gpus}" if plan.ffn_gpus else ""
         raise SpecError(
-            f"tp·pp·attention_dp = {plan.tp}·{plan.pp}·{plan.attention_dp} = {size} does not "
-            f"divide the {pool_gpus} GPUs (give dp to use fewer)",
+            f"tp·pp·attention_dp{ffn} = {plan.tp}·{plan.pp}·{plan.attention_dp}{ffn} = {size} "
+            f"does not divide the {pool_gpus} GPUs (give dp to use fewer)",
             path=path,
         )
     return pool_gpus // size
@@ -268,6 +275,8 @@ def _pool(
     )
     home = pool_cluster(cluster, instances * plan.instance_gpus)
     dispatch = resolve_dispatch(plan, home, role=role) if model.moe is not None else "none"
+    if plan.ffn_disaggregation is not None:
+        dispatch = "attention_ffn"  # activations cross to the expert GPUs and back
     buffer = 0.0
     if dispatch in ("low_latency", "per_batch") and model.moe is not None:
         tokens_per_rank = math.ceil(scheduler.max_batch / plan.attention_dp) * q
@@ -335,7 +344,7 @@ def kv_transfer(
         link = cluster.nic
         bandwidth = cluster.nic_bytes_per_s_per_system / system.gpus
     bandwidth *= LINK_EFFICIENCY.get(link.kind, 1.0)
-    per_token = kv_bytes_per_token(model, kv_precision) / prefill.plan.instance_gpus
+    per_token = kv_bytes_per_token(model, kv_precision) / prefill.plan.attention_gpus
     return KvTransfer(latency_s=link.latency_s, s_per_prompt_token=per_token / bandwidth)
 
 

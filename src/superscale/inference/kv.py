@@ -19,6 +19,8 @@ budget, logits, and a fixed runtime reserve) + KV cache (the drafter's included)
 `gpu_memory_utilization` of HBM (vLLM's `gpu_memory_utilization`, default 0.9). Logits are
 reserved per attention-DP rank: each rank samples only its own requests. Pools on DeepEP's
 low-latency kernels also hold their RDMA buffer, sized for a rank's largest decode batch.
+Under attention/FFN disaggregation the routed experts sit on expert GPUs of their own, which
+must hold them and the runtime reserve; the KV cache lives on the attention GPUs.
 """
 
 from __future__ import annotations
@@ -114,8 +116,19 @@ def moe_layer_params_per_gpu(model: ModelSpec, plan: PlanSpec) -> float:
     moe = model.moe
     physical = moe.experts + plan.redundant_experts
     experts = physical * model.expert_params / (plan.tp * plan.attention_dp)
+    if plan.ffn_disaggregation is not None:
+        experts = 0.0  # on the expert GPUs (`ffn_weight_bytes_per_gpu`)
     shared = moe.shared_experts * model._mlp_params(moe.shared_ffn) / plan.tp
     return experts + shared + model.hidden * moe.experts
+
+
+def ffn_weight_bytes_per_gpu(model: ModelSpec, plan: PlanSpec, weight_bytes: float) -> float:
+    """Routed experts one expert GPU holds under attention/FFN disaggregation: its
+    (experts + redundant) / ep whole experts of every MoE layer; 0 without it."""
+    if plan.ffn_disaggregation is None or model.moe is None:
+        return 0.0
+    physical = model.moe.experts + plan.redundant_experts
+    return model.moe_layers * physical / plan.ep * model.expert_params * weight_bytes
 
 
 def weight_bytes_per_gpu(
@@ -211,10 +224,15 @@ class KvBudget:
     kv_bytes: float  # left for the KV cache, per GPU (negative: does not fit)
     kv_bytes_per_token_per_gpu: float
     kv_tokens_per_instance: int
+    ffn_weights_bytes: float = 0.0  # per expert GPU under attention/FFN disaggregation
+
+    @property
+    def ffn_fits(self) -> bool:
+        return self.ffn_weights_bytes + RUNTIME_RESERVE_BYTES <= self.usable_bytes
 
     @property
     def fits(self) -> bool:
-        return self.kv_bytes > 0 and self.kv_tokens_per_instance > 0
+        return self.kv_bytes > 0 and self.kv_tokens_per_instance > 0 and self.ffn_fits
 
     def to_json(self) -> dict[str, float | int | bool]:
         gib = units.bytes_to_gib
@@ -230,6 +248,7 @@ class KvBudget:
             "kv_tokens_per_instance": self.kv_tokens_per_instance,
             "fits": self.fits,
             "over_by_gib": gib(max(-self.kv_bytes, 0.0)),
+            "ffn_weights_gib": gib(self.ffn_weights_bytes),
         }
 
 
@@ -280,6 +299,9 @@ def kv_budget(
         kv_bytes=kv,
         kv_bytes_per_token_per_gpu=per_token,
         kv_tokens_per_instance=tokens,
+        ffn_weights_bytes=ffn_weight_bytes_per_gpu(
+            model, plan, BYTES_PER_ELEMENT[precision] if weight_bytes is None else weight_bytes
+        ),
     )
 
 

@@ -203,26 +203,60 @@ class LayerCosts:
 
     def moe(self, tokens: np.ndarray) -> np.ndarray:
         """Compute of one MoE layer: attention projections, shared and activated experts."""
+        kernel_us = self._rates[3]
+        out = self._moe_attention(tokens) + self._experts(tokens)
+        out += KERNELS_PER_MOE_LAYER * kernel_us * 1e-6
+        return np.where(tokens > 0, out, 0.0)
+
+    def _moe_attention(self, tokens: np.ndarray) -> np.ndarray:
+        """An MoE layer's attention projections and shared experts on the attention GPUs."""
         model, plan = self.model, self.plan
         assert model.moe is not None
-        hbm, rate, m_half, kernel_us = self._rates
+        hbm = self._rates[0]
         moe, h, tp = model.moe, model.hidden, plan.tp
-        wb = self._wb
         ta = tokens / plan.attention_dp
-        etp = plan.tp * plan.attention_dp // plan.ep
         attn = (model.attention_params - h) / tp
         shared = moe.shared_experts * model._mlp_params(moe.shared_ffn) / tp
-        out = self.linear(attn + shared, ta) + 10 * h * ACT_BYTES * ta / hbm
+        out: np.ndarray = self.linear(attn + shared, ta) + 10 * h * ACT_BYTES * ta / hbm
+        return out
+
+    def _experts(self, tokens: np.ndarray) -> np.ndarray:
+        """The activated routed experts of one MoE layer on one expert GPU (ep-ways over
+        the stage, or over the expert GPUs under attention/FFN disaggregation)."""
+        model, plan = self.model, self.plan
+        assert model.moe is not None
+        hbm, rate, m_half, _ = self._rates
+        moe, h = model.moe, model.hidden
+        etp = 1 if plan.ffn_disaggregation else plan.tp * plan.attention_dp // plan.ep
         physical, k = moe.experts + plan.redundant_experts, moe.top_k
         expert = model.expert_params / etp
         hit = 1.0 - np.power(1.0 - k / physical, tokens)
-        expert_bytes = (physical / plan.ep) * hit * expert * wb
+        expert_bytes = (physical / plan.ep) * hit * expert * self._wb
         rows = tokens * k / physical  # tokens per expert: the m of each grouped GEMM
         expert_flops_s = 2.0 * (tokens * k / plan.ep) * expert / (rate * _m_factor(rows, m_half))
-        out += np.maximum(expert_flops_s, expert_bytes / hbm)
+        out: np.ndarray = np.maximum(expert_flops_s, expert_bytes / hbm)
         out += (tokens * k / plan.ep) * 4 * h * ACT_BYTES / hbm  # permute / unpermute
-        out += KERNELS_PER_MOE_LAYER * kernel_us * 1e-6
-        return np.where(tokens > 0, out, 0.0)
+        return out
+
+    def ffn_transfer(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(attention → expert, expert → attention) seconds of one MoE layer's `tokens`
+        under attention/FFN disaggregation.
+
+        Each token's top_k copies of the hidden state cross over (at the GEMM precision's
+        width, fp8/int8 dispatch as DeepEP's, bf16 back): D = tokens · top_k · hidden ·
+        bytes in all, D / attention GPUs leaving each attention GPU and D / ffn_gpus reaching
+        each expert GPU. The busier side's share is priced as a point-to-point transfer
+        between the two sides on the pool's topology (`collectives/p2p.py`).
+        """
+        model, plan = self.model, self.plan
+        assert model.moe is not None and plan.ffn_disaggregation is not None
+        total = tokens * model.moe.top_k * model.hidden
+        busiest = total / min(plan.tp * plan.attention_dp, plan.ffn_gpus)
+        group = self._group("ffn", 2, max(1, plan.instance_gpus // 2))
+        there = self._collective("send_recv", busiest * BYTES_PER_ELEMENT[self.precision], group)
+        back = self._collective("send_recv", busiest * ACT_BYTES, group)
+        live = tokens > 0
+        return np.where(live, there, 0.0), np.where(live, back, 0.0)
 
     def tp_comm(self, tokens: np.ndarray) -> np.ndarray:
         """The two all-reduces of one layer."""
@@ -235,6 +269,10 @@ class LayerCosts:
         model, plan = self.model, self.plan
         if self.dispatch == "none" or model.moe is None:
             return np.zeros_like(tokens)
+        if plan.ffn_disaggregation is not None:
+            there, back = self.ffn_transfer(tokens)
+            both: np.ndarray = there + back
+            return both
         stage = plan.tp * plan.attention_dp
         etp = stage // plan.ep
         k, h = model.moe.top_k, model.hidden
@@ -306,6 +344,8 @@ class LayerCosts:
             "pp_comm": self.pp_comm(tokens),
             "ep_comm_hidden": np.zeros_like(tokens),
         }
+        if plan_ffn := self.plan.ffn_disaggregation:
+            return self._ffn_parts(tokens, plain, plan_ffn.micro_batches, lm)
         if not overlap or not lm:
             return plain
         half = tokens / 2
@@ -321,6 +361,42 @@ class LayerCosts:
         }
         split = tokens >= 2  # one request cannot be split
         return {k: np.where(split, tbo[k], plain[k]) for k in plain}
+
+    def _ffn_parts(
+        self, tokens: np.ndarray, plain: dict[str, np.ndarray], m: int, lm: int
+    ) -> dict[str, np.ndarray]:
+        """base(T)'s parts under attention/FFN disaggregation with m ping-pong micro-batches.
+
+        Per MoE layer each micro-batch of T/m tokens passes four stages: attention side
+        (projections, shared experts), transfer there, routed experts, transfer back. m
+        micro-batches circulating through four single-server stages repeat every
+        max(Σ stages, m · max stage) (the cycle time of a marked graph: the loop of m
+        tokens against each stage's own loop; Ramamoorthy & Ho 1980). The transfers'
+        exposed time is that cycle less the same cycle with free transfers; the rest of
+        their m · (there + back) is hidden.
+        """
+        kernel_us = self._rates[3]
+        x = tokens / m
+        attend = self._moe_attention(x) + KERNELS_PER_DENSE_LAYER * kernel_us * 1e-6
+        experts = self._experts(x) + (KERNELS_PER_MOE_LAYER - KERNELS_PER_DENSE_LAYER) * (
+            kernel_us * 1e-6
+        )
+        there, back = self.ffn_transfer(x)
+        cycle = np.maximum(
+            attend + there + experts + back,
+            m * np.maximum(np.maximum(attend, experts), np.maximum(there, back)),
+        )
+        busy = np.maximum(attend + experts, m * np.maximum(attend, experts))
+        exposed = cycle - busy
+        model = self.model
+        dense = (model.layers - lm) * self.dense(tokens) + self.head(tokens)
+        live = tokens > 0
+        return {
+            **plain,
+            "compute": np.where(live, dense + lm * busy, 0.0),
+            "ep_comm": np.where(live, lm * exposed, 0.0),
+            "ep_comm_hidden": np.where(live, lm * np.maximum(m * (there + back) - exposed, 0), 0.0),
+        }
 
 
 def _attention_rates(

@@ -136,6 +136,7 @@ class ServeResult:
                         "redundant_experts": p.plan.redundant_experts,
                         "two_batch_overlap": p.plan.two_batch_overlap,
                         "moe_dispatch": p.dispatch,
+                        "ffn_gpus": p.plan.ffn_gpus,
                     },
                     "gpus": p.gpus,
                     "memory": budget.to_json(),

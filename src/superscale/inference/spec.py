@@ -157,6 +157,23 @@ class SchedulerSpec(Spec):
     )
 
 
+class FfnDisaggregationSpec(Spec):
+    """Routed experts on GPUs of their own, apart from attention (attention/FFN
+    disaggregation: MegaScale-Infer, Zhu et al. 2025; Huawei xDeepServe on CloudMatrix384).
+
+    Each MoE layer sends every micro-batch's tokens from the attention GPUs to the expert
+    GPUs and the results back; micro-batches take turns (ping-pong) so one's transfers and
+    expert compute run while another attends.
+    """
+
+    ffn_gpus: int = Field(
+        gt=0, description="Expert GPUs per instance; the routed experts are spread ep-ways."
+    )
+    micro_batches: int = Field(
+        2, ge=1, le=16, description="Micro-batches in flight between the two sides (ping-pong)."
+    )
+
+
 class PlanSpec(Spec):
     """How one pool of GPUs is split into model instances."""
 
@@ -190,9 +207,34 @@ class PlanSpec(Spec):
         "network on a chip with measured kernels (SGLang --deepep-mode auto), else all_to_all.",
     )
 
+    ffn_disaggregation: FfnDisaggregationSpec | None = Field(
+        None,
+        description="Attention/FFN disaggregation: routed experts on ffn_gpus GPUs of their "
+        "own per instance (ep = ffn_gpus), activations crossing between the two each MoE "
+        "layer; null: experts on the attention GPUs.",
+    )
+
+    @field_validator("ffn_disaggregation", mode="before")
+    @classmethod
+    def _null(cls, value: Any) -> Any:
+        return None if value in ({}, "none") else value
+
     @model_validator(mode="after")
     def _ep_divides_stage(self) -> PlanSpec:
         stage = self.tp * self.attention_dp
+        ffn = self.ffn_disaggregation
+        if ffn is not None:
+            if self.ep != ffn.ffn_gpus:
+                raise ValueError(
+                    f"ep ({self.ep}) must equal ffn_disaggregation.ffn_gpus ({ffn.ffn_gpus}): "
+                    "each expert GPU holds whole experts"
+                )
+            if self.pp > 1 or self.two_batch_overlap:
+                raise ValueError(
+                    "ffn_disaggregation needs pp 1 and two_batch_overlap false (its "
+                    "micro-batches overlap the transfers)"
+                )
+            return self
         if stage % self.ep:
             raise ValueError(
                 f"ep ({self.ep}) must divide tp·attention_dp = {self.tp}·{self.attention_dp}"
@@ -200,8 +242,17 @@ class PlanSpec(Spec):
         return self
 
     @property
-    def instance_gpus(self) -> int:
+    def attention_gpus(self) -> int:
+        """GPUs holding attention and the KV cache, all stages."""
         return self.tp * self.pp * self.attention_dp
+
+    @property
+    def ffn_gpus(self) -> int:
+        return 0 if self.ffn_disaggregation is None else self.ffn_disaggregation.ffn_gpus
+
+    @property
+    def instance_gpus(self) -> int:
+        return self.attention_gpus + self.ffn_gpus
 
 
 class DisaggregationSpec(Spec):

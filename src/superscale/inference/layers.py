@@ -32,6 +32,9 @@ overlap (SGLang's TBO) each layer runs two half batches, and one half's dispatch
 runs under the other's compute:
 t_layer = max(2·compute(T/2), 2·a2a(T/2)); exposed all-to-all = max(0, 2·a2a − 2·compute),
 the rest hidden. Halving the batch re-reads the weights, so TBO can lose at small batches.
+Attention/FFN disaggregation (MegaScale-Infer, Zhu et al. 2025) moves the routed experts to
+GPUs of their own and pipelines m micro-batches through attention, transfer, experts and
+transfer back (`LayerCosts._ffn_parts`).
 """
 
 from __future__ import annotations
@@ -373,7 +376,9 @@ class LayerCosts:
         max(Σ stages, m · max stage) (the cycle time of a marked graph: the loop of m
         tokens against each stage's own loop; Ramamoorthy & Ho 1980). The transfers'
         exposed time is that cycle less the same cycle with free transfers; the rest of
-        their m · (there + back) is hidden.
+        their m · (there + back) is hidden. The attention core stays outside (the step
+        model adds it per context token): exact when the attention side is the slowest
+        stage (m · (attend + core/m) = m · attend + core), an upper bound otherwise.
         """
         kernel_us = self._rates[3]
         x = tokens / m

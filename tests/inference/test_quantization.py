@@ -200,6 +200,7 @@ def _closed_scenario() -> dict[str, Any]:
         ({"arrival": "closed"}, "needs users"),
         ({"arrival": "offline", "users": 4}, "for arrival 'closed'"),
         ({"arrival": "closed", "users": 4, "think_time_s": -1}, "think_time_s"),
+        ({"arrival": "closed", "users": 4, "rate_per_s": 3}, "rate_per_s is for arrival"),
     ],
 )
 def test_closed_loop_errors_name_the_field(workload: dict[str, Any], words: str) -> None:

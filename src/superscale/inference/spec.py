@@ -118,6 +118,11 @@ class WorkloadSpec(Spec):
             raise ValueError("duration_s needs arrival 'poisson'")
         if self.arrival == "closed" and self.users is None:
             raise ValueError("arrival 'closed' needs users: the number of concurrent clients")
+        if self.arrival == "closed" and self.rate_per_s is not None:
+            raise ValueError(
+                "rate_per_s is for arrival 'poisson'; a closed loop's rate follows "
+                "from users and latency"
+            )
         if self.arrival != "closed" and (self.users is not None or self.think_time_s):
             raise ValueError(
                 f"users and think_time_s are for arrival 'closed', not '{self.arrival}'"

@@ -122,7 +122,7 @@ def moe_layer_params_per_gpu(model: ModelSpec, plan: PlanSpec) -> float:
     return experts + shared + model.hidden * moe.experts
 
 
-def ffn_weight_bytes_per_gpu(model: ModelSpec, plan: PlanSpec, weight_bytes: float) -> float:
+def ffn_weight_bytes_per_gpu(model: ModelSpec, plan: PlanSpec, *, weight_bytes: float) -> float:
     """Routed experts one expert GPU holds under attention/FFN disaggregation: its
     (experts + redundant) / ep whole experts of every MoE layer; 0 without it."""
     if plan.ffn_disaggregation is None or model.moe is None:
@@ -300,7 +300,9 @@ def kv_budget(
         kv_bytes_per_token_per_gpu=per_token,
         kv_tokens_per_instance=tokens,
         ffn_weights_bytes=ffn_weight_bytes_per_gpu(
-            model, plan, BYTES_PER_ELEMENT[precision] if weight_bytes is None else weight_bytes
+            model,
+            plan,
+            weight_bytes=BYTES_PER_ELEMENT[precision] if weight_bytes is None else weight_bytes,
         ),
     )
 

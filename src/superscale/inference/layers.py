@@ -348,7 +348,7 @@ class LayerCosts:
             "ep_comm_hidden": np.zeros_like(tokens),
         }
         if plan_ffn := self.plan.ffn_disaggregation:
-            return self._ffn_parts(tokens, plain, plan_ffn.micro_batches, lm)
+            return self._ffn_parts(tokens, plain, m=plan_ffn.micro_batches, lm=lm)
         if not overlap or not lm:
             return plain
         half = tokens / 2
@@ -366,7 +366,7 @@ class LayerCosts:
         return {k: np.where(split, tbo[k], plain[k]) for k in plain}
 
     def _ffn_parts(
-        self, tokens: np.ndarray, plain: dict[str, np.ndarray], m: int, lm: int
+        self, tokens: np.ndarray, plain: dict[str, np.ndarray], *, m: int, lm: int
     ) -> dict[str, np.ndarray]:
         """base(T)'s parts under attention/FFN disaggregation with m ping-pong micro-batches.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from superscale import SpecError, load_scenario
@@ -12,8 +13,9 @@ from superscale.cli import main
 from superscale.collectives.tuner import CommModel
 from superscale.inference.deploy import Deployment, resolve
 from superscale.inference.kv import bytes_per_weight, kv_bytes_per_token, kv_format
+from superscale.inference.layers import LayerCosts
 from superscale.inference.serve import serve
-from superscale.inference.spec import QuantizationSpec
+from superscale.inference.spec import PlanSpec, QuantizationSpec
 from superscale.models.catalog import models
 from superscale.parallelism.plan import place_group
 from superscale.units import GIB
@@ -269,3 +271,22 @@ def test_attention_ffn_errors_name_the_field() -> None:
         _af({"ffn_gpus": 16}, ep=8)
     with pytest.raises(SpecError, match="mixture-of-experts"):
         _deploy(plan={"tp": 1, "ep": 2, "ffn_disaggregation": {"ffn_gpus": 2}})
+
+
+def test_w8a8_gemm_rate_is_the_measured_int8_rate() -> None:
+    # Ascend 910B: FlagPerf torch.mm 8192³ reaches 608.6 int8 TOPS and 304.3 bf16 TFLOP/s
+    # (components/gemm.csv); a prefill-sized GEMM of Llama 3 8B's layer runs near them
+    cluster = {"system": "atlas-800t-a2", "count": 1}
+    sc = load_scenario({"model": "llama3-8b", "cluster": cluster, "serving": {"plan": {"tp": 1}}})
+    tokens = np.array([8192.0])
+    for precision, measured in (("int8", 608.6e12), ("bf16", 304.3e12)):
+        layers = LayerCosts(
+            model=sc.model,
+            plan=PlanSpec(),
+            cluster=sc.cluster,
+            comm=CommModel(sc.cluster),
+            precision=precision,
+            dispatch="none",
+        )
+        hand = 2 * 8192 * LLAMA3_8B_LINEAR / measured
+        assert float(layers.linear(LLAMA3_8B_LINEAR, tokens)[0]) == pytest.approx(hand, rel=0.03)

@@ -46,6 +46,26 @@ RecomputeModule = Literal[
 ]
 
 
+class DocumentMask(Spec):
+    """Causal attention inside each document of a packed sequence (Llama 3)."""
+
+    mean_doc_tokens: int = Field(
+        gt=0, le=MAX_SEQ_LEN, description="Mean document length in a packed sequence, tokens."
+    )
+    length_cv: float = Field(
+        0.0,
+        ge=0.0,
+        le=16.0,
+        description="Coefficient of variation of document lengths: Σ d² = s·mean·(1 + cv²), "
+        "at most s²; 0 = equal documents (the least attention work), 1 ~ exponential.",
+    )
+
+    @property
+    def square_share(self) -> float:
+        """Σ d² / s for a packed sequence of s tokens: E[d²]/E[d] = mean·(1 + cv²)."""
+        return self.mean_doc_tokens * (1.0 + self.length_cv**2)
+
+
 class TrainingSpec(Spec):
     """What one training step processes."""
 
@@ -83,6 +103,30 @@ class TrainingSpec(Spec):
         description="Keep the inputs of the attention out-projection, the MoE up-projection "
         "and the SwiGLU in fp8 for backward (DeepSeek-V3 Sec. 3.3.2); needs precision fp8.",
     )
+
+    document_mask: DocumentMask | None = Field(
+        None,
+        description="Packed sequences whose attention is masked to each document "
+        "(mean_doc_tokens, length_cv): the kernel's work scales with Σ doc_len², the FLOP "
+        "count keeps the full-sequence convention. None = one causal sequence.",
+    )
+
+    @property
+    def document_square_share(self) -> float:
+        """Σ doc_len² / seq_len² of one packed sequence (1 without document masking)."""
+        if self.document_mask is None:
+            return 1.0
+        return min(1.0, self.document_mask.square_share / self.seq_len)
+
+    @model_validator(mode="after")
+    def _documents_fit(self) -> TrainingSpec:
+        mask = self.document_mask
+        if mask is not None and mask.mean_doc_tokens > self.seq_len:
+            raise ValueError(
+                f"training.document_mask.mean_doc_tokens ({mask.mean_doc_tokens}) exceeds "
+                f"seq_len ({self.seq_len})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fp8_recipe_needs_fp8(self) -> TrainingSpec:

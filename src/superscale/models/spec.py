@@ -126,6 +126,12 @@ class ModelSpec(Spec):
         description="Every n-th layer is windowed, the first included (GPT-OSS, Gemma 2: "
         "2, alternating with full attention); 1 = every layer.",
     )
+    attention_sinks: bool = Field(
+        False,
+        description="A learned sink logit per head in every attention softmax (GPT-OSS): "
+        "one parameter per head and layer; its work (one term per query and head) is under "
+        "1e-4 of the attention's and is not charged.",
+    )
     moe: MoE | None = None
     mla: MLA | None = None
     vision: Vision | None = None
@@ -219,7 +225,8 @@ class ModelSpec(Spec):
         weights = h * (q_out + 2 * kv_out) + q_out * h
         biases = (q_out + 2 * kv_out + h) if self.bias else 0
         qk_norm = 2 * self.d_head if self.qk_norm else 0
-        return weights + biases + qk_norm + self._norm_params
+        sinks = self.heads if self.attention_sinks else 0
+        return weights + biases + qk_norm + sinks + self._norm_params
 
     def _mlp_params(self, ffn: int) -> int:
         mats = 3 if self.gated_mlp else 2

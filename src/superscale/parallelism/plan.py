@@ -312,6 +312,10 @@ def recipe_words(scenario: Scenario, plan: Plan) -> list[str]:
         words.append(f"fp8 recipe {t.fp8_recipe}")
     if t.fp8_activations:
         words.append("fp8 activation storage")
+    if t.document_mask is not None:
+        mask = t.document_mask
+        spread = f", length cv {mask.length_cv:g}" if mask.length_cv else ""
+        words.append(f"document-masked attention, mean {mask.mean_doc_tokens:,} tokens{spread}")
     if t.adam_moments != "fp32":
         words.append(f"Adam moments in {t.adam_moments}")
     if cluster.power_limit_w is not None:

@@ -63,6 +63,7 @@ class Shard:
     expert_imbalance: float = 1.0  # busiest GPU's routed tokens over the mean (≥ 1)
     fp8_cast_bytes: float = 4.0  # per GEMM input element under fp8 (FP8_CAST_BYTES)
     low_dtype: str = "fp8"  # the layer GEMMs' dtype under fp8 training (LOW_DTYPE)
+    doc_square_share: float = 1.0  # Σ doc_len² / seq_len² of a packed sequence (masking)
 
     @property
     def tokens(self) -> int:
@@ -137,11 +138,12 @@ def core_attention_ops(model: ModelSpec, sh: Shard, *, d_qk: int, d_v: int) -> l
     q_len = s / sh.cp
     counted = 2.0 * b * heads_local * q_len * s * (d_qk + d_v)
     if sh.flash_attention:
-        done = counted * min(1.0, (s + FLASH_BLOCK) / (2.0 * s))
+        # causal inside each document: Σ_d (d² + block·d)/2 of the s² counted (one document:
+        # (s + block)/2s); the varlen kernel skips blocks across document boundaries
+        causal = min(1.0, sh.doc_square_share / 2.0 + FLASH_BLOCK / (2.0 * s))
+        done = counted * causal
         if model.sliding_window is not None:  # the kernel skips key blocks past the window
-            window = counted * min(
-                1.0, (s + FLASH_BLOCK) / (2.0 * s), (model.sliding_window + FLASH_BLOCK) / s
-            )
+            window = counted * min(causal, (model.sliding_window + FLASH_BLOCK) / s)
             share = model.windowed_share  # a layer's mean over the model's pattern
             done = (1.0 - share) * done + share * window
         io = ACT_BYTES * b * q_len * heads_local * (2 * d_qk + 2 * d_v)

@@ -272,6 +272,7 @@ def shard_of(scenario: Scenario, plan: Plan) -> layer.Shard:
         expert_imbalance=plan.expert_imbalance,
         fp8_cast_bytes=layer.FP8_CAST_BYTES[train.fp8_recipe],
         low_dtype=layer.LOW_DTYPE.get(train.fp8_recipe, "fp8"),
+        doc_square_share=train.document_square_share,
     )
 
 

@@ -157,3 +157,29 @@ def test_engines_agree_on_fsdp(model: str, parallel: dict[str, Any], fsdp: Any) 
     for term, seconds in analytical["breakdown_s"].items():
         assert abs(event["breakdown_s"][term] - seconds) <= 0.05 * step, term
     assert event["memory"] == analytical["memory"]
+
+
+def test_search_keeps_fsdp_words_and_prices_them_as_simulate_does() -> None:
+    from superscale.hardware.catalog import systems
+    from superscale.hardware.spec import Cluster
+    from superscale.search.evaluate import evaluate_batch, evaluate_one
+    from superscale.search.space import enumerate_plans
+
+    base = {
+        "model": "llama3-8b",
+        "cluster": "dgx-h100",
+        "training": {"seq_len": 4096, "global_batch": 64},
+        "parallel": {"fsdp": {"reshard_after_forward": False, "prefetch": 0}},
+    }
+    cluster = Cluster(system=systems().get("dgx-h100"), count=2)
+    space = enumerate_plans(base, clusters=[cluster])
+    (table,) = space.tables
+    assert set(table.values("zero").tolist()) == {3}  # FSDP2 is full sharding
+    batch = evaluate_batch(space.candidates, prune_memory=False)
+    for i in range(0, len(table), len(table) // 12):
+        scalar = evaluate_one(table.candidate(i))
+        assert scalar["error"] is None, scalar["error"]
+        assert batch[i]["step_time_s"] == pytest.approx(scalar["step_time_s"], rel=1e-9)
+        assert batch[i]["peak_gib_per_gpu"] == pytest.approx(scalar["peak_gib_per_gpu"], rel=1e-9)
+    with pytest.raises(SpecError, match="HSDP"):
+        enumerate_plans({**base, "parallel": {"fsdp": {"shard_group": 8}}}, clusters=[cluster])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,7 @@ STACK_SWITCHES = (
     "expert_imbalance",
     "redundant_experts",
     "recompute_modules",
+    "fsdp",  # FSDP2's words: the search then keeps zero 3, which they mean
 )
 
 
@@ -329,6 +330,14 @@ def enumerate_plans(
     # the software stack's switches are not searched: every candidate keeps the base's
     stack: dict[str, Any] = {"flash_attention": flash}
     stack.update({k: base_parallel[k] for k in STACK_SWITCHES if k in base_parallel})
+    fsdp = stack.get("fsdp")
+    if fsdp is not None:
+        if isinstance(fsdp, dict) and fsdp.get("shard_group") is not None:
+            raise SpecError(
+                "parallel.fsdp.shard_group: search does not enumerate HSDP plans yet; drop "
+                "shard_group to search full sharding, or simulate the HSDP plan"
+            )
+        limits = replace(limits, zero=(3,))  # FSDP2 is full sharding
     rest = {k: v for k, v in base.items() if k not in {"cluster", "parallel"}}
     for cluster in clusters:
         cluster_dict = cluster.model_dump(mode="json", exclude_none=True)

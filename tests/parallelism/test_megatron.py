@@ -274,6 +274,11 @@ def test_torch_fsdp2_and_hsdp_flags() -> None:
         scenario_from_megatron(
             base + " --num-distributed-optimizer-instances 3", cluster="h100-16k"
         )
+    megatron_fsdp = LLAMA3_8B.replace(
+        "--use-distributed-optimizer",
+        "--use-megatron-fsdp --data-parallel-sharding-strategy optim_grads_params",
+    )
+    assert scenario_from_megatron(megatron_fsdp, cluster="h100-16k")["parallel"]["fsdp"] == {}
     run = parse_megatron(LLAMA3_8B + " --num-distributed-optimizer-instances 2", cluster="h100-16k")
     assert "fsdp" not in run.scenario["parallel"]
     assert any("modelled as one instance" in w for w in run.warnings)

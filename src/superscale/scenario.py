@@ -345,6 +345,20 @@ class Scenario(Spec):
 
     _cluster = field_validator("cluster", mode="before")(lambda v: _load_cluster(v))
 
+    @field_validator("cluster", mode="after")
+    @classmethod
+    def _cluster_profile(cls, cluster: Cluster, info: Any) -> Cluster:
+        """Swap in the chip that reads `cluster.profile` (fitted or a calibrate file)."""
+        if cluster.profile is None:
+            return cluster
+        from superscale.hardware.profile import named_profile, with_profile
+
+        base = (info.context or {}).get("base_dir") if info.context else None
+        profile = named_profile(cluster.profile, cluster.chip.name, base)
+        chip = with_profile(cluster.chip, profile)
+        system = cluster.system.model_copy(update={"chip": chip})
+        return cluster.model_copy(update={"system": system})
+
     @model_validator(mode="after")
     def _plan_fits_cluster(self) -> Scenario:
         if self.training is None and self.serving is None:

@@ -41,3 +41,88 @@ def test_cli_writes_yaml_and_refuses_unknown_chips(tmp_path: Path, capsys) -> No
     assert "h100-sxm" in capsys.readouterr().out
     assert main(["--chip", "h100-sxmm"]) == 2
     assert "did you mean 'h100-sxm'" in capsys.readouterr().err
+
+
+# --- fitted profiles --------------------------------------------------------------------------
+
+
+def _fitted(chip_name: str):  # type: ignore[no-untyped-def]
+    from superscale.calibrate.fit import ANALOGUES, fitted_profile
+
+    names = [chip_name] + ([ANALOGUES[chip_name]] if chip_name in ANALOGUES else [])
+    return fitted_profile(chips().get(chip_name), fit_all(names), date="2026-12-02")
+
+
+def test_fitted_profile_reproduces_the_gemm_fit_on_its_grid() -> None:
+    from superscale.costs.compute import shape_factor
+
+    chip = chips().get("a100-sxm-80g")
+    (fp16,) = [f for f in fit_gemm(chip) if f.precision == "fp16"]
+    profile = _fitted("a100-sxm-80g")
+    f, half = fp16.fitted["large_gemm_fraction"], fp16.fitted["matmul_half_dim"]
+    for shape in ((16384, 4096, 1024), (64, 16384, 16384), (256, 256, 256)):
+        expected = 312e12 * f * shape_factor(shape, half)  # A100 fp16 dense peak 312 TFLOP/s
+        assert profile.gemm_flops_per_s("fp16", shape) == pytest.approx(expected, rel=1e-4)
+    (gemm,) = [p for p in profile.provenance if p.component == "gemm" and p.precision == "fp16"]
+    assert gemm.rows == fp16.rows and gemm.median_abs_error_pct == fp16.median_abs_error_pct
+    assert not gemm.estimate and gemm.sources
+
+
+def test_fitted_profile_memory_is_the_fraction_plus_the_kernel_overhead() -> None:
+    chip = chips().get("h100-sxm")
+    (memory,) = [f for f in fit_all(["h100-sxm"]) if f.component == "memory"]
+    profile = _fitted("h100-sxm")
+    rate = chip.hbm_bandwidth_bytes_per_s * memory.fitted["memory_fraction"]
+    size = 2**30
+    expected = size / (size / rate + chip.efficiency.kernel_overhead_us * 1e-6)
+    assert profile.memory_bytes_per_s(size) == pytest.approx(expected, rel=1e-4)
+    assert profile.memory_bytes_per_s(4096) < 0.1 * rate  # a tiny kernel is launch-bound
+
+
+def test_fitted_attention_points_are_the_best_measured_kernel() -> None:
+    from superscale.calibrate.components import component_rows
+
+    profile = _fitted("h100-sxm")
+    best = max(
+        float(r["achieved_tflops"])
+        for r in component_rows("attention")
+        if r["chip"].startswith("H100")
+        and r["pass"] == "fwd+bwd"
+        and r["causal"] == "True"
+        and r["seq_len"] == "16384"
+        and r["head_dim"] == "128"
+    )
+    measured = profile.attention_flops_per_s("bf16", 16384, 128)
+    assert measured == pytest.approx(best * 1e12, rel=1e-9)
+
+
+def test_a_chip_without_rows_borrows_its_analogue_marked_estimate() -> None:
+    h800 = _fitted("h800-sxm")  # H100 silicon: bf16 GEMM rows exist for the H100 only
+    (gemm,) = [p for p in h800.provenance if p.component == "gemm" and p.precision == "bf16"]
+    assert gemm.estimate and gemm.rows == 0 and "h100-sxm" in gemm.method
+    (own,) = [p for p in h800.provenance if p.component == "gemm" and p.precision == "fp8"]
+    assert not own.estimate and own.rows > 0  # its own DeepGEMM rows
+    c600 = _fitted("c600")  # no GEMM rows for any MetaX part
+    assert all(p.estimate for p in c600.provenance if p.component == "gemm")
+
+
+def test_shipped_fitted_profiles_are_what_the_fit_writes(tmp_path: Path) -> None:
+    from importlib import resources
+
+    shipped = Path(str(resources.files("superscale.hardware.catalog").joinpath("fitted")))
+    assert main(["--profiles", str(tmp_path)]) == 0
+    names = sorted(p.name for p in tmp_path.glob("*.yaml"))
+    assert names == sorted(p.name for p in shipped.glob("*.yaml"))
+    assert len(names) == len(list(chips().names()))  # one per catalog chip
+    for name in names:
+        fresh = yaml.safe_load((tmp_path / name).read_text(encoding="utf-8"))
+        kept = yaml.safe_load((shipped / name).read_text(encoding="utf-8"))
+        fresh["device"].pop("date"), kept["device"].pop("date")
+        assert fresh == kept, f"{name}: rerun python -m superscale.calibrate.fit --profiles"
+
+
+def test_profiles_dir_that_cannot_be_written_is_one_error(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    assert main(["--chip", "h100-sxm", "--profiles", str(blocker / "sub")]) == 2
+    assert "--profiles" in capsys.readouterr().err

@@ -16,24 +16,37 @@ reference pack) and, per catalog chip:
 
 Each figure comes with the rows it used and its fit error, and beside it the value the
 catalog uses now (for GEMMs, matmul fraction × sustained clock fraction), so a gap between
-a component measurement and the catalog shows. A chip without rows gets nothing here: its
-catalog entry says which chip it borrows from. Nothing here reads an end-to-end training
-or serving row. `--out` writes the fits as YAML (with provenance) for review; the catalog
-takes a figure from it by an explicit edit, with its reason.
+a component measurement and the catalog shows. Nothing here reads an end-to-end training
+or serving row. `--out` writes the fits as YAML (with provenance) for review.
+
+`--profiles DIR` writes each chip's efficiency profile (`<chip>.yaml`), in the format
+`superscale calibrate` writes from a real device (`superscale-profile/1`, device kind
+`fitted`), with a provenance entry per component: rows used, median fit error, sources.
+The points are made from the fits (GEMMs on a grid of shapes from f and d½, HBM as the
+fitted fraction plus the catalog's per-kernel overhead) or are the measured rows
+themselves (attention: the best kernel's causal forward + backward rate per sequence
+length and head size). A chip without rows borrows a documented analogue's fractions
+(`ANALOGUES`), or keeps the catalog's defaults, and that entry says `estimate`. A scenario
+uses one with `cluster.profile: fitted` (the shipped copies in
+`hardware/catalog/fitted/`) or a path; a profile measured with `superscale calibrate`
+replaces it the same way.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import statistics
 import sys
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from superscale.calibrate.components import component_rows
 from superscale.costs.compute import shape_factor
 from superscale.hardware.catalog import chips
+from superscale.hardware.profile import PROFILE_FORMAT, EfficiencyProfile, parse_profile
 from superscale.hardware.spec import Chip
 
 # The component tables' chip labels -> catalog chips (PCIe and other variants left out).
@@ -53,6 +66,20 @@ CHIP_LABELS = {
     "MetaX C500": "c500",
     "MetaX C550": "c550",
 }
+# Chips with no rows of a component borrow the fractions of the same silicon or family.
+ANALOGUES = {
+    "h800-sxm": "h100-sxm",  # H100 silicon, NVLink cut
+    "h20": "h100-sxm",  # Hopper, cut-down compute: fractions of peak assumed alike
+    "h200-sxm": "h100-sxm",  # H100 silicon with more HBM
+    "b300": "b200",
+    "gb300": "gb200",
+    "mi325x": "mi300x",  # same CDNA 3 die, more HBM
+    "ascend-910c": "ascend-910b",  # two 910B-class dies
+    "c500": "c550",
+    "c600": "c550",
+}
+GRID_DIMS = (16, 64, 256, 1024, 4096, 16384)  # GEMM shapes a fitted profile lists
+MEMORY_SIZES = tuple(2**e for e in range(12, 33, 2))  # 4 KiB .. 4 GiB per kernel
 HALF_DIMS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 
 
@@ -206,6 +233,184 @@ def fit_all(chip_names: list[str] | None = None) -> list[ComponentFit]:
     return fits
 
 
+def _rounded(value: float) -> float:
+    """Five significant figures: the fits are not better than that."""
+    return float(f"{value:.5g}")
+
+
+def _own_or_analogue(
+    fits: list[ComponentFit], chip: Chip, component: str, precision: str
+) -> tuple[ComponentFit | None, bool]:
+    """The chip's own fit of `component`, else its analogue's; and whether it borrowed."""
+    for fit in fits:
+        if fit.chip == chip.name and fit.component == component and fit.precision == precision:
+            return fit, False
+    donor = ANALOGUES.get(chip.name)
+    if donor is not None:
+        for fit in fits:
+            if fit.chip == donor and fit.component == component and fit.precision == precision:
+                return fit, True
+    return None, True
+
+
+def _provenance(
+    fit: ComponentFit | None, borrowed: bool, *, component: str, precision: str, method: str
+) -> dict[str, object]:
+    if fit is None:
+        return {
+            "component": component,
+            "precision": precision,
+            "rows": 0,
+            "method": f"{method}; no rows for this chip or an analogue: catalog defaults",
+            "estimate": True,
+        }
+    return {
+        "component": component,
+        "precision": precision,
+        "rows": 0 if borrowed else fit.rows,
+        "median_abs_error_pct": None if borrowed else fit.median_abs_error_pct,
+        "method": f"{method}; fractions borrowed from {fit.chip}" if borrowed else method,
+        "sources": list(fit.sources),
+        "estimate": borrowed,
+    }
+
+
+def _attention_points(chip: Chip) -> list[dict[str, float]]:
+    """The best measured causal fwd+bwd rate per (seq, head dim) of this chip (or, without
+    causal rows, the non-causal ones: the flash convention counts work done either way)."""
+    rows = [
+        r
+        for r in component_rows("attention")
+        if CHIP_LABELS.get(r["chip"]) == chip.name
+        and r["pass"] == "fwd+bwd"
+        and _float(r["achieved_tflops"]) is not None
+        and _float(r["seq_len"]) is not None
+        and _float(r["head_dim"]) is not None
+    ]
+    causal = [r for r in rows if r["causal"].lower() == "true"]
+    best: dict[tuple[int, int], float] = {}
+    for r in causal or rows:
+        key = (int(float(r["seq_len"])), int(float(r["head_dim"])))
+        best[key] = max(best.get(key, 0.0), float(r["achieved_tflops"]))
+    return [{"seq_len": s, "head_dim": d, "tflops": t} for (s, d), t in sorted(best.items())]
+
+
+def fitted_profile(chip: Chip, fits: list[ComponentFit], *, date: str) -> EfficiencyProfile:
+    """`chip`'s efficiency profile made from the component fits (see the module doc)."""
+    eff = chip.efficiency
+    matmul: dict[str, list[dict[str, float]]] = {}
+    provenance: list[dict[str, object]] = []
+    for precision, peak in sorted(chip.peak_tflops.items()):
+        fit, borrowed = _own_or_analogue(fits, chip, "gemm", precision)
+        if fit is None:
+            continue  # the formula path prices this precision from the catalog
+        f, half = fit.fitted["large_gemm_fraction"], fit.fitted["matmul_half_dim"]
+        matmul[precision] = [
+            {"m": m, "n": n, "k": k, "tflops": _rounded(peak * f * shape_factor((m, n, k), half))}
+            for m in GRID_DIMS
+            for n in GRID_DIMS
+            for k in GRID_DIMS
+        ]
+        method = f"grid of {len(GRID_DIMS)}^3 shapes from f {f:g}, d½ {half:g}"
+        if fit.rows == 1:
+            method += " (one best-shape row fixes f only: d½ is the catalog's)"
+        provenance.append(
+            _provenance(fit, borrowed, component="gemm", precision=precision, method=method)
+        )
+    if not matmul:  # a profile needs one GEMM table: the catalog's large-shape 16-bit rate
+        precision = "bf16" if "bf16" in chip.peak_tflops else next(iter(chip.peak_tflops))
+        peak, f, half = (
+            chip.peak_tflops[precision],
+            chip.matmul_fraction(precision),
+            eff.matmul_half_dim,
+        )
+        matmul[precision] = [
+            {"m": m, "n": n, "k": k, "tflops": _rounded(peak * f * shape_factor((m, n, k), half))}
+            for m in GRID_DIMS
+            for n in GRID_DIMS
+            for k in GRID_DIMS
+        ]
+        provenance.append(
+            _provenance(None, True, component="gemm", precision=precision, method="grid")
+        )
+    fit, borrowed = _own_or_analogue(fits, chip, "memory", "-")
+    fraction = fit.fitted["memory_fraction"] if fit is not None else eff.memory_fraction
+    rate = chip.hbm_bandwidth_bytes_per_s * fraction
+    overhead_s = eff.kernel_overhead_us * 1e-6
+    memory = [
+        {"bytes": size, "gb_per_s": _rounded(size / (size / rate + overhead_s) / 1e9)}
+        for size in MEMORY_SIZES
+    ]
+    method = (
+        f"fraction {fraction:g} of {chip.hbm_bandwidth_tb_per_s:g} TB/s plus the catalog's "
+        f"{eff.kernel_overhead_us:g} us per kernel"
+    )
+    provenance.append(_provenance(fit, borrowed, component="memory", precision="-", method=method))
+    attention: dict[str, list[dict[str, float]]] = {}
+    points = _attention_points(chip)
+    if points:
+        attention["bf16"] = points
+        attn_fit, _ = _own_or_analogue(fits, chip, "attention", "bf16")
+        entry = _provenance(
+            attn_fit,
+            False,
+            component="attention",
+            precision="bf16",
+            method=f"{len(points)} measured points, best kernel per shape",
+        )
+        provenance.append({**entry, "rows": len(points)})
+    else:
+        provenance.append(
+            _provenance(
+                None,
+                True,
+                component="attention",
+                precision="bf16",
+                method="no attention rows: the catalog's attention fraction",
+            )
+        )
+    return parse_profile(
+        {
+            "format": PROFILE_FORMAT,
+            "device": {
+                "name": chip.display_name,
+                "kind": "fitted",
+                "memory_gib": chip.hbm_gib,
+                "date": date,
+                "software": {"superscale": "calibrate.fit", "components": "shared/reference"},
+            },
+            "matmul": matmul,
+            "memory": memory,
+            "attention": attention,
+            "notes": "Fitted from published component measurements "
+            "(python -m superscale.calibrate.fit --profiles); not measured on a device.",
+            "provenance": provenance,
+        },
+        origin=f"fitted profile of {chip.name}",
+    )
+
+
+def write_profiles(
+    directory: Path, chip_names: list[str] | None = None, *, date: str
+) -> list[Path]:
+    """Write `<chip>.yaml` fitted profiles into `directory`; the paths written."""
+    import yaml
+
+    catalog = chips()
+    names = chip_names if chip_names is not None else list(catalog.names())
+    fits = fit_all(sorted(set(names) | {ANALOGUES[n] for n in names if n in ANALOGUES}))
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names:
+        profile = fitted_profile(catalog.get(name), fits, date=date)
+        path = directory / f"{name}.yaml"
+        data = profile.model_dump(mode="json", exclude_none=True)
+        text = yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
 def _table(fits: list[ComponentFit]) -> str:
     lines = [
         f"{'chip':<14} {'component':<10} {'prec':<5} {'rows':>4} {'fitted':<44} "
@@ -228,13 +433,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chip", action="append", help="a catalog chip (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the fits as JSON")
     parser.add_argument("--out", help="also write the fits as YAML to this file")
+    parser.add_argument(
+        "--profiles",
+        metavar="DIR",
+        help="also write each chip's fitted efficiency profile as DIR/<chip>.yaml",
+    )
     args = parser.parse_args(argv)
     from superscale.errors import SpecError
 
     try:
         fits = fit_all(args.chip)
+        if args.profiles:
+            today = datetime.date.today().isoformat()
+            for path in write_profiles(Path(args.profiles), args.chip, date=today):
+                print(f"wrote {path}", file=sys.stderr)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: --profiles {args.profiles}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps([asdict(f) for f in fits]))

@@ -451,6 +451,8 @@ def _check_json(scenario: Scenario, plan: Plan) -> dict[str, Any]:
             "network": cl.nic.name,
             "topology": cl.scale_out.topology,
             "oversubscription": cl.scale_out.oversubscription,
+            "profile": cl.profile,
+            "efficiency": efficiency_source(cl.chip),
         },
         "training": t.model_dump(mode="json"),
         # Every scalar field of the plan, so new plan fields appear without a change here.
@@ -489,6 +491,7 @@ def _print_check(path: str, scenario: Scenario, plan: Plan) -> None:
         f"{escape(cluster_name)}{cl.system.name} × {cl.count:,} = {plural(cl.gpus, 'GPU')} "
         f"({cl.chip.name}); scale-out {cl.nic.name}, {cl.scale_out.topology}",
     )
+    grid.add_row("efficiency", escape(efficiency_source(cl.chip)))
     grid.add_row(
         "training",
         f"seq {t.seq_len:,} tokens, global batch {t.global_batch:,} sequences, {t.precision}",

@@ -276,6 +276,14 @@ def validate(
     inference: Annotated[
         bool, typer.Option("--inference", help="Serving rows (inference-published.csv).")
     ] = False,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            metavar="fitted|FILE",
+            help="Training rows: read every chip's times from this profile, as "
+            "cluster.profile does ('fitted': the component-fitted profiles).",
+        ),
+    ] = None,
 ) -> None:
     """Compare predictions with published training runs, row by row.
 
@@ -288,7 +296,8 @@ def validate(
     prints the metric the row reports (TFLOP/s per GPU, MFU, or measured tokens/s) beside the
     prediction, with the error per row and the mean absolute error per source, on the tuned
     and held-out rows, and overall. One set of efficiency parameters per chip serves every
-    row; --engine both reports each engine apart.
+    row; --engine both reports each engine apart; --profile fitted prices every chip from
+    the profiles fitted to component measurements instead of the catalog's defaults.
     """
     if inference:
         from superscale.cli.serving import print_inference_validation
@@ -302,7 +311,9 @@ def validate(
         raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {allowed})")
     engines = ENGINES if engine == "both" else (engine,)
     with working(err_console, "validate: predicting the published rows"):
-        results = {name: compare_all(engine=name, source=source) for name in engines}
+        results = {
+            name: compare_all(engine=name, source=source, profile=profile) for name in engines
+        }
     summaries = {name: summarize_errors(rows) for name, rows in results.items()}
     if json_out:
         if engine == "both":

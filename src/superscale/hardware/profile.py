@@ -46,7 +46,10 @@ class DeviceInfo(Spec):
     """Which device was measured, with what software, when and where."""
 
     name: str = Field(description="Device name as the runtime reports it.")
-    kind: Literal["cpu", "cuda"] = Field(description="torch device type measured.")
+    kind: Literal["cpu", "cuda", "fitted"] = Field(
+        description="torch device type measured; fitted: fitted from published component "
+        "measurements (python -m superscale.calibrate.fit), not measured here."
+    )
     index: int | None = Field(None, ge=0, description="Device index (cuda:N), if any.")
     count: int = Field(1, gt=0, description="Devices of this kind present on the host.")
     memory_gib: float = Field(gt=0, description="Device memory (CPU: host RAM), GiB.")
@@ -94,6 +97,20 @@ class CollectivePoint(Spec):
     bus_gb_per_s: float = Field(gt=0, description="Bus bandwidth, GB/s.")
 
 
+class Provenance(Spec):
+    """Where one component of a fitted profile comes from, and how well it fits its rows."""
+
+    component: Literal["gemm", "attention", "memory"]
+    precision: str = Field(description="Precision of the component ('-' for memory).")
+    rows: int = Field(ge=0, description="Component measurement rows used (0: an estimate).")
+    median_abs_error_pct: float | None = Field(
+        None, ge=0, description="Median |fitted/measured - 1| over those rows, %."
+    )
+    method: str = Field(description="How the points were made from the rows, in a line.")
+    sources: tuple[str, ...] = Field((), description="The rows' sources.")
+    estimate: bool = Field(False, description="True when no row of this chip was used.")
+
+
 def _no_duplicates(points: tuple[Any, ...], key: Any, where: str) -> None:
     seen: set[Any] = set()
     for point in points:
@@ -119,6 +136,9 @@ class EfficiencyProfile(Spec):
         (), description="Measured collectives (empty on a single device)."
     )
     notes: str | None = Field(None, description="How the figures were taken.")
+    provenance: tuple[Provenance, ...] = Field(
+        (), description="Per component: rows used, fit error, sources (fitted profiles)."
+    )
 
     @model_validator(mode="after")
     def _enough_points(self) -> EfficiencyProfile:
@@ -339,11 +359,50 @@ def efficiency_source(chip: Chip) -> str:
     """One line saying where `chip`'s compute efficiency comes from (for `show`)."""
     if isinstance(chip, ProfiledChip):
         dev = chip.profile.device
+        if dev.kind == "fitted":
+            return f"profile fitted from component measurements ({dev.date})"
         return f"measured profile ({dev.name}, {dev.date})"
     path = profile_path(chip.name)
     if path is not None:
         return f"measured profile {path.name} (catalog/profiles)"
     return "documented defaults (catalog `efficiency:`; no measured profile)"
+
+
+FITTED = "fitted"
+
+
+def fitted_profile_path(chip_name: str) -> Path | None:
+    """The shipped component-fitted profile of catalog chip `chip_name`, if there is one."""
+    if _CATALOG_NAME.fullmatch(chip_name) is None or ".." in chip_name:
+        return None
+    base = resources.files("superscale.hardware.catalog").joinpath("fitted")
+    candidate = Path(str(base)) / f"{chip_name}.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def named_profile(name: str, chip_name: str, base_dir: Path | None) -> EfficiencyProfile:
+    """The profile a scenario names (`cluster.profile`): 'fitted' or a file path.
+
+    Raises:
+        SpecError: no fitted profile for this chip, or an unreadable or invalid file.
+    """
+    if name == FITTED:
+        path = fitted_profile_path(chip_name)
+        if path is None:
+            base = resources.files("superscale.hardware.catalog").joinpath("fitted")
+            known = sorted(p.name[:-5] for p in base.iterdir() if p.name.endswith(".yaml"))
+            raise SpecError(
+                f"cluster.profile: no fitted profile for chip '{chip_name}' (fitted: "
+                f"{', '.join(known)}); give a profile file from 'superscale calibrate'"
+            )
+        return load_profile(path)
+    path = Path(name)
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    try:
+        return load_profile(path)
+    except SpecError as exc:
+        raise SpecError(f"cluster.profile: {exc}") from None
 
 
 def with_profile(chip: Chip, profile: EfficiencyProfile) -> ProfiledChip:

@@ -357,6 +357,13 @@ class Cluster(Spec):
         "default the chip's TDP. Lowers the sustained clock by the power-clock model.",
     )
     scale_out: ScaleOut = Field(default_factory=ScaleOut)
+    profile: str | None = Field(
+        None,
+        description="Efficiency profile the chip's compute times are read from: 'fitted' "
+        "(the profile fitted from published component measurements, shipped for every "
+        "catalog chip) or a path, relative to the scenario, to one 'superscale calibrate' "
+        "wrote on a real device; default: the catalog's documented efficiency.",
+    )
     source: str | None = None
     # Optional so inline clusters in scenarios need none; catalog presets mark guesses here.
     estimate: bool = Field(False, description="True when the preset is not a published cluster.")

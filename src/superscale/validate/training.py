@@ -21,6 +21,7 @@ from typing import Any
 
 from superscale.errors import InfeasiblePlan, SpecError
 from superscale.hardware.catalog import systems
+from superscale.hardware.profile import FITTED, load_profile
 from superscale.models.catalog import models
 from superscale.pipeline import simulate
 from superscale.scenario import load_scenario
@@ -244,8 +245,11 @@ def _fp8_recipe(precision: str) -> dict[str, str]:
     return {}
 
 
-def compare_row(row: dict[str, str], *, engine: str = "analytical") -> Comparison:
-    """Predict one row's metric with `engine` ("analytical" or "event")."""
+def compare_row(
+    row: dict[str, str], *, engine: str = "analytical", profile: str | None = None
+) -> Comparison:
+    """Predict one row's metric with `engine` ("analytical" or "event"), the chip's times
+    read from `profile` (`cluster.profile`: 'fitted' or a file) when one is given."""
     metric, published = _metric(row)
     base = Comparison(
         row_id=int(row["row_id"]),
@@ -260,7 +264,10 @@ def compare_row(row: dict[str, str], *, engine: str = "analytical") -> Compariso
     if published is None:
         return _skip(base, "no single published figure")
     try:
-        result = simulate(load_scenario(scenario_dict(row)), engine=engine)
+        spec = scenario_dict(row)
+        if profile is not None:
+            spec = {**spec, "cluster": {**spec["cluster"], "profile": profile}}
+        result = simulate(load_scenario(spec), engine=engine)
     except (SpecError, InfeasiblePlan) as exc:
         return _skip(base, str(exc))
     data = result.to_json()
@@ -276,19 +283,23 @@ def _skip(c: Comparison, reason: str) -> Comparison:
     return Comparison(**{**_fields(c), "skipped": reason})
 
 
-def compare_all(*, engine: str = "analytical", source: str | None = None) -> list[Comparison]:
+def compare_all(
+    *, engine: str = "analytical", source: str | None = None, profile: str | None = None
+) -> list[Comparison]:
     """Every reference row (or those of one source_key), predicted with `engine`.
 
     Raises:
-        SpecError: an unknown source.
+        SpecError: an unknown source, or an unreadable or invalid profile file.
     """
+    if profile is not None and profile != FITTED:
+        load_profile(profile)  # a bad file is one error here, not a skip on every row
     rows = reference_rows()
     if source is not None:
         known = sorted({r["source_key"] for r in rows})
         if source not in known:
             raise SpecError(f"--source: unknown source '{source}' (known: {', '.join(known)})")
         rows = [r for r in rows if r["source_key"] == source]
-    return [compare_row(row, engine=engine) for row in rows]
+    return [compare_row(row, engine=engine, profile=profile) for row in rows]
 
 
 def summarize_errors(rows: list[Comparison]) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def collective(
         str,
         typer.Option(
             help="auto (every algorithm, best marked) or one of "
-            "ring, tree, hierarchical, nvls, direct, "
+            "ring, tree, hierarchical, nvls, mesh, direct, "
             "hierarchical_a2a, load_store, p2p."
         ),
     ] = "auto",

@@ -1,13 +1,14 @@
 """Collective communication: registered algorithms priced on the cluster's topology.
 
 Importing the package registers the built-in algorithms (ring, tree, hierarchical, nvls,
-direct, hierarchical_a2a, load_store, p2p).
+direct, hierarchical_a2a, load_store, mesh, p2p).
 """
 
 from superscale.collectives import (  # noqa: F401  (registration side effect)
     alltoall,
     hierarchical,
     loadstore,
+    mesh,
     nvls,
     p2p,
     ring,

@@ -3,16 +3,28 @@
 All-reduce: reduce-scatter among a group's members inside each system (fast fabric), then
 all-reduce of the 1/k shard among members at the same position across systems (the k
 position-groups run at once, each on its own NIC rail), then all-gather inside the system
-(Jia et al. 2018; the structure NCCL's ring and tree channels approximate).
+(Jia et al. 2018; the structure NCCL's ring and tree channels approximate). The phases
+inside a system run as rings, or as the direct pattern on a full mesh (`mesh.py`), which
+uses every peer link.
 """
 
 from __future__ import annotations
 
 from superscale.collectives.base import LAUNCH_S, LinearCost, register, subgroups
+from superscale.collectives.mesh import mesh_cost
 from superscale.collectives.ring import Ring
 from superscale.topology.graph import IntArray, Topology
 
 _RING = Ring()
+
+
+def inner_cost(collective: str, intra: IntArray, topo: Topology) -> LinearCost:
+    """A phase inside each system: the ring, or the mesh's direct pattern where it moves
+    the bytes faster (the bandwidth-bound sizes hierarchical algorithms are for)."""
+    ring = _RING.cost(collective, intra, topo)
+    assert ring is not None  # intra groups have k > 1 members
+    mesh = mesh_cost(collective, intra, topo)
+    return mesh if mesh is not None and mesh.per_byte_s < ring.per_byte_s else ring
 
 
 @register("hierarchical")
@@ -27,10 +39,10 @@ class Hierarchical:
             return None
         intra, inter = split
         k = intra.shape[1]
-        inner_rs = _RING.cost("reduce_scatter", intra, topo)
-        inner_ag = _RING.cost("all_gather", intra, topo)
+        inner_rs = inner_cost("reduce_scatter", intra, topo)
+        inner_ag = inner_cost("all_gather", intra, topo)
         outer = _RING.cost(collective, inter, topo)
-        assert inner_rs is not None and inner_ag is not None and outer is not None
+        assert outer is not None
         outer = outer.scaled(1.0 / k)  # each position-group carries the 1/k shard
         launch = LinearCost(-2 * LAUNCH_S, 0.0)  # one launch, not three
         if collective == "all_reduce":

@@ -1,0 +1,55 @@
+"""The full-mesh direct pattern against hand computation and rccl/mccl measurements."""
+
+from __future__ import annotations
+
+import pytest
+
+from superscale.collectives import BUS_FACTOR, CommModel
+from superscale.hardware.catalog import systems
+from superscale.hardware.spec import Cluster
+
+GIB = 2**30
+
+
+def _busbw(system: str, n: int, algorithm: str = "auto", size: int = GIB) -> float:
+    model = CommModel(Cluster(system=systems().get(system), count=1))
+    seconds = model.best("all_reduce", size, n, 1, algorithm=algorithm)[1]
+    return size / seconds * BUS_FACTOR["all_reduce"](n) / 1e9
+
+
+def test_mesh_uses_every_peer_link() -> None:
+    """Hand computation: 2·S/n per link, so busbw = (n−1) × one xGMI link (64 GB/s × 0.80)."""
+    model = CommModel(Cluster(system=systems().get("mi300x-8x"), count=1))
+    cost = model.costs("all_reduce", 8, 1)["mesh"]
+    link = 64e9 * 0.80
+    assert cost.per_byte_s == pytest.approx(2 / 8 / link, rel=1e-9)
+    assert _busbw("mi300x-8x", 8, "mesh", 8 * GIB) == pytest.approx(7 * 64 * 0.80, rel=0.01)
+
+
+def test_mesh_beats_one_ring_by_the_link_count() -> None:
+    ring, mesh = _busbw("mi300x-8x", 8, "ring"), _busbw("mi300x-8x", 8, "mesh")
+    assert mesh / ring == pytest.approx(7.0, rel=0.05)
+    assert _busbw("mi300x-8x", 8) == pytest.approx(mesh)  # the tuner picks it
+
+
+@pytest.mark.parametrize(
+    ("n", "measured"),
+    [
+        # collectives.csv: stas00/ml-engineering network/README.md, torch all_reduce_bench 4 GiB
+        (8, 312.912),
+        (2, 47.671),  # two GPUs share one xGMI link
+    ],
+)
+def test_mi300x_all_reduce_against_rccl(n: int, measured: float) -> None:
+    assert _busbw("mi300x-8x", n, size=4 * GIB) == pytest.approx(measured, rel=0.20)
+
+
+def test_mesh_declines_on_switched_fabrics_and_across_systems() -> None:
+    model = CommModel(Cluster(system=systems().get("dgx-h100"), count=1))
+    assert "mesh" not in model.costs("all_reduce", 8, 1)
+    two = CommModel(Cluster(system=systems().get("mi300x-8x"), count=2))
+    assert "mesh" not in two.costs("all_reduce", 16, 1)
+    # but the hierarchical algorithm's inner phases use it
+    hier = two.costs("all_reduce", 16, 1)["hierarchical"]
+    ring_inner = two.costs("all_reduce", 16, 1)["ring"]
+    assert hier.per_byte_s < ring_inner.per_byte_s / 3

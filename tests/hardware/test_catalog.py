@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from superscale.errors import InfeasiblePlan, SpecError
 from superscale.hardware.catalog import chips, clusters, links, systems
-from superscale.hardware.spec import PRECISIONS, Chip, Link, System
+from superscale.hardware.spec import PRECISIONS, Chip, Cluster, Link, System
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HARDWARE_CSV = REPO_ROOT.parent / "shared" / "reference" / "hardware.csv"
@@ -164,8 +164,9 @@ HIGH_CONFIDENCE_CHIPS = [
     "gaudi3",
 ]  # fmt: skip
 # Chips with no row of their own that cite a sibling's row for what they share (B300: the
-# GB300 row's memory; its peaks are the MAMF table's dense peaks for the HGX part).
-BY_ANALOGY = {"b300"}
+# GB300 row's memory; its peaks are the MAMF table's dense peaks for the HGX part; MI355X:
+# the MI325X row's xGMI mesh, its peaks from gemm.csv).
+BY_ANALOGY = {"b300", "mi355x"}
 
 
 @pytest.mark.parametrize("name", HIGH_CONFIDENCE_CHIPS)
@@ -385,3 +386,20 @@ def test_power_cap_outside_idle_to_tdp_is_refused() -> None:
                     "parallel": {"tp": 8},
                 }
             )
+
+
+def test_mi355x_platform_mesh_and_mamf() -> None:
+    """MI355X: the gemm.csv MAMF row, and a full mesh of 7 x 76.8 GB/s links whose mesh
+    all-reduce busbw (7 links x 0.80 protocol efficiency = 430 GB/s) beats the MI300X's."""
+    from superscale.collectives import BUS_FACTOR, CommModel
+
+    chip = chips().get("mi355x")
+    assert chip.measured_matmul_tflops["bf16"] == pytest.approx(1565.0)
+    assert chip.estimate and "scale_up" in chip.estimated_fields
+    busbw = {}
+    for name in ("mi300x-8x", "mi355x-8x"):
+        model = CommModel(Cluster(system=systems().get(name), count=1))
+        seconds = model.best("all_reduce", 8 * 2**30, 8, 1)[1]
+        busbw[name] = 8 * 2**30 / seconds * BUS_FACTOR["all_reduce"](8) / 1e9
+    assert busbw["mi355x-8x"] == pytest.approx(7 * 76.8 * 0.80, rel=0.01)
+    assert busbw["mi355x-8x"] > busbw["mi300x-8x"]

@@ -327,6 +327,20 @@ def _load_cluster(value: Any) -> Any:
     return value
 
 
+def _measured_clocks(chip: Any) -> Any:
+    """`chip` with no sustained-clock derate beyond its power cap's: a fitted profile's
+    rates are what the kernels sustained where they were measured."""
+    from superscale.hardware.catalog import chips
+
+    catalog = chips()
+    if chip.name not in catalog.names():
+        return chip
+    listed = catalog.get(chip.name).efficiency.sustained_clock_fraction
+    capped = chip.efficiency.sustained_clock_fraction / listed  # 1 without a power cap
+    efficiency = chip.efficiency.model_copy(update={"sustained_clock_fraction": capped})
+    return chip.model_copy(update={"efficiency": efficiency})
+
+
 class Scenario(Spec):
     """Model + cluster + training workload + parallel plan, validated together."""
 
@@ -356,6 +370,8 @@ class Scenario(Spec):
         base = (info.context or {}).get("base_dir") if info.context else None
         profile = named_profile(cluster.profile, cluster.chip.name, base)
         chip = with_profile(cluster.chip, profile)
+        if profile.device.kind == "fitted":
+            chip = _measured_clocks(chip)
         system = cluster.system.model_copy(update={"chip": chip})
         return cluster.model_copy(update={"system": system})
 

@@ -71,3 +71,20 @@ def test_bad_profiles_are_one_clear_error(tmp_path: Path, profile: str, words: s
     with pytest.raises(SpecError, match=words) as info:
         load_scenario(data)
     assert "cluster" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_fitted_profile_keeps_only_the_power_caps_clock() -> None:
+    from superscale.hardware.catalog import chips
+    from superscale.hardware.spec import capped_chip
+
+    listed = chips().get("h100-sxm")
+    assert listed.efficiency.sustained_clock_fraction < 1.0  # the catalog's derate
+    fitted = load_scenario(_with_profile("fitted")).cluster.chip
+    assert fitted.efficiency.sustained_clock_fraction == 1.0
+    capped = {**BASE["cluster"], "profile": "fitted", "power_limit_w": 500}
+    chip = load_scenario({**BASE, "cluster": capped}).cluster.chip
+    cube_law = capped_chip(listed, 500.0).efficiency.sustained_clock_fraction
+    assert chip.efficiency.sustained_clock_fraction == pytest.approx(
+        cube_law / listed.efficiency.sustained_clock_fraction
+    )
+    assert chip.efficiency.sustained_clock_fraction < 1.0

@@ -53,3 +53,16 @@ def test_mesh_declines_on_switched_fabrics_and_across_systems() -> None:
     hier = two.costs("all_reduce", 16, 1)["hierarchical"]
     ring_inner = two.costs("all_reduce", 16, 1)["ring"]
     assert hier.per_byte_s < ring_inner.per_byte_s / 3
+
+
+def test_c550_metaxlink_against_mccl() -> None:
+    """components/metax.csv, H3C 8 x MXC550 node: the all-reduce row (258.6 GB/s at 256 MiB)
+    sets MetaXLink's achieved share (0.58, links.yaml); one pair's p2p (33.6 GB/s at 16 MiB,
+    one link) is the prediction it must meet. Below the MI300X's xGMI at equal port rate."""
+    ar = _busbw("metax-c550-8x", 8, size=256 * 2**20)
+    assert ar == pytest.approx(258.587, rel=0.05)
+    assert ar < _busbw("mi300x-8x", 8, size=256 * 2**20)
+    model = CommModel(Cluster(system=systems().get("metax-c550-8x"), count=1))
+    size = 16 * 2**20
+    p2p = size / model.best("send_recv", size, 2, 1)[1] / 1e9
+    assert p2p == pytest.approx(33.567, rel=0.20)

@@ -31,6 +31,22 @@ def test_serve_every_example(example: Path, capsys: pytest.CaptureFixture[str]) 
     assert data["throughput"]["output_tokens_per_s_per_gpu"] > 0
 
 
+def test_serve_shows_steady_state_beside_the_offered_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SMALL)
+    assert main(["serve", str(path), "--json"]) == 0
+    steady = json.loads(capsys.readouterr().out)["steady_state"]
+    # 200 completions: the 20th to the 180th (indices 19 and 180 of 0..199), 161 gaps
+    assert steady["requests"] == 161
+    assert steady["requests_per_s"] == pytest.approx(5, rel=0.25)  # Poisson at 5/s
+    assert main(["serve", str(path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "steady " in out and "offered 5.00 req/s" in out
+    assert "the 10th to 90th percentile completion" in out
+
+
 def test_serve_table_and_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "reqs.csv").write_text(
         "arrival_s,prompt_tokens,output_tokens\n0,100,10\n0.1,200,20\n0.2,50,5\n"

@@ -142,6 +142,7 @@ def _print_serve(data: dict[str, Any], *, offered_per_s: float | None = None) ->
     if not data["fits"]:
         return
     thr, lat, good = data["throughput"], data["latency_s"], data["goodput"]
+    steady = data.get("steady_state")
     table = Table(title=f"{data['completed']:,} requests in {data['duration_s']:.1f} s")
     for col in ("ms", "mean", "p50", "p90", "p99"):
         table.add_column(col, justify="left" if col == "ms" else "right")
@@ -155,8 +156,17 @@ def _print_serve(data: dict[str, Any], *, offered_per_s: float | None = None) ->
         f" tok/s · output {thr['output_tokens_per_s']:,.0f} tok/s "
         f"({thr['output_tokens_per_s_per_gpu']:,.0f} per GPU): completed requests over the "
         "whole run, the drain after the last arrival included"
-        + ("" if offered_per_s is None else f"; offered {offered_per_s:,.2f} req/s")
+        + ("" if offered_per_s is None or steady else f"; offered {offered_per_s:,.2f} req/s")
     )
+    if steady is not None:
+        start, end = steady["window_s"]
+        console.print(
+            f"  steady      {steady['requests_per_s']:,.2f} req/s · output "
+            f"{steady['output_tokens_per_s']:,.0f} tok/s: {steady['requests']:,} completions "
+            f"from {start:,.1f} to {end:,.1f} s (the 10th to 90th percentile completion, "
+            "without warm-up or drain)"
+            + ("" if offered_per_s is None else f"; offered {offered_per_s:,.2f} req/s")
+        )
     if good["ttft_p99_s"] is not None or good["tpot_p99_s"] is not None:
         console.print(
             f"  goodput     {good['requests_per_s']:,.2f} req/s within the SLOs "

@@ -4,8 +4,10 @@ Metrics follow the serving benchmarks (sglang.bench_serving, vLLM benchmark_serv
 LoadGen): time to first token (TTFT) from arrival to the first output token; time per
 output token (TPOT) = (end − first token) / (output tokens − 1) per request; end-to-end
 latency; throughput over the span from the first arrival to the last completion, in input
-and output tokens per second, in total and per GPU; goodput = requests per second that meet
-every SLO (DistServe, Zhong et al. 2024), and the output tokens they carry.
+and output tokens per second, in total and per GPU, and in the steady state (between the
+10th and 90th percentile completions, without warm-up or drain: `steady_state`); goodput =
+requests per second that meet every SLO (DistServe, Zhong et al. 2024), and the output
+tokens they carry.
 
 Each pool (mixed, or prefill and decode) also gets its own figures: the share of its
 engines' time spent in iterations (utilization), the tokens it processed per second (input
@@ -58,7 +60,8 @@ def summarize_outcome(
     tpot = (finish[multi] - first[multi]) / (output[multi] - 1)
     tpot_all = np.zeros_like(ttft)
     tpot_all[multi] = tpot
-    span = float(finish.max() - requests.arrival_s.min()) if finish.size else 0.0
+    origin = float(requests.arrival_s.min()) if len(requests) else 0.0
+    span = float(finish.max() - origin) if finish.size else 0.0
     rate = 1.0 / span if span > 0 else 0.0
     good = np.ones_like(ttft, dtype=bool)
     if slo.ttft_p99_s is not None:
@@ -80,6 +83,7 @@ def summarize_outcome(
             "output_tokens_per_s_per_gpu": out / gpus,
             "tokens_per_s_per_gpu": (inp + out) / gpus,
         },
+        "steady_state": steady_state(finish, prompt, output, origin_s=origin),
         "latency_s": {"ttft": _stats(ttft), "tpot": _stats(tpot), "e2e": _stats(e2e)},
         "goodput": {
             "ttft_p99_s": slo.ttft_p99_s,
@@ -90,6 +94,55 @@ def summarize_outcome(
         },
         "slo_met": _slo_met(ttft, tpot, slo) if ok.all() else False,
         "events": outcome.events,
+    }
+
+
+# The steady-state window: from the 10th to the 90th percentile completion, which leaves
+# out the warm-up (the first requests' latency, before completions flow) and the drain
+# (the tail finishing after arrivals stop).
+STEADY_QUANTILES = (0.1, 0.9)
+_STEADY_MIN_REQUESTS = 20
+
+
+def steady_state(
+    finish_s: np.ndarray,
+    prompt_tokens: np.ndarray,
+    output_tokens: np.ndarray,
+    *,
+    origin_s: float = 0.0,
+) -> dict[str, Any] | None:
+    """Throughput in the steady state: completions between the 10th and 90th percentile
+    completion times over that window (k gaps between k + 1 completions over their span),
+    with the tokens of the requests completing in it. Below saturation it is the offered
+    rate, whatever the warm-up and the drain; above, the deployment's capacity.
+
+    Args:
+        finish_s, prompt_tokens, output_tokens: the completed requests'.
+        origin_s: where the reported window's clock starts (the first arrival, as for
+            `duration_s`).
+
+    Returns:
+        None with fewer than 20 completions or a window of no length; else the window
+        (`window_s`: [start, end] in s from `origin_s`), the `requests` it counts, and
+        `requests_per_s`, `input_tokens_per_s`, `output_tokens_per_s`.
+    """
+    n = len(finish_s)
+    if n < _STEADY_MIN_REQUESTS:
+        return None
+    order = np.argsort(finish_s, kind="stable")
+    first = int(np.floor(STEADY_QUANTILES[0] * (n - 1)))
+    last = int(np.ceil(STEADY_QUANTILES[1] * (n - 1)))
+    start, end = float(finish_s[order[first]]), float(finish_s[order[last]])
+    if end <= start:
+        return None
+    inside = order[first + 1 : last + 1]  # the completions after the window's first
+    width = end - start
+    return {
+        "window_s": [start - origin_s, end - origin_s],
+        "requests": last - first,
+        "requests_per_s": (last - first) / width,
+        "input_tokens_per_s": float(prompt_tokens[inside].sum()) / width,
+        "output_tokens_per_s": float(output_tokens[inside].sum()) / width,
     }
 
 

@@ -311,10 +311,25 @@ class ScaleOut(Spec):
     network: Link | None = Field(
         None, description="Links-catalog NIC/fabric name; default: the system's NICs."
     )
-    topology: Literal["fat-tree", "rail-optimized", "rail-fat-tree"] = Field(
+    topology: Literal["fat-tree", "rail-optimized", "rail-fat-tree", "dragonfly"] = Field(
         "rail-optimized",
         description="fat-tree: any NIC to any NIC through leaf and spine; rail-optimized "
-        "(= rail-fat-tree): NIC i of every server on the same leaf (rail).",
+        "(= rail-fat-tree): NIC i of every server on the same leaf (rail); dragonfly: groups "
+        "of systems, non-blocking inside, joined all-to-all by global links (Kim et al. 2008).",
+    )
+    dragonfly_group_systems: int = Field(
+        16,
+        gt=0,
+        le=MAX_COUNT,
+        description="dragonfly: systems per group (HPE Slingshot: a group is one or a few "
+        "racks); default 16.",
+    )
+    global_links_per_group: int | None = Field(
+        None,
+        gt=0,
+        description="dragonfly: global links leaving one group, each at the NIC rate, spread "
+        "evenly over the other groups (minimal routing); default one per NIC in the group, "
+        "the balanced dragonfly of Kim et al. 2008 (a = 2p = 2h). Fewer tapers it.",
     )
     oversubscription: float = Field(
         1.0,

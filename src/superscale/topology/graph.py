@@ -18,6 +18,10 @@ oversubscription ratio; ECMP spreads a leaf's cross-leaf traffic evenly over its
 so they act as one aggregate link (Al-Fares et al. 2008). Rail-optimized fabrics put NIC
 i of every server on rail i's leaves (NVIDIA DGX SuperPOD reference architecture), so same-rail
 traffic stays one switch away; a fat-tree puts all NICs of a server on one leaf.
+A dragonfly (Kim et al. 2008; HPE Slingshot) groups `dragonfly_group_systems` systems,
+non-blocking inside a group, and joins every pair of groups by an equal share of each
+group's global links; minimal routing sends group-crossing traffic over that pair's
+links (`global`), so flows between two groups share them.
 Capacities are per direction, times each link's achieved protocol efficiency.
 """
 
@@ -44,6 +48,7 @@ LINK_CLASSES = (
     "leaf_down",
     "pod_up",
     "pod_down",
+    "global",
 )
 
 IntArray = NDArray[np.int64]
@@ -107,6 +112,14 @@ class Topology:
         return self.cluster.system.nics.count
 
     @property
+    def dragonfly(self) -> bool:
+        return self.cluster.scale_out.topology == "dragonfly"
+
+    @property
+    def dragonfly_groups(self) -> int:
+        return -(-self.cluster.count // self.cluster.scale_out.dragonfly_group_systems)
+
+    @property
     def rail_optimized(self) -> bool:
         return self.cluster.scale_out.topology in {"rail-optimized", "rail-fat-tree"}
 
@@ -147,7 +160,12 @@ class Topology:
             * (self.nics_per_system if self.rail_optimized else 1)
             / so.pod_oversubscription
         )
+        group_nics = min(so.dragonfly_group_systems, self.cluster.count) * self.nics_per_system
+        global_links = so.global_links_per_group or group_nics
+        # each group's global links spread evenly over the other groups (minimal routing)
+        pair = global_links * nic / max(1, self.dragonfly_groups - 1)
         return {
+            "global": pair,
             "up_tx": up,
             "up_rx": up,
             "mesh": up / max(1, self.domain - 1),
@@ -187,6 +205,7 @@ class Topology:
             "rail": rail,
             "leaf": leaf,
             "pod": system // self.systems_per_pod,
+            "group": system // self.cluster.scale_out.dragonfly_group_systems,
         }
 
     # ---- routing --------------------------------------------------------------------
@@ -230,6 +249,11 @@ class Topology:
             nics = self.cluster.count * self.nics_per_system
             add("nic_tx", net, s["nic"], nics)
             add("nic_rx", net, t["nic"], nics)
+            if self.dragonfly:
+                groups = self.dragonfly_groups
+                cross = net & (s["group"] != t["group"])
+                add("global", cross, s["group"] * groups + t["group"], groups * groups)
+                return LinkLoads(bytes=out)
             cross_leaf = net & (s["leaf"] != t["leaf"])
             leaves = int(max(s["leaf"].max(), t["leaf"].max())) + 1
             add("leaf_up", cross_leaf, s["leaf"], leaves)
@@ -254,7 +278,10 @@ class Topology:
         if system.domain_link is not None:
             lat = np.where(across, system.domain_link.latency_s, lat)
         net = s["system"] != t["system"]
-        hops = 1 + 2 * (s["leaf"] != t["leaf"]) + 2 * (s["pod"] != t["pod"])
+        if self.dragonfly:  # local hop, then global and the far group's local hop
+            hops = 1 + 2 * (s["group"] != t["group"])
+        else:
+            hops = 1 + 2 * (s["leaf"] != t["leaf"]) + 2 * (s["pod"] != t["pod"])
         lat = np.where(net, self.cluster.nic.latency_s + hops * SWITCH_HOP_S, lat)
         return np.where(src == dst, 0.0, lat)
 

@@ -452,3 +452,36 @@ def _no_traceback(args: list[str]) -> None:
     assert "Traceback" not in out.getvalue() + err.getvalue(), args
     if code == 2:
         assert len([line for line in err.getvalue().splitlines() if line.strip()]) <= 2, args
+
+
+def test_progress_bar_only_on_a_terminal_and_after_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rich.console import Console
+
+    from superscale.cli import limits
+    from superscale.validate.training import compare_all, reference_rows
+
+    piped = Console(file=io.StringIO())
+    with limits.progress_bar(piped, "predicting") as bar:
+        assert bar is None  # off a terminal the library reports nothing
+    shown = io.StringIO()
+    terminal = Console(file=shown, force_terminal=True, width=100)
+    with limits.progress_bar(terminal, "predicting", unit="rows") as bar:
+        assert bar is not None
+        bar(1, 10)  # under a second in: nothing drawn
+    assert shown.getvalue() == ""
+    monkeypatch.setattr(limits, "BAR_AFTER_S", 0.0)
+    source = reference_rows()[0]["source_key"]
+    calls: list[tuple[int, int]] = []
+    with limits.progress_bar(terminal, "predicting", unit="rows") as bar:
+        assert bar is not None
+
+        def both(done: int, total: int) -> None:
+            calls.append((done, total))
+            bar(done, total)
+
+        rows = compare_all(source=source, progress=both)
+    total = len(rows)
+    assert calls == [(i, total) for i in range(1, total + 1)]  # once a row
+    assert f"{total}/{total}" in shown.getvalue()

@@ -10,11 +10,21 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from superscale.errors import SpecError
 
@@ -82,6 +92,49 @@ def working(console: Console, message: str, *, enabled: bool = True) -> Iterator
     ) as bar:
         bar.add_task(message, total=None)
         yield
+
+
+BAR_AFTER_S = 1.0  # a bar appears only for work that runs longer than this
+
+
+@contextmanager
+def progress_bar(
+    console: Console, message: str, *, unit: str = ""
+) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on `console` (stderr) fed by a library's `progress(done, total)`
+    callback; only on a terminal, drawn once the work has run for `BAR_AFTER_S`, and
+    gone when it ends, so piped and --json output never see it. Yields None off a
+    terminal (the library then reports nothing)."""
+    if not console.is_terminal:
+        yield None
+        return
+    bar = Progress(
+        TextColumn(message),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    start = time.monotonic()
+    task: list[TaskID] = []
+
+    def update(done: int, total: int) -> None:
+        if not task:
+            if time.monotonic() - start < BAR_AFTER_S:
+                return
+            bar.start()
+            task.append(bar.add_task(message, total=total))
+        bar.update(task[0], completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if task:
+            bar.stop()
 
 
 def cpu_count() -> int:

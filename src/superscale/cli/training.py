@@ -19,7 +19,13 @@ from superscale.cli.app import (
     print_json,
 )
 from superscale.cli.facility import facility_lines
-from superscale.cli.limits import MAX_EVENT_TASKS, check_work, event_tasks, working
+from superscale.cli.limits import (
+    MAX_EVENT_TASKS,
+    check_work,
+    event_tasks,
+    progress_bar,
+    working,
+)
 from superscale.errors import SpecError
 from superscale.pipeline import ENGINES, simulate_timeline
 from superscale.report.result import BREAKDOWN_KEYS, Result
@@ -310,10 +316,10 @@ def validate(
         allowed = ", ".join((*ENGINES, "both"))
         raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {allowed})")
     engines = ENGINES if engine == "both" else (engine,)
-    with working(err_console, "validate: predicting the published rows"):
-        results = {
-            name: compare_all(engine=name, source=source, profile=profile) for name in engines
-        }
+    results = {}
+    for name in engines:
+        with progress_bar(err_console, f"validate ({name}): predicting", unit="rows") as bar:
+            results[name] = compare_all(engine=name, source=source, profile=profile, progress=bar)
     summaries = {name: summarize_errors(rows) for name, rows in results.items()}
     if json_out:
         if engine == "both":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -284,9 +285,14 @@ def _skip(c: Comparison, reason: str) -> Comparison:
 
 
 def compare_all(
-    *, engine: str = "analytical", source: str | None = None, profile: str | None = None
+    *,
+    engine: str = "analytical",
+    source: str | None = None,
+    profile: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Comparison]:
-    """Every reference row (or those of one source_key), predicted with `engine`.
+    """Every reference row (or those of one source_key), predicted with `engine`;
+    `progress(done, total)` is called after each row (the CLI draws it as a bar).
 
     Raises:
         SpecError: an unknown source, or an unreadable or invalid profile file.
@@ -299,7 +305,12 @@ def compare_all(
         if source not in known:
             raise SpecError(f"--source: unknown source '{source}' (known: {', '.join(known)})")
         rows = [r for r in rows if r["source_key"] == source]
-    return [compare_row(row, engine=engine, profile=profile) for row in rows]
+    out: list[Comparison] = []
+    for row in rows:
+        out.append(compare_row(row, engine=engine, profile=profile))
+        if progress is not None:
+            progress(len(out), len(rows))
+    return out
 
 
 def summarize_errors(rows: list[Comparison]) -> dict[str, Any]:

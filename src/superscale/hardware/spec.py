@@ -311,11 +311,26 @@ class ScaleOut(Spec):
     network: Link | None = Field(
         None, description="Links-catalog NIC/fabric name; default: the system's NICs."
     )
-    topology: Literal["fat-tree", "rail-optimized", "rail-fat-tree", "dragonfly"] = Field(
+    topology: Literal["fat-tree", "rail-optimized", "rail-fat-tree", "dragonfly", "torus"] = Field(
         "rail-optimized",
         description="fat-tree: any NIC to any NIC through leaf and spine; rail-optimized "
         "(= rail-fat-tree): NIC i of every server on the same leaf (rail); dragonfly: groups "
-        "of systems, non-blocking inside, joined all-to-all by global links (Kim et al. 2008).",
+        "of systems, non-blocking inside, joined all-to-all by global links (Kim et al. 2008); "
+        "torus: systems on a wrap-around grid (torus_dims), neighbour links only.",
+    )
+    torus_dims: tuple[int, ...] | None = Field(
+        None,
+        min_length=1,
+        max_length=6,
+        description="torus: systems along each dimension, e.g. [4, 4, 4]; their product is "
+        "cluster.count. A hypercube is a torus of 2s.",
+    )
+    torus_link_gb_per_s: float | None = Field(
+        None,
+        gt=0,
+        le=1e6,
+        description="torus: one neighbour link per direction, GB/s; default the system's NIC "
+        "bandwidth split over its 2 x dimensions links (one per direction of each axis).",
     )
     dragonfly_group_systems: int = Field(
         16,
@@ -348,6 +363,14 @@ class ScaleOut(Spec):
     )
 
     _net = field_validator("network", mode="before")(lambda v: _resolve("link", v))
+
+    @model_validator(mode="after")
+    def _torus_has_dims(self) -> ScaleOut:
+        if self.topology == "torus" and self.torus_dims is None:
+            raise ValueError("topology torus needs torus_dims, e.g. [4, 4, 4]")
+        if self.torus_dims is not None and min(self.torus_dims) < 2:
+            raise ValueError(f"torus_dims must each be >= 2, got {list(self.torus_dims)}")
+        return self
 
 
 class Cluster(Spec):
@@ -420,6 +443,17 @@ class Cluster(Spec):
             raise ValueError("estimate: true needs an estimate_reason (one line)")
         if self.estimated_fields and not self.estimate:
             raise ValueError("estimated_fields given but estimate is false")
+        return self
+
+    @model_validator(mode="after")
+    def _torus_tiles_systems(self) -> Cluster:
+        dims = self.scale_out.torus_dims
+        torus = self.scale_out.topology == "torus" and dims is not None
+        if torus and dims is not None and math.prod(dims) != self.count:
+            raise ValueError(
+                f"scale_out.torus_dims {list(dims)} hold {math.prod(dims)} systems, "
+                f"but count is {self.count}"
+            )
         return self
 
     @model_validator(mode="after")

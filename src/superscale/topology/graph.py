@@ -22,6 +22,9 @@ A dragonfly (Kim et al. 2008; HPE Slingshot) groups `dragonfly_group_systems` sy
 non-blocking inside a group, and joins every pair of groups by an equal share of each
 group's global links; minimal routing sends group-crossing traffic over that pair's
 links (`global`), so flows between two groups share them.
+A torus (`torus_dims`, TPU/Ascend-style) puts systems on a wrap-around grid with one link
+per direction of each axis (`torus`); flows take dimension-order minimal routes (the
+shorter way round each ring), and every link on a route carries the flow.
 Capacities are per direction, times each link's achieved protocol efficiency.
 """
 
@@ -49,6 +52,7 @@ LINK_CLASSES = (
     "pod_up",
     "pod_down",
     "global",
+    "torus",
 )
 
 IntArray = NDArray[np.int64]
@@ -116,6 +120,11 @@ class Topology:
         return self.cluster.scale_out.topology == "dragonfly"
 
     @property
+    def torus_dims(self) -> tuple[int, ...] | None:
+        so = self.cluster.scale_out
+        return so.torus_dims if so.topology == "torus" else None
+
+    @property
     def dragonfly_groups(self) -> int:
         return -(-self.cluster.count // self.cluster.scale_out.dragonfly_group_systems)
 
@@ -164,7 +173,12 @@ class Topology:
         global_links = so.global_links_per_group or group_nics
         # each group's global links spread evenly over the other groups (minimal routing)
         pair = global_links * nic / max(1, self.dragonfly_groups - 1)
+        torus = self.cluster.nic.bandwidth_bytes_per_s * self.nics_per_system
+        torus /= 2 * len(so.torus_dims or (1,))
+        if so.torus_link_gb_per_s is not None:
+            torus = so.torus_link_gb_per_s * 1e9
         return {
+            "torus": torus * self.cluster.nic.efficiency,
             "global": pair,
             "up_tx": up,
             "up_rx": up,
@@ -249,6 +263,15 @@ class Topology:
             nics = self.cluster.count * self.nics_per_system
             add("nic_tx", net, s["nic"], nics)
             add("nic_rx", net, t["nic"], nics)
+            if self.torus_dims is not None:
+                hops = self._torus_hops(s["system"][net], t["system"][net])
+                size = self.cluster.count * 2 * len(self.torus_dims)
+                torus = np.zeros(size)
+                w_net = w[net]
+                for link, flow in hops:
+                    torus += np.bincount(link, weights=w_net[flow], minlength=size)
+                out["torus"] = torus
+                return LinkLoads(bytes=out)
             if self.dragonfly:
                 groups = self.dragonfly_groups
                 cross = net & (s["group"] != t["group"])
@@ -264,6 +287,40 @@ class Topology:
             add("pod_down", cross_pod, t["pod"], pods)
         return LinkLoads(bytes=out)
 
+    def _torus_hops(self, a: IntArray, b: IntArray) -> list[tuple[IntArray, IntArray]]:
+        """(link ids, flow indices) of every hop of dimension-order minimal routes from
+        system a[i] to b[i]; link id = system · 2D + 2·axis + (0 forward, 1 back)."""
+        dims = self.torus_dims
+        assert dims is not None
+        strides = np.cumprod((1, *dims[:-1]))
+        here = np.asarray(a, dtype=np.int64).copy()
+        b = np.asarray(b, dtype=np.int64)
+        hops: list[tuple[IntArray, IntArray]] = []
+        for axis, (k, stride) in enumerate(zip(dims, strides, strict=True)):
+            delta = (b // stride % k - here // stride % k) % k
+            back = delta > k // 2  # the shorter way round (ties go forward)
+            steps = np.where(back, k - delta, delta)
+            for step in range(int(steps.max(initial=0))):
+                moving = np.nonzero(steps > step)[0]
+                node = here[moving]
+                link = node * 2 * len(dims) + 2 * axis + back[moving]
+                hops.append((link, moving))
+                pos = node // stride % k
+                new = np.where(back[moving], (pos - 1) % k, (pos + 1) % k)
+                here[moving] = node + (new - pos) * stride
+        return hops
+
+    def _torus_distance(self, a: IntArray, b: IntArray) -> IntArray:
+        dims = self.torus_dims
+        assert dims is not None
+        total = np.zeros(np.shape(a), dtype=np.int64)
+        stride = 1
+        for k in dims:
+            delta = (b // stride % k - a // stride % k) % k
+            total += np.minimum(delta, k - delta)
+            stride *= k
+        return total
+
     def latency_s(self, src: IntArray, dst: IntArray) -> FloatArray:
         """One-way latency of each flow: link latencies plus switch traversals."""
         src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
@@ -278,7 +335,9 @@ class Topology:
         if system.domain_link is not None:
             lat = np.where(across, system.domain_link.latency_s, lat)
         net = s["system"] != t["system"]
-        if self.dragonfly:  # local hop, then global and the far group's local hop
+        if self.torus_dims is not None:  # each hop through a system's router
+            hops = np.maximum(1, self._torus_distance(s["system"], t["system"]))
+        elif self.dragonfly:  # local hop, then global and the far group's local hop
             hops = 1 + 2 * (s["group"] != t["group"])
         else:
             hops = 1 + 2 * (s["leaf"] != t["leaf"]) + 2 * (s["pod"] != t["pod"])

@@ -257,6 +257,14 @@ class ParallelSpec(Spec):
         "or deepep (DeepEP/Hybrid-EP, Megatron's flex dispatcher: one copy per destination "
         "node, forwarded over the scale-up fabric; fp8 dispatch under fp8 training).",
     )
+    expert_gemm: Literal["per_expert", "grouped"] = Field(
+        "per_expert",
+        description="How the routed experts' GEMMs run: per_expert (a GEMM per local "
+        "expert, as Transformer Engine's GroupedLinear behind Megatron's --moe-grouped-gemm "
+        "issues them; each sees its own tokens) or grouped (one grouped kernel over all "
+        "local experts, DeepGEMM's contiguous layout or CUTLASS grouped GEMM: the tiles see "
+        "every local expert's tokens as one problem).",
+    )
     ep_comm_overlap: bool = Field(
         False,
         description="Hide the expert all-to-all behind another micro-batch's compute "

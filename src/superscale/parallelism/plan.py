@@ -99,6 +99,7 @@ class Plan:
     fp8_activations: bool = False
     ep_comm_overlap: bool = False
     ep_dispatch: str = "all_to_all"
+    expert_gemm: str = "per_expert"
     grad_reduce_dtype: str = "bf16"
     expert_imbalance: float = 1.0
     redundant_experts: int = 0
@@ -274,6 +275,7 @@ def _recipe(scenario: Scenario) -> dict[str, Any]:
         "recompute_modules": tuple(p.recompute_modules),
         "fp8_activations": scenario.require_training().fp8_activations,
         "ep_dispatch": p.ep_dispatch,
+        "expert_gemm": p.expert_gemm,
         "grad_reduce_dtype": p.grad_reduce_dtype,
         "expert_imbalance": p.expert_imbalance,
         "redundant_experts": p.redundant_experts,
@@ -300,6 +302,8 @@ def recipe_words(scenario: Scenario, plan: Plan) -> list[str]:
         words.append(f"recompute modules {', '.join(p.recompute_modules)}")
     if plan.ep > 1:
         words.append(f"expert dispatch {p.ep_dispatch}")
+    if scenario.model.moe is not None and p.expert_gemm != "per_expert":
+        words.append(f"expert GEMMs {p.expert_gemm}")
         if p.ep_comm_overlap:
             words.append("expert all-to-all overlapped")
         if p.expert_imbalance != 1.0:

@@ -66,6 +66,7 @@ STACK_SWITCHES = (
     "dp_comm_overlap",
     "ep_comm_overlap",
     "ep_dispatch",
+    "expert_gemm",
     "grad_reduce_dtype",
     "expert_imbalance",
     "redundant_experts",

@@ -60,6 +60,8 @@ class Shard:
     ep_nodes: vec.Num = 1.0  # scale-up domains one expert-parallel group spans
     ep_dedup: bool = False  # one copy of a token per destination node (DeepEP, Hybrid-EP)
     dispatch_bytes: int = ACT_BYTES  # bytes per element dispatched (fp8 under DeepEP)
+    expert_gemm_grouped: bool = False  # one grouped kernel over the local experts
+    local_experts: vec.Num = 1.0  # experts (with redundant replicas) held by one GPU
     expert_imbalance: float = 1.0  # busiest GPU's routed tokens over the mean (≥ 1)
     fp8_cast_bytes: float = 4.0  # per GEMM input element under fp8 (FP8_CAST_BYTES)
     low_dtype: str = "fp8"  # the layer GEMMs' dtype under fp8 training (LOW_DTYPE)
@@ -84,6 +86,27 @@ def _gemm(
     flops = 2.0 * batch * m * n * k
     io_bytes = ACT_BYTES * batch * (m * k + k * n + m * n)
     shape_m = m if rows is None else rows
+    return ComputeOp(
+        name=name,
+        kind="gemm",
+        flops=flops,
+        counted_flops=flops,
+        hbm_bytes=io_bytes,
+        shape=(vec.dim(shape_m), vec.dim(n), vec.dim(k)),
+    )
+
+
+def grouped_gemm(
+    name: str, rows: float, n: float, k: float, *, groups: float, fused: bool
+) -> ComputeOp:
+    """The GEMMs of `groups` local experts that together receive `rows` tokens: (rows, n, k)
+    of work and every expert's (k, n) weights read once. `fused`: one grouped kernel
+    (DeepGEMM's contiguous layout, CUTLASS grouped GEMM) schedules the tiles of all groups
+    as one problem with the groups concatenated along M, so its tile efficiency sees all
+    the rows; else a GEMM per expert, each seeing rows / groups."""
+    flops = 2.0 * rows * n * k
+    io_bytes = ACT_BYTES * (rows * k + groups * k * n + rows * n)
+    shape_m = rows if fused else rows / groups
     return ComputeOp(
         name=name,
         kind="gemm",
@@ -186,6 +209,22 @@ def _mlp(name: str, model: ModelSpec, tokens: float, ffn: float, m_rows: float) 
     return [up, _elementwise(f"{name}_act", act_bytes), down]
 
 
+def _experts(model: ModelSpec, sh: Shard, routed: float) -> list[ComputeOp]:
+    """The routed experts of one GPU: up and down GEMMs around their activation. The
+    tokens split evenly over the experts routing balances (`moe.experts / ep` of them;
+    redundant replicas share their experts' tokens but bring their own weights)."""
+    assert model.moe is not None
+    h, ffn = model.hidden, model.moe.expert_ffn_hidden
+    up_width = (2 if model.gated_mlp else 1) * ffn
+    act_bytes = (3 if model.gated_mlp else 2) * ACT_BYTES * routed * ffn
+    groups, fused = sh.local_experts, sh.expert_gemm_grouped
+    return [
+        grouped_gemm("expert_up", routed, up_width, h, groups=groups, fused=fused),
+        _elementwise("expert_act", act_bytes),
+        grouped_gemm("expert_down", routed, h, ffn, groups=groups, fused=fused),
+    ]
+
+
 def mlp_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[ComputeOp]:
     """Norm, dense FFN or mixture of experts, and residual of one layer."""
     h, t, tok = model.hidden, sh.tp, sh.tokens
@@ -201,8 +240,7 @@ def mlp_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[ComputeOp]:
         # the mean of the routed copies (balanced: each GPU gets as many as it sends)
         routed = ht * moe.top_k * sh.expert_imbalance
         ops.append(_elementwise("permute", 4 * ACT_BYTES * routed * h, kernels=4))
-        rows_per_expert = routed * sh.ep / moe.experts
-        ops.extend(_mlp("expert", model, routed, moe.expert_ffn_hidden, rows_per_expert))
+        ops.extend(_experts(model, sh, routed))
         if moe.shared_experts:
             shared = moe.shared_experts * moe.shared_ffn
             ops.extend(_mlp("shared_expert", model, tok, shared / t, tok))

@@ -268,6 +268,12 @@ def shard_of(scenario: Scenario, plan: Plan) -> layer.Shard:
         fp8_activations=plan.fp8_activations,
         ep_nodes=vec.maximum(plan.ep / scenario.cluster.system.scale_up.gpus, 1.0),
         ep_dedup=plan.ep_dispatch == "deepep",
+        expert_gemm_grouped=plan.expert_gemm == "grouped",
+        local_experts=(
+            (moe.experts + plan.redundant_experts) / plan.ep
+            if (moe := scenario.model.moe) is not None
+            else 1.0
+        ),
         dispatch_bytes=1 if dedup_fp8 else layer.ACT_BYTES,
         expert_imbalance=plan.expert_imbalance,
         fp8_cast_bytes=layer.FP8_CAST_BYTES[train.fp8_recipe],

@@ -23,8 +23,7 @@ from superscale.costs.dispatch import payload_factor, remote_copies_per_token
 from superscale.hardware.catalog import chips
 from superscale.hardware.spec import Cluster
 from superscale.models.spec import MoE
-from superscale.training.layer import ACT_BYTES
-from superscale.training.ops import ComputeOp
+from superscale.training.layer import grouped_gemm
 
 _DEEPEP_MOE = MoE(experts=256, top_k=8, expert_ffn_hidden=2048, max_nodes_per_token=4)
 _SYSTEMS = {"H800": "hgx-h800"}
@@ -93,22 +92,15 @@ def grouped_gemm_checks() -> list[ComponentCheck]:
         if name is None or row["groups"] in ("", "1") or not row["m"].strip():
             continue
         m, n, k, groups = (int(row[c]) for c in ("m", "n", "k", "groups"))
-        flops = 2.0 * groups * m * n * k
-        op = ComputeOp(
-            name="expert_up",
-            kind="gemm",
-            flops=flops,
-            counted_flops=flops,
-            hbm_bytes=ACT_BYTES * groups * (m * k + k * n + m * n),
-            shape=(m, n, k),  # the tile sees the tokens of one expert
-        )
+        # DeepGEMM's grouped contiguous kernel, priced as the lowering prices one
+        op = grouped_gemm("expert_up", groups * m, n, k, groups=groups, fused=True)
         seconds = compute_time_s(op, chips().get(name), "fp8")
         checks.append(
             ComponentCheck(
                 component="gemm_grouped",
                 label=f"grouped GEMM {row['chip']} {groups}x({m},{n},{k}) fp8",
                 measured=float(row["achieved_tflops"]),
-                predicted=flops / seconds / 1e12,
+                predicted=op.flops / seconds / 1e12,
                 unit="TFLOP/s",
                 source=row["source"],
             )

@@ -7,6 +7,7 @@ at the step's utilization and throughput.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 from superscale.errors import SpecError
 from superscale.facility import assess
@@ -47,9 +48,11 @@ def simulate_timeline(
     engine: str = "analytical",
     ranks: str = "stage",
     spans: bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Result, Timeline | None]:
     """As `simulate`, also returning the event engine's timeline (None for analytical);
-    `spans=False` skips recording the per-op spans a trace needs (faster)."""
+    `spans=False` skips recording the per-op spans a trace needs (faster); `progress`
+    hears the event engine's tasks (`simulate_events`)."""
     if engine not in ENGINES:
         raise SpecError(f"engine: unknown engine '{engine}' (allowed: {', '.join(ENGINES)})")
     if ranks not in {"stage", "all"}:
@@ -67,6 +70,7 @@ def simulate_timeline(
             precision,
             ranks="all" if ranks == "all" else "stage",
             record=spans,
+            progress=progress,
         )
         step = timeline.step
     else:

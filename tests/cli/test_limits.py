@@ -485,3 +485,39 @@ def test_progress_bar_only_on_a_terminal_and_after_a_second(
     total = len(rows)
     assert calls == [(i, total) for i in range(1, total + 1)]  # once a row
     assert f"{total}/{total}" in shown.getvalue()
+
+
+def test_event_engine_reports_every_task() -> None:
+    # tp 4 x pp 2 on 8 GPUs leaves dp 1, so 16 micro-batches; interleaving (2 chunks) runs
+    # a forward and a backward task per micro-batch and chunk, no separate weight-gradient
+    # task: 16 x 2 x 2 = 64 on each of the 2 simulated ranks, 128 in all. The work cap's
+    # estimate counts a weight-gradient task too (zero-bubble schedules), 192.
+    from superscale.pipeline import simulate_timeline
+    from superscale.scenario import load_scenario
+
+    scenario = load_scenario(
+        {
+            **BASE,
+            "cluster": {"system": "dgx-h100", "count": 1},
+            "training": {"seq_len": 1024, "global_batch": 16},
+            "parallel": {
+                "tp": 4,
+                "pp": 2,
+                "micro_batch": 1,
+                "schedule": "interleaved",
+                "virtual_stages": 2,
+            },
+        }
+    )
+    calls: list[tuple[int, int]] = []
+    simulate_timeline(
+        scenario, engine="event", spans=False, progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls[-1] == (128, 128)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    from superscale.cli.limits import event_tasks
+
+    assert event_tasks(micro_batches=16, pp=2, virtual_stages=2, gpus=8, all_ranks=False) == 192
+    none: list[tuple[int, int]] = []
+    simulate_timeline(scenario, spans=False, progress=lambda d, t: none.append((d, t)))
+    assert none == []  # the analytical engine has no tasks to report

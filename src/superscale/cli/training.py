@@ -24,7 +24,6 @@ from superscale.cli.limits import (
     check_work,
     event_tasks,
     progress_bar,
-    working,
 )
 from superscale.errors import SpecError
 from superscale.pipeline import ENGINES, simulate_timeline
@@ -123,13 +122,14 @@ def simulate(
     )
     if engine == "event":
         _check_event_work(loaded, all_ranks=ranks == "all", cap=max_tasks)
-    with working(err_console, f"{engine} engine: simulating the step", enabled=engine == "event"):
+    with progress_bar(err_console, "event engine: simulating", unit="tasks") as bar:
         result, timeline = simulate_timeline(
             loaded,
             name=name,
             engine=engine,
             ranks=ranks,
             spans=trace is not None,
+            progress=bar if engine == "event" else None,
         )
     if trace is not None and timeline is not None:
         _write_trace(trace, timeline, title=name)

@@ -22,7 +22,7 @@ collective; a test checks that both modes agree.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -312,8 +312,11 @@ class _Engine:
         *,
         full: bool,
         record: bool,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.program, self.plan, self.comm = program, plan, comm
+        self.progress = progress
+        self.started, self.total, self.every = 0, 0, 1
         self.env = Environment()
         self.full, self.record = full, record
         self.schedule = schedules()[plan.schedule]
@@ -416,6 +419,8 @@ class _Engine:
                 state = _RankState(rank=stage * self.per_stage + member, stage=stage)
                 states.append(state)
                 self.env.process(self._rank(state, member))
+        self.total = sum(len(self.schedule.tasks(self.shape, s.stage)) for s in states)
+        self.every = max(1, self.total // 200)  # ~200 reports, however long the step
         self.env.run()
         stuck = [s.rank for s in states if not s.finished]
         if stuck:  # a schedule whose dependencies cannot all be met: a bug, not user input
@@ -602,6 +607,11 @@ class _Engine:
 
     def _run_task(self, state: _RankState, member: int, task: Task) -> Generator[Event, Any, None]:
         env, acct = self.env, state.acct
+        self.started += 1
+        if self.progress is not None and (
+            self.started % self.every == 0 or self.started == self.total
+        ):
+            self.progress(self.started, self.total)
         direction, lane = self.lane_of(state.stage, task.chunk)
         code = self.code[(lane, task.kind)]
         key = self._arrival_key(state, member, task)
@@ -831,8 +841,11 @@ def simulate_events(
     ranks: Literal["stage", "all"] = "stage",
     record: bool = True,
     comm_model: CommModel | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Timeline:
     """Run one training step as events; `ranks="all"` simulates every GPU (small clusters).
+    `progress(started, total)` is called as tasks start (~200 times a step; the CLI draws
+    it as a bar).
 
     Raises:
         InfeasiblePlan: a schedule that cannot run this plan (e.g. interleaving with a
@@ -845,7 +858,7 @@ def simulate_events(
             f"full-rank simulation is for small clusters (≤ 4,096 GPUs), "
             f"not {cluster.gpus:,}; use ranks='stage'"
         )
-    engine = _Engine(program, plan, comm, precision, full=full, record=record)
+    engine = _Engine(program, plan, comm, precision, full=full, record=record, progress=progress)
     states = engine.run()
     step_s = max(s.end_s for s in states)
     # The analytical engine's definition: the work of the busiest stage, and the rest of the

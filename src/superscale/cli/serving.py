@@ -9,7 +9,14 @@ import typer
 from rich.table import Table
 
 from superscale.cli.app import app, console, err_console, print_json
-from superscale.cli.limits import MAX_SERVE_REQUESTS, check_work, in_range, plural, working
+from superscale.cli.limits import (
+    MAX_SERVE_REQUESTS,
+    check_work,
+    in_range,
+    plural,
+    progress_bar,
+    working,
+)
 from superscale.errors import SpecError
 from superscale.readers import MAX_TRACE_BYTES, read_text_bounded
 from superscale.scenario import load_scenario
@@ -96,8 +103,8 @@ def serve(
             cap=max_requests,
             flag="--max-requests",
         )
-    with working(err_console, "simulating requests"):
-        result = run_serve(spec, requests=requests, name=scenario.stem)
+    with progress_bar(err_console, "serve: simulating", unit="requests") as progress:
+        result = run_serve(spec, requests=requests, name=scenario.stem, progress=progress)
     data = result.to_json()
     facility = _facility_hook(spec, data)
     if facility is not None:
@@ -304,8 +311,8 @@ def print_inference_validation(*, json_out: bool, source: str | None) -> None:
     """`superscale validate --inference`: serving predictions against published rows."""
     from superscale.validate.inference import compare_all, summarize_errors
 
-    with working(err_console, "validate --inference: simulating the published rows"):
-        rows = compare_all()
+    with progress_bar(err_console, "validate --inference", unit="rows") as progress:
+        rows = compare_all(progress)
     if source is not None:
         known = sorted({r.source_key for r in rows})
         if source not in known:

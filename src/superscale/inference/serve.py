@@ -20,6 +20,7 @@ iterations it ran, the drafter's passes, and attention and sampling (the rest).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,10 +305,17 @@ def pool_metrics(
     return out
 
 
-def run_deployment(dep: Deployment, requests: Requests, slo: SloSpec) -> dict[str, Any]:
-    """Simulate `requests` on a deployment that fits and summarize the run."""
+def run_deployment(
+    dep: Deployment,
+    requests: Requests,
+    slo: SloSpec,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Simulate `requests` on a deployment that fits and summarize the run (`progress`:
+    the simulator's (settled, total) callback)."""
     engines = engine_configs(dep)
-    outcome = simulate(requests, engines, transfer=dep.transfer)
+    outcome = simulate(requests, engines, transfer=dep.transfer, progress=progress)
     if outcome.arrival_s is not None:  # a closed loop: the clients' actual send times
         requests = dataclasses.replace(requests, arrival_s=outcome.arrival_s)
     metrics = summarize_outcome(requests, outcome, gpus=dep.gpus, slo=slo)
@@ -317,11 +325,18 @@ def run_deployment(dep: Deployment, requests: Requests, slo: SloSpec) -> dict[st
     return metrics
 
 
-def serve(scenario: Scenario, *, requests: Requests | None = None, name: str = "") -> ServeResult:
+def serve(
+    scenario: Scenario,
+    *,
+    requests: Requests | None = None,
+    name: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> ServeResult:
     """Simulate a scenario's serving section.
 
     Args:
         requests: the requests to serve (a parsed trace); default: drawn from the workload.
+        progress: called with (requests settled, requests) as the simulation runs.
     Raises:
         SpecError: the serving plan does not suit the model or cluster.
         InfeasiblePlan: the chip lacks the asked precision.
@@ -332,7 +347,7 @@ def serve(scenario: Scenario, *, requests: Requests | None = None, name: str = "
     if requests is None:
         requests = generate(serving.workload)
     mean_context = float(requests.prompt_tokens.mean() + requests.output_tokens.mean())
-    metrics = run_deployment(dep, requests, serving.slo) if dep.fits else None
+    metrics = run_deployment(dep, requests, serving.slo, progress=progress) if dep.fits else None
     return ServeResult(
         name=name,
         model=scenario.model.display_name or scenario.model.name,

@@ -38,6 +38,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -174,6 +175,7 @@ class Simulator:
         engines: list[EngineConfig],
         *,
         transfer: KvTransfer | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> None:
         self.arrival = requests.arrival_s.tolist()
         self.prompt = requests.prompt_tokens.tolist()
@@ -197,6 +199,9 @@ class Simulator:
         self.busy_s = 0.0
         self.users, self.think_s = requests.users, requests.think_time_s
         self.next_request = 0  # closed loop: the next request a client sends
+        self.progress = progress
+        self.settled = 0  # requests finished or refused
+        self.report_every = max(1, n // 200)
 
     # ---- event queue ------------------------------------------------------------------
     def _push(self, t: float, kind: int, a: int, b: int = 0) -> None:
@@ -283,6 +288,11 @@ class Simulator:
 
     def _done(self, t: float) -> None:
         """A request completed (or was refused) at t: its client sends again after thinking."""
+        self.settled += 1
+        if self.progress is not None and (
+            self.settled % self.report_every == 0 or self.settled == len(self.arrival)
+        ):
+            self.progress(self.settled, len(self.arrival))
         if self.users:
             self._send(t + self.think_s)
 
@@ -437,7 +447,12 @@ def _load(e: _Engine) -> int:
 
 
 def simulate(
-    requests: Requests, engines: list[EngineConfig], *, transfer: KvTransfer | None = None
+    requests: Requests,
+    engines: list[EngineConfig],
+    *,
+    transfer: KvTransfer | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Outcome:
-    """Run the requests through the engines; deterministic for equal inputs."""
-    return Simulator(requests, engines, transfer=transfer).run()
+    """Run the requests through the engines; deterministic for equal inputs. `progress`
+    is called with (requests settled, requests) about 200 times a run."""
+    return Simulator(requests, engines, transfer=transfer, progress=progress).run()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -237,9 +238,16 @@ def compare_row(row: dict[str, str]) -> Comparison:
     )
 
 
-def compare_all() -> list[Comparison]:
-    """Every reference row, predicted or skipped with a reason."""
-    return [compare_row(r) for r in reference_rows()]
+def compare_all(progress: Callable[[int, int], None] | None = None) -> list[Comparison]:
+    """Every reference row, predicted or skipped with a reason; `progress(done, total)`
+    after each row."""
+    rows = reference_rows()
+    out = []
+    for done, row in enumerate(rows, 1):
+        out.append(compare_row(row))
+        if progress is not None:
+            progress(done, len(rows))
+    return out
 
 
 def _stats(rows: list[Comparison]) -> dict[str, Any]:

@@ -78,22 +78,23 @@ class Shard:
         return vec.where(self.sequence_parallel, self.tokens / self.tp, vec.as_float(self.tokens))
 
 
-def _gemm(
-    name: str, m: float, n: float, k: float, *, batch: float = 1.0, rows: float | None = None
+def _gemm_op(
+    name: str, flops: float, hbm_bytes: float, shape_m: float, n: float, k: float
 ) -> ComputeOp:
-    """`batch` GEMMs of (m, n, k); `rows` overrides the m its efficiency sees (grouped GEMMs
-    of experts see the tokens per expert, not all routed tokens)."""
-    flops = 2.0 * batch * m * n * k
-    io_bytes = ACT_BYTES * batch * (m * k + k * n + m * n)
-    shape_m = m if rows is None else rows
     return ComputeOp(
         name=name,
         kind="gemm",
         flops=flops,
         counted_flops=flops,
-        hbm_bytes=io_bytes,
+        hbm_bytes=hbm_bytes,
         shape=(vec.dim(shape_m), vec.dim(n), vec.dim(k)),
     )
+
+
+def _gemm(name: str, m: float, n: float, k: float, *, batch: float = 1.0) -> ComputeOp:
+    """`batch` GEMMs of (m, n, k)."""
+    io_bytes = ACT_BYTES * batch * (m * k + k * n + m * n)
+    return _gemm_op(name, 2.0 * batch * m * n * k, io_bytes, m, n, k)
 
 
 def grouped_gemm(
@@ -104,17 +105,9 @@ def grouped_gemm(
     (DeepGEMM's contiguous layout, CUTLASS grouped GEMM) schedules the tiles of all groups
     as one problem with the groups concatenated along M, so its tile efficiency sees all
     the rows; else a GEMM per expert, each seeing rows / groups."""
-    flops = 2.0 * rows * n * k
     io_bytes = ACT_BYTES * (rows * k + groups * k * n + rows * n)
     shape_m = rows if fused else rows / groups
-    return ComputeOp(
-        name=name,
-        kind="gemm",
-        flops=flops,
-        counted_flops=flops,
-        hbm_bytes=io_bytes,
-        shape=(vec.dim(shape_m), vec.dim(n), vec.dim(k)),
-    )
+    return _gemm_op(name, 2.0 * rows * n * k, io_bytes, shape_m, n, k)
 
 
 def _elementwise(name: str, hbm_bytes: float, kernels: int = 1) -> ComputeOp:
@@ -199,13 +192,13 @@ def _residual(name: str, hidden: int, tokens: float, dropout: bool) -> ComputeOp
     return _elementwise(name, (3 * ACT_BYTES + (1 if dropout else 0)) * tokens * hidden)
 
 
-def _mlp(name: str, model: ModelSpec, tokens: float, ffn: float, m_rows: float) -> list[ComputeOp]:
+def _mlp(name: str, model: ModelSpec, tokens: float, ffn: float) -> list[ComputeOp]:
     """An MLP on `tokens` tokens whose FFN width on this GPU is `ffn`."""
     h = model.hidden
     up_width = (2 if model.gated_mlp else 1) * ffn
     act_bytes = (3 if model.gated_mlp else 2) * ACT_BYTES * tokens * ffn
-    up = _gemm(f"{name}_up", tokens, up_width, h, rows=m_rows)
-    down = _gemm(f"{name}_down", tokens, h, ffn, rows=m_rows)
+    up = _gemm(f"{name}_up", tokens, up_width, h)
+    down = _gemm(f"{name}_down", tokens, h, ffn)
     return [up, _elementwise(f"{name}_act", act_bytes), down]
 
 
@@ -243,9 +236,9 @@ def mlp_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[ComputeOp]:
         ops.extend(_experts(model, sh, routed))
         if moe.shared_experts:
             shared = moe.shared_experts * moe.shared_ffn
-            ops.extend(_mlp("shared_expert", model, tok, shared / t, tok))
+            ops.extend(_mlp("shared_expert", model, tok, shared / t))
     else:
-        ops.extend(_mlp("mlp", model, tok, model.ffn_hidden / t, tok))
+        ops.extend(_mlp("mlp", model, tok, model.ffn_hidden / t))
     ops.append(_residual("mlp_residual", h, ht, sh.dropout))
     return ops
 

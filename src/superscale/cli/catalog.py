@@ -451,6 +451,7 @@ def _check_json(scenario: Scenario, plan: Plan) -> dict[str, Any]:
             "network": cl.nic.name,
             "topology": cl.scale_out.topology,
             "oversubscription": cl.scale_out.oversubscription,
+            "planes": cl.scale_out.planes,
             "profile": cl.profile,
             "efficiency": efficiency_source(cl.chip),
         },
@@ -489,7 +490,8 @@ def _print_check(path: str, scenario: Scenario, plan: Plan) -> None:
     grid.add_row(
         "cluster",
         f"{escape(cluster_name)}{cl.system.name} × {cl.count:,} = {plural(cl.gpus, 'GPU')} "
-        f"({cl.chip.name}); scale-out {cl.nic.name}, {cl.scale_out.topology}",
+        f"({cl.chip.name}); scale-out {cl.nic.name}, {cl.scale_out.topology}"
+        + (f", {cl.scale_out.planes} planes" if cl.scale_out.planes > 1 else ""),
     )
     grid.add_row("efficiency", escape(efficiency_source(cl.chip)))
     grid.add_row(

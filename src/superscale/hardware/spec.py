@@ -361,6 +361,15 @@ class ScaleOut(Spec):
     pod_gpus: int | None = Field(
         None, gt=0, description="GPUs under one spine block (pod); default from leaf_radix."
     )
+    planes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Independent network planes (multi-plane fat-tree: DeepSeek-V3's 8 "
+        "planes, Alibaba HPN's dual plane): each system's NICs split evenly over them, "
+        "each plane is its own leaf-spine fabric, and traffic for a NIC of another plane "
+        "first crosses the scale-up fabric to a GPU on that plane (PXN). 1 = one fabric.",
+    )
 
     _net = field_validator("network", mode="before")(lambda v: _resolve("link", v))
 
@@ -370,6 +379,11 @@ class ScaleOut(Spec):
             raise ValueError("topology torus needs torus_dims, e.g. [4, 4, 4]")
         if self.torus_dims is not None and min(self.torus_dims) < 2:
             raise ValueError(f"torus_dims must each be >= 2, got {list(self.torus_dims)}")
+        if self.planes > 1 and self.topology in {"dragonfly", "torus"}:
+            raise ValueError(
+                f"planes ({self.planes}) split a fat-tree or rail-optimized fabric; "
+                f"topology '{self.topology}' has none (use planes: 1)"
+            )
         return self
 
 
@@ -453,6 +467,12 @@ class Cluster(Spec):
             raise ValueError(
                 f"scale_out.torus_dims {list(dims)} hold {math.prod(dims)} systems, "
                 f"but count is {self.count}"
+            )
+        nics, planes = self.system.nics.count, self.scale_out.planes
+        if nics % planes:
+            raise ValueError(
+                f"scale_out.planes ({planes}) must divide the system's NICs ({nics}): "
+                "each plane takes an equal share of them"
             )
         return self
 

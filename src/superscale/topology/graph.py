@@ -25,6 +25,12 @@ links (`global`), so flows between two groups share them.
 A torus (`torus_dims`, TPU/Ascend-style) puts systems on a wrap-around grid with one link
 per direction of each axis (`torus`); flows take dimension-order minimal routes (the
 shorter way round each ring), and every link on a route carries the flow.
+A multi-plane fabric (`planes` P > 1; DeepSeek-V3's eight-plane fat-tree) splits each
+system's NICs evenly over P independent leaf-spine fabrics, NIC rails r·P/k.. on plane
+r·P // k: a spine block serves one plane's leaves only, so a two-tier plane reaches P
+times as many systems, and a flow bound for a NIC on another plane first crosses the
+scale-up fabric to the sender-side GPU on the receiver's rail (PXN), then leaves by that
+GPU's NIC.
 Capacities are per direction, times each link's achieved protocol efficiency.
 """
 
@@ -129,6 +135,10 @@ class Topology:
         return -(-self.cluster.count // self.cluster.scale_out.dragonfly_group_systems)
 
     @property
+    def planes(self) -> int:
+        return self.cluster.scale_out.planes
+
+    @property
     def rail_optimized(self) -> bool:
         return self.cluster.scale_out.topology in {"rail-optimized", "rail-fat-tree"}
 
@@ -141,14 +151,14 @@ class Topology:
     def systems_per_leaf(self) -> int:
         if self.rail_optimized:
             return self.leaf_downlinks  # one NIC per system on each rail's leaf
-        return max(1, self.leaf_downlinks // self.nics_per_system)
+        return max(1, self.leaf_downlinks // (self.nics_per_system // self.planes))
 
     @cached_property
     def systems_per_pod(self) -> int:
         """Systems under one spine block (radix/2 leaves, or leaf groups on rails)."""
         if self.cluster.scale_out.pod_gpus is not None:
             return max(1, self.cluster.scale_out.pod_gpus // self.per_system)
-        leaves_per_group = self.nics_per_system if self.rail_optimized else 1
+        leaves_per_group = self.nics_per_system // self.planes if self.rail_optimized else 1
         groups = max(1, (self.cluster.scale_out.leaf_radix // 2) // leaves_per_group)
         return self.systems_per_leaf * groups
 
@@ -166,7 +176,7 @@ class Topology:
         pod_up = (
             leaf_up
             * (self.systems_per_pod // self.systems_per_leaf)
-            * (self.nics_per_system if self.rail_optimized else 1)
+            * (self.nics_per_system // self.planes if self.rail_optimized else 1)
             / so.pod_oversubscription
         )
         group_nics = min(so.dragonfly_group_systems, self.cluster.count) * self.nics_per_system
@@ -206,11 +216,13 @@ class Topology:
         rail = local * k // p
         nic = system * k + rail
         leaf_block = system // self.systems_per_leaf
+        plane = rail * self.planes // k
         if self.rail_optimized:
             blocks = -(-self.cluster.count // self.systems_per_leaf)
             leaf = rail * blocks + leaf_block
-        else:
-            leaf = leaf_block
+        else:  # a fat-tree's leaves: one per block of systems on each plane
+            leaf = leaf_block * self.planes + plane
+        pods = -(-self.cluster.count // self.systems_per_pod)
         return {
             "system": system,
             "local": local,
@@ -218,7 +230,8 @@ class Topology:
             "nic": nic,
             "rail": rail,
             "leaf": leaf,
-            "pod": system // self.systems_per_pod,
+            "pod": plane * pods + system // self.systems_per_pod,
+            "plane": plane,
             "group": system // self.cluster.scale_out.dragonfly_group_systems,
         }
 
@@ -259,6 +272,19 @@ class Topology:
         add("host_tx", across_domains, src, self.gpus)
         add("host_rx", across_domains, dst, self.gpus)
         net = ~same_system
+        if net.any() and self.planes > 1:  # PXN: to the sender-side GPU on the far rail
+            other, proxy, c = self._pxn(net, s, t)
+            near = other & (c["domain"] == s["domain"]) & (proxy != src)
+            if self.mesh:
+                d = self.domain
+                add("mesh", near, src * d + c["local"] % d, self.gpus * d)
+            else:
+                add("up_tx", near, src, self.gpus)
+                add("up_rx", near, proxy, self.gpus)
+            far = other & (c["domain"] != s["domain"])
+            add("host_tx", far, src, self.gpus)
+            add("host_rx", far, proxy, self.gpus)
+            s = {**s, **{key: np.where(other, c[key], s[key]) for key in ("nic", "leaf", "pod")}}
         if net.any():
             nics = self.cluster.count * self.nics_per_system
             add("nic_tx", net, s["nic"], nics)
@@ -286,6 +312,16 @@ class Topology:
             add("pod_up", cross_pod, s["pod"], pods)
             add("pod_down", cross_pod, t["pod"], pods)
         return LinkLoads(bytes=out)
+
+    def _pxn(
+        self, net: NDArray[np.bool_], s: dict[str, IntArray], t: dict[str, IntArray]
+    ) -> tuple[NDArray[np.bool_], IntArray, dict[str, IntArray]]:
+        """Flows bound for another plane, their proxies (the sender-side GPU on the
+        receiver's rail) and the proxies' coordinates."""
+        other = net & (s["plane"] != t["plane"])
+        per_rail = max(1, self.per_system // self.nics_per_system)
+        proxy = s["system"] * self.per_system + t["rail"] * per_rail + s["local"] % per_rail
+        return other, proxy, self._coords(proxy)
 
     def _torus_hops(self, a: IntArray, b: IntArray) -> list[tuple[IntArray, IntArray]]:
         """(link ids, flow indices) of every hop of dimension-order minimal routes from
@@ -335,6 +371,10 @@ class Topology:
         if system.domain_link is not None:
             lat = np.where(across, system.domain_link.latency_s, lat)
         net = s["system"] != t["system"]
+        other = np.zeros(src.shape, dtype=bool)
+        if self.planes > 1:  # hops counted from the proxy, after a scale-up hop to it
+            other, _, c = self._pxn(net, s, t)
+            s = {**s, **{key: np.where(other, c[key], s[key]) for key in ("leaf", "pod")}}
         if self.torus_dims is not None:  # each hop through a system's router
             hops = np.maximum(1, self._torus_distance(s["system"], t["system"]))
         elif self.dragonfly:  # local hop, then global and the far group's local hop
@@ -342,6 +382,7 @@ class Topology:
         else:
             hops = 1 + 2 * (s["leaf"] != t["leaf"]) + 2 * (s["pod"] != t["pod"])
         lat = np.where(net, self.cluster.nic.latency_s + hops * SWITCH_HOP_S, lat)
+        lat = lat + np.where(other, system.scale_up.link.latency_s, 0.0)
         return np.where(src == dst, 0.0, lat)
 
     def flow_cost(

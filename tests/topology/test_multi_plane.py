@@ -66,3 +66,22 @@ def test_planes_must_divide_the_nics_and_need_a_fat_tree() -> None:
     torus = {"topology": "torus", "torus_dims": [2], "planes": 2}
     with pytest.raises(SpecError, match="planes"):
         load_scenario({**base, "cluster": {"system": "dgx-h100", "count": 2, "scale_out": torus}})
+
+
+def test_check_names_the_network_shape() -> None:
+    from superscale.cli.catalog import network_words
+
+    topo = _topology(8)
+    assert network_words(topo.cluster) == "rail-optimized, 8 planes"
+    fat = Cluster(
+        system=systems().get("dgx-h100"),
+        count=2,
+        scale_out=ScaleOut(topology="fat-tree", oversubscription=2.0),
+    )
+    assert network_words(fat) == "fat-tree, 2:1 at the leaves"
+    torus = Cluster(
+        system=systems().get("dgx-h100"),
+        count=8,
+        scale_out=ScaleOut(topology="torus", torus_dims=(2, 2, 2)),
+    )
+    assert network_words(torus) == "torus 2×2×2"

@@ -452,6 +452,7 @@ def _check_json(scenario: Scenario, plan: Plan) -> dict[str, Any]:
             "topology": cl.scale_out.topology,
             "oversubscription": cl.scale_out.oversubscription,
             "planes": cl.scale_out.planes,
+            "network_shape": network_words(cl),
             "profile": cl.profile,
             "efficiency": efficiency_source(cl.chip),
         },
@@ -477,6 +478,25 @@ def _check_json(scenario: Scenario, plan: Plan) -> dict[str, Any]:
     }
 
 
+def network_words(cl: Cluster) -> str:
+    """The scale-out topology with the figures that shape it, in the scenario's words."""
+    so = cl.scale_out
+    words: list[str] = [so.topology]
+    if so.topology == "dragonfly":
+        links = so.global_links_per_group or "one per NIC"
+        words.append(f"groups of {so.dragonfly_group_systems} systems, global links {links}")
+    elif so.topology == "torus" and so.torus_dims is not None:
+        dims = "×".join(str(d) for d in so.torus_dims)
+        rate = f", {so.torus_link_gb_per_s:g} GB/s links" if so.torus_link_gb_per_s else ""
+        words[0] = f"torus {dims}{rate}"
+    else:
+        if so.oversubscription != 1.0:
+            words.append(f"{so.oversubscription:g}:1 at the leaves")
+        if so.planes > 1:
+            words.append(f"{so.planes} planes")
+    return ", ".join(words)
+
+
 def _print_check(path: str, scenario: Scenario, plan: Plan) -> None:
     m, cl, t = scenario.model, scenario.cluster, scenario.require_training()
     params = f"{_billions(m.params)} B params"
@@ -490,8 +510,7 @@ def _print_check(path: str, scenario: Scenario, plan: Plan) -> None:
     grid.add_row(
         "cluster",
         f"{escape(cluster_name)}{cl.system.name} × {cl.count:,} = {plural(cl.gpus, 'GPU')} "
-        f"({cl.chip.name}); scale-out {cl.nic.name}, {cl.scale_out.topology}"
-        + (f", {cl.scale_out.planes} planes" if cl.scale_out.planes > 1 else ""),
+        f"({cl.chip.name}); scale-out {cl.nic.name}, {network_words(cl)}",
     )
     grid.add_row("efficiency", escape(efficiency_source(cl.chip)))
     grid.add_row(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from superscale.calibrate.fit import fit_all, fit_gemm, main
+from superscale.calibrate.fit import fit_all, fit_gemm, main, sustained_fraction
 from superscale.hardware.catalog import chips
 
 
@@ -27,10 +27,26 @@ def test_every_fit_has_rows_an_error_and_the_catalog_value() -> None:
         assert set(f.fitted) == set(f.catalog)
 
 
-def test_a_best_shape_alone_is_the_plateau() -> None:
+def test_a_best_shape_alone_is_the_plateau_at_sustained_clocks() -> None:
+    """B200 has one MAMF row per precision (a short run); GB200's fp8 rows pair a MAMF best
+    shape (3,615.6 TFLOP/s) with Azure's 10,000-warm-up sweep (best 2,906.9): B200 takes
+    that sustained fraction."""
     (bf16,) = [f for f in fit_gemm(chips().get("b200")) if f.precision == "bf16"]
     assert bf16.rows == 1
-    assert bf16.fitted["large_gemm_fraction"] == pytest.approx(1745.0 / 2250.0, abs=1e-4)
+    expected = 1745.0 / 2250.0 * (2906.9 / 3615.6)
+    assert bf16.fitted["large_gemm_fraction"] == pytest.approx(expected, abs=1e-4)
+    assert "gb200" in bf16.note
+
+
+def test_sustained_rows_replace_short_runs_where_both_exist() -> None:
+    """H100 fp8: the MAMF best shape (1,402.6) is left out beside Azure's nine sustained
+    sweep rows; with no sustained pair (MI300X bf16) the short run stands as measured."""
+    (fp8,) = [f for f in fit_gemm(chips().get("h100-sxm")) if f.precision == "fp8"]
+    assert fp8.rows == 9 and not fp8.note
+    assert sustained_fraction(chips().get("h100-sxm"))[0] == pytest.approx(1382.2 / 1402.6)
+    (bf16,) = [f for f in fit_gemm(chips().get("mi300x")) if f.precision == "bf16"]
+    assert bf16.fitted["large_gemm_fraction"] == pytest.approx(668.4 / 1300.0, abs=2e-3)
+    assert "as measured" in bf16.note
 
 
 def test_cli_writes_yaml_and_refuses_unknown_chips(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -66,6 +66,18 @@ class DocumentMask(Spec):
         return self.mean_doc_tokens * (1.0 + self.length_cv**2)
 
 
+class Bf16Layers(Spec):
+    """Transformer layers kept in bf16 under fp8 or fp4 training (Megatron-LM's
+    --first-last-layers-bf16; its counts default to 1 each)."""
+
+    start: int = Field(
+        1, ge=0, le=MAX_LAYERS, description="First layers in bf16 (--num-layers-at-start-in-bf16)."
+    )
+    end: int = Field(
+        1, ge=0, le=MAX_LAYERS, description="Last layers in bf16 (--num-layers-at-end-in-bf16)."
+    )
+
+
 class TrainingSpec(Spec):
     """What one training step processes."""
 
@@ -104,6 +116,13 @@ class TrainingSpec(Spec):
         "and the SwiGLU in fp8 for backward (DeepSeek-V3 Sec. 3.3.2); needs precision fp8.",
     )
 
+    bf16_layers: Bf16Layers | None = Field(
+        None,
+        description="Keep the first `start` and last `end` transformer layers' GEMMs in bf16, "
+        "without quantize traffic, under fp8/fp4 training (Megatron-LM "
+        "--first-last-layers-bf16); needs precision fp8 and a per-layer recipe (current, "
+        "blockwise, mxfp8, nvfp4). None = every layer in the low precision.",
+    )
     document_mask: DocumentMask | None = Field(
         None,
         description="Packed sequences whose attention is masked to each document "
@@ -133,6 +152,21 @@ class TrainingSpec(Spec):
         if self.fp8_recipe != "delayed" and self.precision != "fp8":
             raise ValueError(f"training.fp8_recipe needs precision fp8 (got {self.precision})")
         return self
+
+    @field_validator("bf16_layers")
+    @classmethod
+    def _bf16_layers_need_fp8(cls, value: Bf16Layers | None, info: Any) -> Bf16Layers | None:
+        precision, recipe = info.data.get("precision"), info.data.get("fp8_recipe")
+        if value is None or precision is None or recipe is None:
+            return value  # an earlier field failed and is reported
+        if precision != "fp8":
+            raise ValueError(f"needs precision fp8 (fp8 or fp4 training), got {precision}")
+        if recipe == "delayed":  # Megatron-Core's TransformerConfig refuses it too
+            raise ValueError(
+                "delayed scaling cannot keep layers in bf16 (its amax history is shared "
+                "across layers); set training.fp8_recipe to current, blockwise, mxfp8 or nvfp4"
+            )
+        return value
 
     @model_validator(mode="after")
     def _fp8_storage_needs_fp8(self) -> TrainingSpec:
@@ -441,6 +475,12 @@ class Scenario(Spec):
             raise ValueError(
                 f"training.fp8_recipe 'nvfp4' needs a chip with fp4 tensor cores (Blackwell); "
                 f"{self.cluster.chip.name} has none (use delayed, current or blockwise)"
+            )
+        bf16 = self.training.bf16_layers
+        if bf16 is not None and bf16.start + bf16.end > m.layers:
+            raise ValueError(
+                f"training.bf16_layers: start + end = {bf16.start} + {bf16.end} exceeds the "
+                f"model's {m.layers} layers"
             )
         if self.training.images_per_sample and m.vision is None:
             raise ValueError("training.images_per_sample > 0 needs a model with a vision encoder")

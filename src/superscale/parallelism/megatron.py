@@ -71,6 +71,8 @@ apply to absent flags):
     --fp8-recipe delayed|tensorwise|blockwise|mxfp8 (tensorwise → current), or
     --fp4-format e2m1 [--fp4-recipe nvfp4] (precision fp8, recipe nvfp4)
                                                                     training.fp8_recipe
+    --first-last-layers-bf16 [--num-layers-at-start-in-bf16 N] [--num-layers-at-end-in-bf16 N]
+    (1 each by default; only under fp8/fp4)                         training.bf16_layers
     --attention-dropout / --hidden-dropout (default 0.1 each)       training.dropout (any > 0)
     torchrun/launch --nproc_per_node × --nnodes (deepspeed --num_gpus × --num_nodes)
                                                                     the GPU count
@@ -111,6 +113,7 @@ _INT_FLAGS = """
     qk-pos-emb-head-dim v-head-dim mtp-num-layers recompute-num-layers
     moe-router-num-groups moe-router-group-topk decoder-first-pipeline-num-layers
     decoder-last-pipeline-num-layers num-distributed-optimizer-instances
+    num-layers-at-start-in-bf16 num-layers-at-end-in-bf16
 """
 _STR_FLAGS = """
     normalization position-embedding-type fp8-format recompute-granularity recompute-method
@@ -127,6 +130,7 @@ _BOOL_FLAGS = """
     use-rotary-position-embeddings
     no-position-embedding qk-layernorm overlap-moe-expert-parallel-comm moe-enable-deepep
     use-precision-aware-optimizer accumulate-allreduce-grads-in-fp32 grad-reduce-in-bf16
+    first-last-layers-bf16
 """
 _FLAGS: dict[str, str] = {
     **dict.fromkeys(_INT_FLAGS.split(), _INT),
@@ -155,6 +159,7 @@ _FP8_RECIPES = {
     "blockwise": "blockwise",
     "mxfp8": "mxfp8",
 }
+_MAY_BE_ZERO = {"mtp-num-layers", "num-layers-at-start-in-bf16", "num-layers-at-end-in-bf16"}
 _ZERO_BY_SHARDING = {"no_shard": 0, "optim": 1, "optim_grads": 2, "optim_grads_params": 3}
 
 
@@ -327,7 +332,7 @@ def _convert(name: str, kind: str, text: str) -> Any:
             number = int(text)
         except ValueError:
             raise SpecError(f"expects an integer, got '{text}'", path=flag) from None
-        minimum = 0 if name == "mtp-num-layers" else 1
+        minimum = 0 if name in _MAY_BE_ZERO else 1
         if number < minimum:
             raise SpecError(f"must be >= {minimum}, got {number}", path=flag)
         return number
@@ -879,6 +884,7 @@ def _training(
             "no --bf16/--fp16/--fp8-format: Megatron would train in fp32, which is not "
             "modelled; assuming bf16"
         )
+    training.update(_bf16_layers(values, training, w))
     dropout = max(values.get("attention-dropout", 0.1), values.get("hidden-dropout", 0.1))
     training["dropout"] = dropout > 0  # Megatron's default is 0.1 for both
     if values.get("use-precision-aware-optimizer"):
@@ -892,3 +898,29 @@ def _training(
             )
         training["adam_moments"] = first if first == second else "fp32"
     return training
+
+
+def _bf16_layers(
+    values: Mapping[str, Any], training: Mapping[str, Any], w: list[str]
+) -> dict[str, Any]:
+    """--first-last-layers-bf16 keeps the first and last N layers out of fp8/fp4 (N from
+    --num-layers-at-start/end-in-bf16, Megatron's default 1 each, counted only with it)."""
+    counts = [
+        n for n in ("num-layers-at-start-in-bf16", "num-layers-at-end-in-bf16") if n in values
+    ]
+    if not values.get("first-last-layers-bf16"):
+        if counts:
+            w.append(f"--{counts[0]} without --first-last-layers-bf16: Megatron ignores it")
+        return {}
+    if training.get("precision") != "fp8":
+        w.append(
+            "--first-last-layers-bf16 without --fp8-format/--fp4-format: every layer is "
+            "in 16 bits already"
+        )
+        return {}
+    return {
+        "bf16_layers": {
+            "start": _get_int(values, "num-layers-at-start-in-bf16", 1),
+            "end": _get_int(values, "num-layers-at-end-in-bf16", 1),
+        }
+    }

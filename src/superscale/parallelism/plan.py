@@ -314,6 +314,8 @@ def recipe_words(scenario: Scenario, plan: Plan) -> list[str]:
         words.append(f"gradients reduced in {p.grad_reduce_dtype}")
     if t.precision == "fp8":
         words.append(f"fp8 recipe {t.fp8_recipe}")
+    if t.bf16_layers is not None:
+        words.append(f"first {t.bf16_layers.start} and last {t.bf16_layers.end} layers in bf16")
     if t.fp8_activations:
         words.append("fp8 activation storage")
     if t.document_mask is not None:

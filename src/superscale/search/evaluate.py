@@ -376,17 +376,25 @@ def _price(
         forward = pass_sums(gathers, sync_plan, comm, precision).take(sync_of)
         regathers = zero3_gather_ops(stage, sync_plan, backward=True)  # unless kept (FSDP2)
         backward = pass_sums(regathers, sync_plan, comm, precision).take(sync_of)
+        # layers by kind: dense and MoE, each in the run's precision or kept in bf16
+        bf16_moe, bf16_dense = stage.bf16_moe_layers, stage.bf16_layers - stage.bf16_moe_layers
         n_dense, n_moe = stage.layers - stage.moe_layers, stage.moe_layers
+        kinds = (
+            ("dense", n_dense - bf16_dense),
+            ("dense_bf16", bf16_dense),
+            ("moe", n_moe - bf16_moe),
+            ("moe_bf16", bf16_moe),
+        )
         if first:
             forward = forward + parts["head_fwd"]
-        for name, n in (("dense", n_dense), ("moe", n_moe)):
+        for name, n in kinds:
             if n:
                 forward = forward + parts[f"{name}_fwd"].scaled(n)
                 backward = backward + parts[f"{name}_recompute"].scaled(n)
         if last:
             forward = forward + parts["tail_fwd"]
             backward = backward + parts["tail_bwd"]
-        for name, n in (("moe", n_moe), ("dense", n_dense)):
+        for name, n in reversed(kinds):
             if n:
                 backward = backward + parts[f"{name}_bwd"].scaled(n)
         if first:

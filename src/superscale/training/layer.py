@@ -64,7 +64,8 @@ class Shard:
     local_experts: vec.Num = 1.0  # experts (with redundant replicas) held by one GPU
     expert_imbalance: float = 1.0  # busiest GPU's routed tokens over the mean (≥ 1)
     fp8_cast_bytes: float = 4.0  # per GEMM input element under fp8 (FP8_CAST_BYTES)
-    low_dtype: str = "fp8"  # the layer GEMMs' dtype under fp8 training (LOW_DTYPE)
+    low_dtype: str = "fp8"  # the layer GEMMs' dtype under fp8 training (LOW_DTYPE; bf16
+    # in the layers training.bf16_layers keeps out of fp8)
     doc_square_share: float = 1.0  # Σ doc_len² / seq_len² of a packed sequence (masking)
 
     @property
@@ -362,6 +363,13 @@ def vision_ops(model: ModelSpec, sh: Shard, images: int) -> list[ComputeOp]:
     return [op.times(v.layers) for op in per_layer] + [projector]
 
 
+def _gemm_dtype(name: str, low_dtype: str) -> str:
+    """A layer GEMM's dtype under fp8 training: the shard's (fp8, fp4 under NVFP4, bf16 in
+    a layer kept in bf16), except that FP4 is for linear layers only, so unfused
+    attention's batched GEMMs stay fp8 under NVFP4."""
+    return "fp8" if low_dtype == "fp4" and name in _UNFUSED_ATTENTION else low_dtype
+
+
 def forward_layer_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[Op]:
     """All forward ops of one layer in execution order, collectives where they run.
 
@@ -388,7 +396,7 @@ def forward_layer_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[O
             replace(
                 op,
                 cast_bytes_per_input=sh.fp8_cast_bytes,
-                low_dtype="fp8" if op.name in _UNFUSED_ATTENTION else sh.low_dtype,
+                low_dtype=_gemm_dtype(op.name, sh.low_dtype),
             )
             if op.kind == "gemm"
             else op

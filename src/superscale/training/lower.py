@@ -8,19 +8,21 @@ balanced routing), so one program per stage describes the whole cluster.
 
 Layers are split across pp·v model chunks as evenly as possible, earlier chunks taking the
 remainder; the embedding (and vision encoder) sits on the first stage, the output layer and
-loss on the last.
+loss on the last. Under fp8 training `training.bf16_layers` keeps the first and last
+layers' GEMMs in bf16 without quantize traffic (Megatron-Core's is_first_last_bf16_layer,
+by global layer number), so the stages holding them run slower than the rest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from superscale import vec
 from superscale.models.spec import ModelSpec
 from superscale.parallelism.plan import Plan
-from superscale.scenario import Scenario
+from superscale.scenario import Scenario, TrainingSpec
 from superscale.training import layer
 from superscale.training.ops import Collective, CommOp, ComputeOp, Op, gated
 
@@ -42,6 +44,13 @@ class StageProgram:
     dense_params: float  # parameters on one GPU of this stage, replicated across dp
     expert_params: float  # routed-expert parameters on one GPU, replicated across edp
     signature: tuple[int, int, bool, bool] = (0, 0, False, False)  # dense, MoE, first, last
+    bf16_layers: int = 0  # of `layers`, those kept in bf16 under fp8 (training.bf16_layers)
+    bf16_moe_layers: int = 0  # of those, the MoE layers
+
+    @property
+    def key(self) -> tuple[int, int, bool, bool, int, int]:
+        """What makes two stages cost the same: layer mix, position and bf16 layers."""
+        return (*self.signature, self.bf16_layers, self.bf16_moe_layers)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,11 +70,11 @@ class Program:
         """The first stage of each distinct signature (same layers and position), in stage
         order, with how many stages share it: identical stages cost the same, and the pipeline
         formula needs only these (a later twin never has a larger tail, head or peak)."""
-        first: dict[tuple[int, int, bool, bool], int] = {}
+        first: dict[tuple[int, int, bool, bool, int, int], int] = {}
         out: list[tuple[StageProgram, int]] = []
         for stage in self.stages:
-            key = stage.signature
-            if key == (0, 0, False, False):  # hand-built programs: no signature, price each
+            key = stage.key
+            if stage.signature == (0, 0, False, False):  # hand-built: no signature, price each
                 out.append((stage, 1))
             elif key in first:
                 held, count = out[first[key]]
@@ -90,6 +99,22 @@ def is_moe_layer(model: ModelSpec, index: int) -> bool:
     if moe is None or index < moe.dense_layers:
         return False
     return (index - moe.dense_layers) % moe.layer_frequency == 0
+
+
+def bf16_layer_ids(model: ModelSpec, training: TrainingSpec) -> frozenset[int]:
+    """Layers whose GEMMs stay in bf16 under fp8 training: the first `start` and last `end`
+    by global layer number (Megatron-Core's is_first_last_bf16_layer), whichever stage
+    holds them."""
+    keep = training.bf16_layers
+    if keep is None or training.precision != "fp8":
+        return frozenset()
+    return frozenset(range(keep.start)) | frozenset(range(model.layers - keep.end, model.layers))
+
+
+def bf16_shard(shard: layer.Shard) -> layer.Shard:
+    """`shard` for a layer kept in bf16: its GEMMs in bf16 (no quantize traffic) and its
+    tokens dispatched and stored in 16 bits."""
+    return replace(shard, low_dtype="bf16", dispatch_bytes=layer.ACT_BYTES, fp8_activations=False)
 
 
 def _stage_layers(model: ModelSpec, plan: Plan) -> list[list[int]]:
@@ -150,15 +175,19 @@ def lower(
     layout alone (layers and parameters per stage) is all a memory estimate needs."""
     model, train = scenario.model, scenario.require_training()
     shard = shard_of(scenario, plan)
+    bf16 = bf16_layer_ids(model, train)
+    dense_fwd, moe_fwd = _layer_ops(model, shard) if passes else ([], [])
+    dense_bf16, moe_bf16 = _layer_ops(model, bf16_shard(shard)) if passes and bf16 else ([], [])
     parts = _Parts(
         model=model,
         shard=shard,
         plan=plan,
         images=plan.micro_batch * train.images_per_sample,
-        dense_fwd=layer.forward_layer_ops(model, shard, moe_layer=False) if passes else [],
-        moe_fwd=(
-            layer.forward_layer_ops(model, shard, moe_layer=True) if model.moe and passes else []
-        ),
+        dense_fwd=dense_fwd,
+        moe_fwd=moe_fwd,
+        bf16=bf16,
+        dense_bf16_fwd=dense_bf16,
+        moe_bf16_fwd=moe_bf16,
         passes=passes,
         step=step,
     )
@@ -192,12 +221,21 @@ def lower(
     )
 
 
+def _layer_ops(model: ModelSpec, shard: layer.Shard) -> tuple[list[Op], list[Op]]:
+    """One dense and (for MoE models) one MoE layer's forward ops."""
+    dense = layer.forward_layer_ops(model, shard, moe_layer=False)
+    moe = layer.forward_layer_ops(model, shard, moe_layer=True) if model.moe else []
+    return dense, moe
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LayerPieces:
     """The op runs a stage's passes are made of, for one layer or one occurrence: a stage of
     d dense and e MoE layers runs forward `head + d·dense + e·moe + tail` (head on the first
     stage, tail on the last) and backward the recomputation, then the gradients in
-    reverse. Sends and ZeRO-3 gathers depend on the pipeline shape and come apart."""
+    reverse; the `*_bf16_*` pieces are a layer kept in bf16 (empty without
+    training.bf16_layers). Sends and ZeRO-3 gathers depend on the pipeline shape and come
+    apart."""
 
     dense_fwd: tuple[Op, ...]
     dense_bwd: tuple[Op, ...]
@@ -209,6 +247,12 @@ class LayerPieces:
     head_bwd: tuple[Op, ...]
     tail_fwd: tuple[Op, ...]
     tail_bwd: tuple[Op, ...]
+    dense_bf16_fwd: tuple[Op, ...] = ()
+    dense_bf16_bwd: tuple[Op, ...] = ()
+    dense_bf16_recompute: tuple[Op, ...] = ()
+    moe_bf16_fwd: tuple[Op, ...] = ()
+    moe_bf16_bwd: tuple[Op, ...] = ()
+    moe_bf16_recompute: tuple[Op, ...] = ()
 
 
 def layer_pieces(scenario: Scenario, plan: Plan) -> LayerPieces:
@@ -221,8 +265,9 @@ def layer_pieces(scenario: Scenario, plan: Plan) -> LayerPieces:
     def backward(ops: Sequence[Op]) -> tuple[Op, ...]:
         return tuple(_backward_of(op, flash=flash) for op in reversed(ops))
 
-    dense = layer.forward_layer_ops(model, shard, moe_layer=False)
-    moe = layer.forward_layer_ops(model, shard, moe_layer=True) if model.moe else []
+    dense, moe = _layer_ops(model, shard)
+    bf16 = bf16_layer_ids(model, train)
+    dense_bf16, moe_bf16 = _layer_ops(model, bf16_shard(shard)) if bf16 else ([], [])
     images = plan.micro_batch * train.images_per_sample
     head = layer.embedding_ops(model, shard) + layer.vision_ops(model, shard, images)
     tail = layer.logits_ops(model, shard)
@@ -237,6 +282,12 @@ def layer_pieces(scenario: Scenario, plan: Plan) -> LayerPieces:
         head_bwd=backward(head),
         tail_fwd=tuple(tail),
         tail_bwd=backward(tail),
+        dense_bf16_fwd=tuple(dense_bf16),
+        dense_bf16_bwd=backward(dense_bf16),
+        dense_bf16_recompute=tuple(_recompute_ops(dense_bf16, plan)),
+        moe_bf16_fwd=tuple(moe_bf16),
+        moe_bf16_bwd=backward(moe_bf16),
+        moe_bf16_recompute=tuple(_recompute_ops(moe_bf16, plan)),
     )
 
 
@@ -292,6 +343,9 @@ class _Parts:
     images: int
     dense_fwd: list[Op]
     moe_fwd: list[Op]
+    bf16: frozenset[int] = frozenset()  # layer ids kept in bf16 (bf16_layer_ids)
+    dense_bf16_fwd: list[Op] = field(default_factory=list)
+    moe_bf16_fwd: list[Op] = field(default_factory=list)
     passes: bool = True
     step: bool = True
 
@@ -300,13 +354,17 @@ class _Parts:
     ) -> StageProgram:
         n_moe = sum(is_moe_layer(self.model, i) for i in layer_ids)
         n_dense = len(layer_ids) - n_moe
-        key = (n_dense, n_moe, first, last, sends)
+        kept = [i for i in layer_ids if i in self.bf16]
+        bf16_moe = sum(is_moe_layer(self.model, i) for i in kept)
+        bf16 = (len(kept) - bf16_moe, bf16_moe)  # (dense, MoE) layers kept in bf16
+        key = (n_dense, n_moe, first, last, sends, bf16)
         cache: dict[Any, StageProgram] = self.__dict__.setdefault("_cache", {})
         if key not in cache:
             cache[key] = self._lower(
                 layer_ids=layer_ids,
                 n_dense=n_dense,
                 n_moe=n_moe,
+                bf16=bf16,
                 first=first,
                 last=last,
                 sends=sends,
@@ -319,11 +377,13 @@ class _Parts:
         layer_ids: list[int],
         n_dense: int,
         n_moe: int,
+        bf16: tuple[int, int],
         first: bool,
         last: bool,
         sends: int,
     ) -> StageProgram:
         index = 0
+        bf16_dense, bf16_moe = bf16
         model, shard, plan = self.model, self.shard, self.plan
         dense, expert = _stage_params(model, plan, layer_ids, first=first, last=last)
         step = tuple(_step_ops(dense, expert, plan)) if self.step else ()
@@ -338,10 +398,18 @@ class _Parts:
                 dense_params=dense,
                 expert_params=expert,
                 signature=(n_dense, n_moe, first, last),
+                bf16_layers=bf16_dense + bf16_moe,
+                bf16_moe_layers=bf16_moe,
             )
-        body: list[Op] = [op.times(n_dense) for op in self.dense_fwd] if n_dense else []
-        if n_moe:
-            body += [op.times(n_moe) for op in self.moe_fwd]
+        body: list[Op] = []
+        for ops, n in (
+            (self.dense_fwd, n_dense - bf16_dense),
+            (self.dense_bf16_fwd, bf16_dense),
+            (self.moe_fwd, n_moe - bf16_moe),
+            (self.moe_bf16_fwd, bf16_moe),
+        ):
+            if n:
+                body += [op.times(n) for op in ops]
         head: list[Op] = []
         tail: list[Op] = []
         if first:
@@ -369,6 +437,8 @@ class _Parts:
             dense_params=dense,
             expert_params=expert,
             signature=(n_dense, n_moe, first, last),
+            bf16_layers=bf16_dense + bf16_moe,
+            bf16_moe_layers=bf16_moe,
         )
 
 

@@ -33,7 +33,10 @@ def test_a_best_shape_alone_is_the_plateau_at_sustained_clocks() -> None:
     that sustained fraction."""
     (bf16,) = [f for f in fit_gemm(chips().get("b200")) if f.precision == "bf16"]
     assert bf16.rows == 1
-    expected = 1745.0 / 2250.0 * (2906.9 / 3615.6)
+    sustained = 1745.0e12 * (2906.9 / 3615.6)  # at MAMF's best shape (1792, 16128, 3072)
+    flops = 2.0 * 1792 * 16128 * 3072
+    compute_s = flops / sustained - 4e-6  # less the catalog's 4 us per kernel
+    expected = flops / compute_s / 2250e12
     assert bf16.fitted["large_gemm_fraction"] == pytest.approx(expected, abs=1e-4)
     assert "gb200" in bf16.note
 
@@ -70,18 +73,43 @@ def _fitted(chip_name: str):  # type: ignore[no-untyped-def]
 
 
 def test_fitted_profile_reproduces_the_gemm_fit_on_its_grid() -> None:
-    from superscale.costs.compute import shape_factor
+    from superscale.calibrate.fit import gemm_model
 
     chip = chips().get("a100-sxm-80g")
     (fp16,) = [f for f in fit_gemm(chip) if f.precision == "fp16"]
     profile = _fitted("a100-sxm-80g")
-    f, half = fp16.fitted["large_gemm_fraction"], fp16.fitted["matmul_half_dim"]
+    model = gemm_model(chip, fp16)
     for shape in ((16384, 4096, 1024), (64, 16384, 16384), (256, 256, 256)):
-        expected = 312e12 * f * shape_factor(shape, half)  # A100 fp16 dense peak 312 TFLOP/s
+        expected = model.flops_per_s(shape)
         assert profile.gemm_flops_per_s("fp16", shape) == pytest.approx(expected, rel=1e-4)
     (gemm,) = [p for p in profile.provenance if p.component == "gemm" and p.precision == "fp16"]
     assert gemm.rows == fp16.rows and gemm.median_abs_error_pct == fp16.median_abs_error_pct
     assert not gemm.estimate and gemm.sources
+
+
+def test_gemm_model_is_the_plateau_the_memory_roofline_and_a_fixed_time() -> None:
+    """Hand computation on H100 fp8 (peak 1979 TFLOP/s, HBM 3.35 TB/s x its fitted memory
+    fraction): a large GEMM runs at peak·f less t0's share, a (802816, 192, 768) one is
+    memory-bound (operands at 1 B, output at 2 B), a 1024³ one is mostly t0."""
+    from superscale.calibrate.fit import _hbm_bytes_per_s, gemm_model
+
+    chip = chips().get("h100-sxm")
+    (fp8,) = [f for f in fit_gemm(chip) if f.precision == "fp8"]
+    f, t0 = fp8.fitted["large_gemm_fraction"], fp8.fitted["gemm_overhead_us"] * 1e-6
+    model = gemm_model(chip, fp8)
+    flops = 2.0 * 8192**3
+    assert model.flops_per_s((8192, 8192, 8192)) == pytest.approx(
+        flops / (flops / (1979e12 * f) + t0)
+    )
+    m, n, k = 802816, 192, 768
+    moved = (m * k + k * n) * 1.0 + m * n * 2.0
+    expected = 2.0 * m * n * k / (moved / _hbm_bytes_per_s(chip) + t0)
+    assert model.flops_per_s((m, n, k)) == pytest.approx(expected)
+    small = model.flops_per_s((1024, 1024, 1024))
+    assert t0 > 0.5 * 2.0 * 1024**3 / small  # more than half its time is the fixed part
+    # the sweep itself: 1024³ measured at 274.1, 2048³ at 1,011.3 TFLOP/s (Azure, H100 fp8)
+    assert small / 1e12 == pytest.approx(274.1, rel=0.15)
+    assert model.flops_per_s((2048, 2048, 2048)) / 1e12 == pytest.approx(1011.3, rel=0.15)
 
 
 def test_fitted_profile_memory_is_the_fraction_plus_the_kernel_overhead() -> None:

@@ -5,12 +5,12 @@
 Reads the shipped component tables (`calibrate/data/components`, a copy of the project's
 reference pack) and, per catalog chip:
 
-- GEMM: the large-shape fraction of the dense peak f and the Hockney half-performance
-  dimension d½ of `costs.compute` (rate = peak · f · Π_d g(d)/g(8192), g(d) = d/(d + d½)),
-  per precision, from every dense GEMM row with a shape (cuBLASLt and hipBLASLt sweeps,
-  DeepGEMM, FlagPerf; MAMF best shapes where a precision has nothing else, scaled to
-  sustained clocks by `sustained_fraction`): d½ on a log grid, f as the median ratio, the
-  error as the median |predicted/measured − 1| over the rows used;
+- GEMM: the large-shape fraction of the dense peak f and the fixed time t0 of every GEMM
+  kernel (t = max(FLOPs / (peak · f), bytes / HBM) + t0; `GemmModel`), per precision,
+  from every dense GEMM row with a shape (cuBLASLt and hipBLASLt sweeps, DeepGEMM,
+  FlagPerf; MAMF best shapes where a precision has nothing else, scaled to sustained
+  clocks by `sustained_fraction`): f and t0 on a grid, minimising the mean
+  |log(predicted/measured)|, the error as the median |predicted/measured − 1| over the rows;
 - fused attention: the fraction of the 16-bit peak that FlashAttention forward + backward
   reaches (FlashAttention's own FLOP convention, which is superscale's flash convention);
 - HBM streaming: the achieved fraction of the datasheet bandwidth.
@@ -23,7 +23,7 @@ or serving row. `--out` writes the fits as YAML (with provenance) for review.
 `--profiles DIR` writes each chip's efficiency profile (`<chip>.yaml`), in the format
 `superscale calibrate` writes from a real device (`superscale-profile/1`, device kind
 `fitted`), with a provenance entry per component: rows used, median fit error, sources.
-The points are made from the fits (GEMMs on a grid of shapes from f and d½, HBM as the
+The points are made from the fits (GEMMs on a grid of shapes from f and t0, HBM as the
 fitted fraction plus the catalog's per-kernel overhead) or are the measured rows
 themselves (attention: the best kernel's causal forward + backward rate per sequence
 length and head size). A chip without rows borrows a documented analogue's fractions
@@ -41,11 +41,10 @@ import json
 import math
 import statistics
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from superscale.calibrate.components import component_rows
-from superscale.costs.compute import shape_factor
 from superscale.hardware.catalog import chips
 from superscale.hardware.profile import PROFILE_FORMAT, EfficiencyProfile, parse_profile
 from superscale.hardware.spec import Chip
@@ -83,7 +82,6 @@ ANALOGUES = {
 }
 GRID_DIMS = (16, 64, 256, 1024, 4096, 16384)  # GEMM shapes a fitted profile lists
 MEMORY_SIZES = tuple(2**e for e in range(12, 33, 2))  # 4 KiB .. 4 GiB per kernel
-HALF_DIMS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 # A best-shape MAMF row times 100 iterations after 50 warm-up ones, about a second: the chip
 # has not yet reached its power and thermal steady state. The cloud sweeps (Azure's) run
 # 10,000 warm-up iterations first. Where a chip has both kinds at one precision, its best
@@ -187,16 +185,84 @@ def sustained_fraction(chip: Chip) -> tuple[float, str]:
     return 1.0, "no sustained/short-run pair for this chip: the short-run rate as measured"
 
 
+# The GEMM model the fit uses: a GEMM of (m, n, k) takes
+#   t = max(2mnk / (peak · f), bytes / HBM) + t0
+# with f the large-shape fraction of the dense peak, bytes its operands at the input dtype
+# plus a 16-bit output, HBM the chip's streaming rate, and t0 the fixed time every GEMM
+# kernel pays (launch, pipeline fill, the last partial wave of tiles): a 1024³ GEMM is
+# latency-bound on every chip swept (H100 fp8: 274 TFLOP/s, 2048³: 1,011), a skinny
+# (802816, 192, 768) one memory-bound, and neither follows a per-dimension efficiency.
+INPUT_BYTES = {
+    "fp4": 0.5,
+    "fp8": 1.0,
+    "int8": 1.0,
+    "bf16": 2.0,
+    "fp16": 2.0,
+    "tf32": 4.0,
+    "fp32": 4.0,
+}
+OUTPUT_BYTES = 2.0
+OVERHEADS_US = tuple(0.25 * i for i in range(61))  # t0 searched over 0 .. 15 µs
+FRACTIONS = tuple(0.2 + 0.0025 * i for i in range(321))  # f searched over 0.2 .. 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GemmModel:
+    """A chip's fitted GEMM time at one precision (the model above)."""
+
+    peak_flops_per_s: float
+    fraction: float
+    overhead_s: float
+    hbm_bytes_per_s: float
+    input_bytes: float
+
+    def flops_per_s(self, shape: tuple[float, float, float]) -> float:
+        m, n, k = shape
+        flops = 2.0 * m * n * k
+        moved = (m * k + k * n) * self.input_bytes + m * n * OUTPUT_BYTES
+        seconds = max(flops / (self.peak_flops_per_s * self.fraction), moved / self.hbm_bytes_per_s)
+        return flops / (seconds + self.overhead_s)
+
+
+def _hbm_bytes_per_s(chip: Chip) -> float:
+    """The chip's streaming rate: its own fitted memory fraction, else the catalog's."""
+    fit = fit_memory(chip)
+    fraction = fit[0].fitted["memory_fraction"] if fit else chip.efficiency.memory_fraction
+    return chip.hbm_bandwidth_bytes_per_s * fraction
+
+
+def _fit_fraction_and_overhead(
+    points: list[tuple[tuple[int, int, int], float]], base: GemmModel
+) -> tuple[float, float, float]:
+    """(f, t0 s, mean |log error|) minimising the mean |log(predicted / measured)| over the
+    rows, so a latency- or memory-bound shape counts as much as a large one."""
+    import numpy as np
+
+    m, n, k = (np.array([float(s[i]) for s, _ in points]) for i in range(3))
+    measured = np.array([rate for _, rate in points]) * 1e12
+    flops = 2.0 * m * n * k
+    memory_s = ((m * k + k * n) * base.input_bytes + m * n * OUTPUT_BYTES) / base.hbm_bytes_per_s
+    f = np.array(FRACTIONS)[:, None, None]
+    t0 = np.array(OVERHEADS_US)[None, :, None] * 1e-6
+    seconds = np.maximum(flops / (base.peak_flops_per_s * f), memory_s) + t0
+    error = np.abs(np.log(flops / seconds / measured)).mean(axis=2)
+    i, j = np.unravel_index(int(np.argmin(error)), error.shape)
+    return FRACTIONS[i], OVERHEADS_US[j] * 1e-6, float(error[i, j])
+
+
 def fit_gemm(chip: Chip) -> list[ComponentFit]:
-    """f and d½ per precision from the chip's dense GEMM rows with a shape: the sustained
-    rows where a precision has them, else its short-run rows times the sustained fraction."""
+    """f and t0 per precision from the chip's dense GEMM rows with a shape: the sustained
+    rows where a precision has them, else its short-run rows times the sustained fraction.
+    One row (a best shape) fixes f only, with the catalog's per-kernel overhead as t0."""
     by_precision: dict[str, list[tuple[tuple[int, int, int], float, str, bool]]] = {}
     for precision, shape, rate, source, short in _gemm_rows(chip):
         by_precision.setdefault(precision, []).append((shape, rate, source, short))
+    hbm = _hbm_bytes_per_s(chip)
+    eff = chip.efficiency
     fits = []
     for precision, every in sorted(by_precision.items()):
         peak = chip.peak_tflops.get(precision)  # type: ignore[call-overload]
-        if not peak:
+        if not peak or precision not in INPUT_BYTES:
             continue
         held = [(s, r, src) for s, r, src, short in every if not short]
         note, scale = "", 1.0
@@ -206,42 +272,52 @@ def fit_gemm(chip: Chip) -> list[ComponentFit]:
             scale, why = sustained_fraction(chip)
             points = [(s, r * scale, src) for s, r, src, _ in every]
             note = f"short-run rows x {scale:.3f} ({why})"
-        best: tuple[float, float, float] | None = None  # (error, d½, f)
-        if len(points) == 1:  # a best shape (MAMF): the plateau itself, d½ not identifiable
-            best = (0.0, chip.efficiency.matmul_half_dim, min(points[0][1] / peak, 1.0))
-        for half in HALF_DIMS if len(points) > 1 else ():
-            factors = [shape_factor(shape, half) for shape, _, _ in points]
-            f = statistics.median(
-                rate / (peak * sf) for (_, rate, _), sf in zip(points, factors, strict=True)
-            )
-            f = min(f, 1.0)
-            pairs = [
-                (peak * f * sf, rate) for (_, rate, _), sf in zip(points, factors, strict=True)
-            ]
-            error = _median_error(pairs)
-            if best is None or error < best[0] - 1e-9:
-                best = (error, float(half), f)
-        assert best is not None
-        eff = chip.efficiency
+        base = GemmModel(
+            peak_flops_per_s=peak * 1e12,
+            fraction=1.0,
+            overhead_s=eff.kernel_overhead_us * 1e-6,
+            hbm_bytes_per_s=hbm,
+            input_bytes=INPUT_BYTES[precision],
+        )
+        if len(points) == 1:  # a best shape: the plateau less the catalog's per-kernel time
+            (m, n, k), rate, _ = points[0]
+            flops = 2.0 * m * n * k
+            compute_s = max(flops / (rate * 1e12) - base.overhead_s, flops / base.peak_flops_per_s)
+            f, t0 = flops / compute_s / base.peak_flops_per_s, base.overhead_s
+        else:
+            f, t0, _ = _fit_fraction_and_overhead([(s, r) for s, r, _ in points], base)
+        model = replace(base, fraction=f, overhead_s=t0)
+        pairs = [(model.flops_per_s(s), r * 1e12) for s, r, _ in points]
         fits.append(
             ComponentFit(
                 chip=chip.name,
                 component="gemm",
                 precision=precision,
                 rows=len(points),
-                fitted={"large_gemm_fraction": round(best[2], 4), "matmul_half_dim": best[1]},
-                median_abs_error_pct=round(best[0], 2),
+                fitted={"large_gemm_fraction": round(f, 4), "gemm_overhead_us": round(t0 * 1e6, 2)},
+                median_abs_error_pct=round(_median_error(pairs), 2),
                 catalog={
                     "large_gemm_fraction": round(
                         chip.matmul_fraction(precision) * eff.sustained_clock_fraction, 4
                     ),
-                    "matmul_half_dim": eff.matmul_half_dim,
+                    "gemm_overhead_us": eff.kernel_overhead_us,
                 },
                 sources=tuple(sorted({s for _, _, s in points})),
                 note=note,
             )
         )
     return fits
+
+
+def gemm_model(chip: Chip, fit: ComponentFit) -> GemmModel:
+    """The GEMM model a fit describes, on `chip` (its peak and HBM rate)."""
+    return GemmModel(
+        peak_flops_per_s=chip.peak_tflops[fit.precision] * 1e12,  # type: ignore[index]
+        fraction=fit.fitted["large_gemm_fraction"],
+        overhead_s=fit.fitted["gemm_overhead_us"] * 1e-6,
+        hbm_bytes_per_s=_hbm_bytes_per_s(chip),
+        input_bytes=INPUT_BYTES[fit.precision],
+    )
 
 
 def _fraction_fit(
@@ -371,20 +447,24 @@ def fitted_profile(chip: Chip, fits: list[ComponentFit], *, date: str) -> Effici
     eff = chip.efficiency
     matmul: dict[str, list[dict[str, float]]] = {}
     provenance: list[dict[str, object]] = []
-    for precision, peak in sorted(chip.peak_tflops.items()):
+    for precision in sorted(chip.peak_tflops):
         fit, borrowed = _own_or_analogue(fits, chip, "gemm", precision)
         if fit is None:
             continue  # the formula path prices this precision from the catalog
-        f, half = fit.fitted["large_gemm_fraction"], fit.fitted["matmul_half_dim"]
+        model = gemm_model(chip, fit)
         matmul[precision] = [
-            {"m": m, "n": n, "k": k, "tflops": _rounded(peak * f * shape_factor((m, n, k), half))}
+            {"m": m, "n": n, "k": k, "tflops": _rounded(model.flops_per_s((m, n, k)) / 1e12)}
             for m in GRID_DIMS
             for n in GRID_DIMS
             for k in GRID_DIMS
         ]
-        method = f"grid of {len(GRID_DIMS)}^3 shapes from f {f:g}, d½ {half:g}"
+        f, t0_us = fit.fitted["large_gemm_fraction"], fit.fitted["gemm_overhead_us"]
+        method = (
+            f"grid of {len(GRID_DIMS)}^3 shapes from t = max(FLOPs/(peak·{f:g}), bytes/HBM) "
+            f"+ {t0_us:g} us"
+        )
         if fit.rows == 1:
-            method += " (one best-shape row fixes f only: d½ is the catalog's)"
+            method += " (one best-shape row fixes f only: t0 is the catalog's per-kernel time)"
         if fit.note:
             method += f"; {fit.note}"
         provenance.append(
@@ -392,13 +472,15 @@ def fitted_profile(chip: Chip, fits: list[ComponentFit], *, date: str) -> Effici
         )
     if not matmul:  # a profile needs one GEMM table: the catalog's large-shape 16-bit rate
         precision = "bf16" if "bf16" in chip.peak_tflops else next(iter(chip.peak_tflops))
-        peak, f, half = (
-            chip.peak_tflops[precision],
-            chip.matmul_fraction(precision),
-            eff.matmul_half_dim,
+        model = GemmModel(
+            peak_flops_per_s=chip.peak_tflops[precision] * 1e12,
+            fraction=chip.matmul_fraction(precision),
+            overhead_s=eff.kernel_overhead_us * 1e-6,
+            hbm_bytes_per_s=_hbm_bytes_per_s(chip),
+            input_bytes=INPUT_BYTES.get(precision, 2.0),
         )
         matmul[precision] = [
-            {"m": m, "n": n, "k": k, "tflops": _rounded(peak * f * shape_factor((m, n, k), half))}
+            {"m": m, "n": n, "k": k, "tflops": _rounded(model.flops_per_s((m, n, k)) / 1e12)}
             for m in GRID_DIMS
             for n in GRID_DIMS
             for k in GRID_DIMS

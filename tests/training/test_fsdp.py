@@ -181,5 +181,6 @@ def test_search_keeps_fsdp_words_and_prices_them_as_simulate_does() -> None:
         assert scalar["error"] is None, scalar["error"]
         assert batch[i]["step_time_s"] == pytest.approx(scalar["step_time_s"], rel=1e-9)
         assert batch[i]["peak_gib_per_gpu"] == pytest.approx(scalar["peak_gib_per_gpu"], rel=1e-9)
-    with pytest.raises(SpecError, match="HSDP"):
-        enumerate_plans({**base, "parallel": {"fsdp": {"shard_group": 8}}}, clusters=[cluster])
+    # HSDP is searched with its shard group kept (tests/search/test_hsdp.py)
+    hsdp = enumerate_plans({**base, "parallel": {"fsdp": {"shard_group": 8}}}, clusters=[cluster])
+    assert {c["parallel"]["fsdp"]["shard_group"] for c in hsdp.candidates} == {8}

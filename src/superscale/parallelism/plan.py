@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster, Link
 from superscale.parallelism.layout import plan_layout
 from superscale.parallelism.rules import schedule_warning
@@ -219,28 +218,32 @@ def batch_plan(
     sequence_parallel (booleans); pp and virtual stages are shared, and `schedule` is a
     name or an array of names (schedules that lower alike share a batch). Groups carry
     only their sizes and strides (`GroupShape`), all a collective's cost needs; plans must
-    already be valid (search.space builds them so).
+    already be valid (search.space builds them so: an HSDP shard group divides every
+    plan's dp·cp).
     """
     import numpy as np
 
     p = scenario.parallel
     training = scenario.require_training()
-    if p.fsdp is not None and p.fsdp.shard_group is not None:
-        raise SpecError(
-            "parallel.fsdp.shard_group: search does not enumerate HSDP plans yet; drop "
-            "shard_group to search full sharding, or simulate the HSDP plan"
-        )
     tp, cp, ep = fields["tp"], fields["cp"], fields["ep"]
     dp = scenario.cluster.gpus // (tp * pp * cp)
     micro_batch = fields["micro_batch"]
+    edp = tp * cp * dp // ep
     groups: dict[str, Any] = {
         "tp": GroupShape.of(tp, np.ones_like(tp)),
         "cp": GroupShape.of(cp, tp),
         "dp": GroupShape.of(dp, tp * cp),
         "pp": GroupShape.of(np.full_like(tp, pp), tp * cp * dp),
         "ep": GroupShape.of(ep, np.ones_like(tp)),
-        "edp": GroupShape.of(tp * cp * dp // ep, ep),
+        "edp": GroupShape.of(edp, ep),
     }
+    shard = p.fsdp.shard_group if p.fsdp is not None else None
+    if shard is not None:  # HSDP, as `resolve` places it (the shard group is the base's)
+        replicas = cp * dp // shard
+        groups["edp"] = GroupShape.of(edp // replicas, ep)
+        groups["dpr"] = GroupShape.of(replicas, tp * shard)
+        # a dense model's expert ops stay in a batch with zero bytes: give them a group
+        groups["edpr"] = GroupShape.of(replicas, ep * (edp // replicas))
     return Plan(
         tp=tp,
         pp=pp,
@@ -261,6 +264,7 @@ def batch_plan(
         warnings=(),
         **_recipe(scenario),
         ep_comm_overlap=p.ep_comm_overlap,
+        fsdp_shard=shard,
     )
 
 

@@ -4,7 +4,8 @@ A candidate is a scenario with its `cluster` and `parallel` sections replaced. S
 powers of two (and the other divisors Megatron-LM plans use for pp) that divide what they
 must: tp the heads and the GPUs, pp the layers and the GPUs, cp the sequence, ep the
 experts and tp·cp·dp, the micro-batch the per-replica batch. Each pruned plan is counted
-under the reason that removed it.
+under the reason that removed it. A base plan's HSDP shard group is kept, not searched:
+plans it cannot split (`rules.hsdp_problem`) are pruned.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
 from superscale.models.spec import ModelSpec
-from superscale.parallelism.rules import schedule_names, schedule_problem
+from superscale.parallelism.rules import hsdp_problem, schedule_names, schedule_problem
 from superscale.scenario import TrainingSpec
 
 RECOMPUTE = ("none", "selective", "full")
@@ -188,9 +189,11 @@ def parallel_plans(
     limits: Limits,
     pruned: Counter[str],
     redundant_experts: int = 0,
+    shard_group: int | None = None,
 ) -> Iterator[tuple[int, ...]]:
     """Every valid plan for `gpus` GPUs as a row in COLUMNS order (counting what it
-    prunes); `redundant_experts` replicas join the experts ep must divide."""
+    prunes); `redundant_experts` replicas join the experts ep must divide, and an HSDP
+    `shard_group` must split each plan's data parallelism."""
     moe = model.moe
     for tp in _powers_of_two(min(limits.max_tp, gpus)):
         if gpus % tp:
@@ -220,6 +223,11 @@ def parallel_plans(
                         if slots % e == 0 and (tp * cp * dp) % e == 0
                     ]
                 for ep in eps:
+                    if shard_group is not None:
+                        problem = hsdp_problem(shard_group, tp=tp, cp=cp, ep=ep, dp=dp)
+                        if problem is not None:
+                            pruned[problem] += 1
+                            continue
                     yield from _inner(
                         model,
                         tp=tp,
@@ -314,6 +322,19 @@ def model_and_training(base: dict[str, Any]) -> tuple[ModelSpec, TrainingSpec]:
     return model, training
 
 
+def _shard_group(fsdp: Any) -> int | None:
+    """The base plan's HSDP shard group (validated as the scenario validates it)."""
+    from pydantic import ValidationError
+
+    from superscale.scenario import FsdpSpec
+    from superscale.spec import spec_error_from
+
+    try:
+        return FsdpSpec.model_validate(fsdp).shard_group
+    except ValidationError as exc:
+        raise spec_error_from(exc, prefix="parallel.fsdp") from None
+
+
 def enumerate_plans(
     base: dict[str, Any], *, clusters: list[Cluster], limits: Limits | None = None
 ) -> Enumeration:
@@ -332,13 +353,10 @@ def enumerate_plans(
     stack: dict[str, Any] = {"flash_attention": flash}
     stack.update({k: base_parallel[k] for k in STACK_SWITCHES if k in base_parallel})
     fsdp = stack.get("fsdp")
+    shard_group = None
     if fsdp is not None:
-        if isinstance(fsdp, dict) and fsdp.get("shard_group") is not None:
-            raise SpecError(
-                "parallel.fsdp.shard_group: search does not enumerate HSDP plans yet; drop "
-                "shard_group to search full sharding, or simulate the HSDP plan"
-            )
         limits = replace(limits, zero=(3,))  # FSDP2 is full sharding
+        shard_group = _shard_group(fsdp)
     rest = {k: v for k, v in base.items() if k not in {"cluster", "parallel"}}
     for cluster in clusters:
         cluster_dict = cluster.model_dump(mode="json", exclude_none=True)
@@ -351,6 +369,7 @@ def enumerate_plans(
                 limits=limits,
                 pruned=out.pruned,
                 redundant_experts=int(stack.get("redundant_experts", 0)),
+                shard_group=shard_group,
             )
         )
         if rows:

@@ -3,7 +3,8 @@
 With NVLS each GPU pushes its buffer into the switch, which reduces it, and multicast
 returns the result: per GPU about S(1 + 1/n) each way instead of 2(n−1)/n·S, and no
 per-step latency chain (NVIDIA, NVLink SHARP in NCCL 2.17+). Across systems whose NICs
-support SHARP, the inter-system all-reduce of the shard is done in the switches likewise.
+support SHARP, the inter-system all-reduce of the shard is done in the switches likewise
+(not on a torus, whose systems route through each other with no switch to reduce in).
 Achieved rates use the link's `in_network_reduction_efficiency`.
 """
 
@@ -34,6 +35,8 @@ class InNetworkReduction:
         split = subgroups(groups, topo)
         nic = topo.cluster.nic
         if split is None or not nic.in_network_reduction or topo.domain < topo.per_system:
+            return None
+        if topo.torus_dims is not None:  # SHARP reduces in switches; a torus has none
             return None
         k = split[0].shape[1]
         inside = LinearCost(2 * (link.latency_s + STEP_S), (1 + 1 / k) / rate)

@@ -184,6 +184,18 @@ class EfficiencyProfile(Spec):
         query = np.clip(query, logs.min(axis=0), logs.max(axis=0))
         return _idw(logs, rates, query, NEAREST_SHAPES)
 
+    def gemm_flops_per_s_array(self, precision: str, m: Any, n: Any, k: Any) -> np.ndarray | None:
+        """`gemm_flops_per_s` over many shapes at once: m, n and k broadcast together
+        (serving tabulates a GEMM over every token count); None if unmeasured."""
+        table = self._gemm_tables.get(precision)
+        if table is None:
+            return None
+        logs, rates = table
+        dims = np.broadcast_arrays(*(np.asarray(d, dtype=float) for d in (m, n, k)))
+        query = np.log(np.maximum(np.stack([d.ravel() for d in dims], axis=1), 1.0))
+        query = np.clip(query, logs.min(axis=0), logs.max(axis=0))
+        return _idw_many(logs, rates, query, NEAREST_SHAPES).reshape(dims[0].shape)
+
     @cached_property
     def _memory_table(self) -> tuple[np.ndarray, np.ndarray]:
         points = sorted(self.memory, key=lambda p: p.bytes)
@@ -197,6 +209,13 @@ class EfficiencyProfile(Spec):
         sizes, rates = self._memory_table
         x = math.log(max(transfer_bytes, 1.0))
         return math.exp(float(np.interp(x, sizes, rates)))  # np.interp clamps at the ends
+
+    def memory_bytes_per_s_array(self, transfer_bytes: Any) -> np.ndarray:
+        """`memory_bytes_per_s` for each transfer size of an array, bytes/s."""
+        sizes, rates = self._memory_table
+        x = np.log(np.maximum(np.asarray(transfer_bytes, dtype=float), 1.0))
+        out: np.ndarray = np.exp(np.interp(x, sizes, rates))
+        return out
 
     @property
     def best_memory_bytes_per_s(self) -> float:
@@ -282,6 +301,22 @@ def _idw(points: np.ndarray, values: np.ndarray, query: np.ndarray, nearest: int
     idx = np.argsort(d2)[:nearest]
     weights = 1.0 / d2[idx]
     return math.exp(float(np.dot(weights, values[idx]) / weights.sum()))
+
+
+def _idw_many(
+    points: np.ndarray, values: np.ndarray, queries: np.ndarray, nearest: int
+) -> np.ndarray:
+    """`_idw` for each row of `queries`, computed together (distinct rows once)."""
+    unique, inverse = np.unique(queries, axis=0, return_inverse=True)
+    d2 = np.sum((points[None, :, :] - unique[:, None, :]) ** 2, axis=2)
+    idx = np.argsort(d2, axis=1)[:, :nearest]
+    near = np.take_along_axis(d2, idx, axis=1)
+    exact = near[:, 0] < 1e-12
+    weights = 1.0 / np.where(exact[:, None], 1.0, near)
+    blended = np.sum(weights * values[idx], axis=1) / weights.sum(axis=1)
+    logs = np.where(exact, values[idx[:, 0]], blended)
+    out: np.ndarray = np.exp(logs)[inverse.ravel()]
+    return out
 
 
 def _kebab(text: str) -> str:

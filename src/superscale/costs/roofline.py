@@ -1,0 +1,179 @@
+"""Rates of one chip's kernels: the one place compute and memory traffic are priced.
+
+Training's op pricing (`costs/compute.py`) and serving's layer curves
+(`inference/layers.py`) both call these functions, so a GEMM of one shape, a memory-bound
+kernel of one size and a fused attention of one key length cost the same in both.
+
+- GEMM rate of (m, n, k) at a precision. With a profile: the rate it measured (or was
+  fitted) for that shape and precision (`hardware/profile.py`, inverse-distance weighting
+  over the measured shapes). Without: peak · matmul_fraction · Π_d g(d) / g(8192), with the
+  Hockney half-performance form g(d) = d / (d + d½): a dimension far above d½ runs at the
+  large-shape rate (MAMF is measured at such shapes), one near d½ halves it (tile
+  quantisation, low arithmetic intensity). Both scale by the sustained-clock fraction.
+- Memory-bound kernels: B bytes in K kernels take B / rate(B / K) + K · overhead. With a
+  profile the rate is the one measured for a kernel moving B / K bytes and the overhead is 0
+  (the measured times include launch and tail); without, HBM bandwidth · memory_fraction
+  and the catalog's per-kernel overhead (Williams et al. 2009 roofline).
+- Fused attention: the profile's rate at the key length (and head size), or
+  peak · attention_fraction, scaled by the sustained clock.
+
+A profile prices a kind of kernel only at the precisions it measured (`profile_for`): a
+GEMM or attention precision missing from its tables is priced by the catalog formulas,
+memory traffic included, so an op is priced by one source.
+
+Every function takes Python scalars or numpy arrays (search batches plans, serving
+tabulates a layer over every token count).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from superscale import vec
+from superscale.hardware.profile import EfficiencyProfile, profile_of
+from superscale.hardware.spec import Chip
+
+REFERENCE_DIM = 8192  # GEMM size at which MAMF-style measurements reach their maximum
+Kind = Literal["gemm", "attention", "memory"]
+Shape = tuple[vec.Num, vec.Num, vec.Num]
+
+
+def shape_factor(shape: Shape, half_dim: float) -> vec.Num:
+    """Relative GEMM rate of (m, n, k) against a large reference GEMM, in (0, 1]."""
+    if half_dim <= 0:
+        return 1.0
+    ref = REFERENCE_DIM / (REFERENCE_DIM + half_dim)
+    factor = 1.0
+    for d in shape:
+        factor *= vec.minimum(1.0, (d / (d + half_dim)) / ref)
+    return factor
+
+
+def gemm_efficiency(chip: Chip, precision: str, shape: Shape | None) -> vec.Num:
+    """Fraction of the dense peak at `precision` a GEMM of this shape reaches (formulas)."""
+    base = chip.matmul_fraction(precision)
+    if shape is None:
+        return base
+    return base * shape_factor(shape, chip.efficiency.matmul_half_dim)
+
+
+def profile_for(chip: Chip, kind: Kind, precision: str = "") -> EfficiencyProfile | None:
+    """The profile that prices a `kind` kernel at `precision` on `chip`: the chip's own (or
+    its catalog file) where it measured that kind at that precision, else None (formulas)."""
+    profile = profile_of(chip)
+    if profile is None:
+        return None
+    if kind == "gemm" and precision not in profile.matmul:
+        return None
+    if kind == "attention" and precision not in profile.attention:
+        return None
+    return profile
+
+
+def gemm_flops_per_s(
+    chip: Chip, precision: str, shape: Shape | None, *, profile: EfficiencyProfile | None
+) -> vec.Num:
+    """FLOP/s a GEMM of `shape` (m, n, k; None: a large one) sustains at `precision`.
+
+    Args:
+        profile: what prices it (`profile_for(chip, "gemm", precision)`), None: formulas.
+    """
+    clock = chip.efficiency.sustained_clock_fraction
+    if profile is None:
+        return chip.peak_flops(precision) * gemm_efficiency(chip, precision, shape) * clock
+    if shape is None:
+        rate: vec.Num = profile.peak_tflops[precision] * 1e12
+    elif vec.is_array(*shape):
+        rate = profile.gemm_flops_per_s_array(precision, *shape)
+    else:
+        rate = profile.gemm_flops_per_s(precision, shape)
+    if rate is None:
+        raise ValueError(f"profile has no {precision} GEMMs; price it with profile=None")
+    return rate * clock
+
+
+def memory_bytes_per_s(
+    chip: Chip, transfer_bytes: vec.Num, *, profile: EfficiencyProfile | None
+) -> vec.Num:
+    """Bandwidth a memory-bound kernel moving `transfer_bytes` (read + write) reaches, B/s."""
+    if profile is None:
+        return chip.hbm_bandwidth_bytes_per_s * chip.efficiency.memory_fraction
+    if vec.is_array(transfer_bytes):
+        return profile.memory_bytes_per_s_array(transfer_bytes)
+    return profile.memory_bytes_per_s(transfer_bytes)
+
+
+def attention_flops_per_s(
+    chip: Chip,
+    precision: str,
+    key_len: float,
+    *,
+    head_dim: int | None = None,
+    profile: EfficiencyProfile | None,
+) -> float:
+    """FLOP/s of fused attention (work done) at `precision` over `key_len` keys.
+
+    Args:
+        head_dim: per-head width the profile is read at; None: its mean over head sizes.
+        profile: what prices it (`profile_for(chip, "attention", precision)`).
+    """
+    clock = chip.efficiency.sustained_clock_fraction
+    if profile is None:
+        return chip.peak_flops(precision) * chip.efficiency.attention_fraction * clock
+    rate = profile.attention_flops_per_s(precision, key_len, head_dim)
+    if rate is None:
+        raise ValueError(f"profile has no {precision} attention; price it with profile=None")
+    return rate * clock
+
+
+def kernel_overhead_s(chip: Chip, *, profile: EfficiencyProfile | None) -> float:
+    """Fixed launch and tail time per kernel: 0 with a profile (its times include it)."""
+    return 0.0 if profile is not None else chip.efficiency.kernel_overhead_us * 1e-6
+
+
+def gemm_time_s(
+    chip: Chip,
+    precision: str,
+    shape: Shape,
+    *,
+    hbm_bytes: vec.Num,
+    flops: vec.Num | None = None,
+    kernels: float = 1.0,
+) -> vec.Num:
+    """Seconds of a GEMM: max(FLOPs / rate(shape), bytes / memory rate) + kernel overhead.
+
+    Args:
+        shape: (m, n, k) the kernel's tiles see (dimensions below 1 count as 1).
+        hbm_bytes: bytes it reads and writes (weights at their stored width, activations).
+        flops: its work; default 2·m·n·k (a grouped GEMM passes all its groups' work).
+        kernels: kernel launches it takes.
+    """
+    profile = profile_for(chip, "gemm", precision)
+    m, n, k = shape
+    work = 2.0 * m * n * k if flops is None else flops
+    tiles = (vec.maximum(m, 1.0), vec.maximum(n, 1.0), vec.maximum(k, 1.0))
+    compute_s = work / gemm_flops_per_s(chip, precision, tiles, profile=profile)
+    per_kernel = hbm_bytes / max(kernels, 1.0)
+    memory_s = hbm_bytes / memory_bytes_per_s(chip, per_kernel, profile=profile)
+    return vec.maximum(compute_s, memory_s) + kernels * kernel_overhead_s(chip, profile=profile)
+
+
+def memory_time_s(chip: Chip, hbm_bytes: vec.Num, *, kernels: float = 1.0) -> vec.Num:
+    """Seconds of `kernels` memory-bound kernels moving `hbm_bytes` between them."""
+    profile = profile_for(chip, "memory")
+    per_kernel = hbm_bytes / max(kernels, 1.0)
+    rate = memory_bytes_per_s(chip, per_kernel, profile=profile)
+    return hbm_bytes / rate + kernels * kernel_overhead_s(chip, profile=profile)
+
+
+def stream_bytes_per_s(chip: Chip, transfer_bytes: float) -> float:
+    """Bandwidth of one long streaming read of `transfer_bytes` (a decode step's KV)."""
+    return float(memory_bytes_per_s(chip, transfer_bytes, profile=profile_for(chip, "memory")))
+
+
+def as_array(x: vec.Num) -> np.ndarray:
+    """`x` as a float64 array (serving's curves are arrays over the token count)."""
+    out: np.ndarray = np.asarray(x, dtype=np.float64)
+    return out

@@ -97,7 +97,7 @@ def _pricing_profile(op: ComputeOp, chip: Chip, precision: str) -> EfficiencyPro
 def _time_s(
     op: ComputeOp, chip: Chip, precision: str, profile: EfficiencyProfile | None
 ) -> vec.Num:
-    per_kernel = op.hbm_bytes / max(op.kernels, 1)
+    per_kernel = op.hbm_bytes / vec.maximum(op.kernels, 1)
     mem_s = op.hbm_bytes / memory_bytes_per_s(chip, per_kernel, profile=profile)
     kernels = op.kernels * 1.0
     flops_s = 0.0

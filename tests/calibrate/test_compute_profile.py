@@ -10,7 +10,7 @@ import pytest
 
 from superscale import load_scenario
 from superscale.calibrate.check import apply_profile
-from superscale.costs.compute import _formula_time_s, attention_key_len, compute_time_s
+from superscale.costs.compute import _time_s, attention_key_len, compute_time_s
 from superscale.hardware.profile import parse_profile
 from superscale.parallelism.plan import resolve
 from superscale.pipeline import simulate
@@ -44,7 +44,7 @@ def test_no_profile_is_the_formula_exactly() -> None:
     scenario = load_scenario(SCENARIO)
     chip = scenario.cluster.chip
     for op in _ops(scenario):
-        assert compute_time_s(op, chip, "bf16") == _formula_time_s(op, chip, "bf16")
+        assert compute_time_s(op, chip, "bf16") == _time_s(op, chip, "bf16", None)
 
 
 def test_half_the_matmul_rate_doubles_gemm_time(make_profile: Make) -> None:
@@ -87,7 +87,7 @@ def test_unmeasured_precision_falls_back_to_the_formula(make_profile: Make) -> N
     profiled = apply_profile(scenario, parse_profile(make_profile()))
     chip, plain = profiled.cluster.chip, scenario.cluster.chip
     gemm = next(op for op in _ops(scenario) if op.kind == "gemm" and op.name == "qkv")
-    assert compute_time_s(gemm, chip, "fp8") == _formula_time_s(gemm, plain, "fp8")
+    assert compute_time_s(gemm, chip, "fp8") == _time_s(gemm, plain, "fp8", None)
 
 
 @pytest.mark.parametrize("seq_len", [512, 2048, 8192])

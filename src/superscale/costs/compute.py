@@ -31,6 +31,7 @@ from superscale.costs.roofline import (
     gemm_flops_per_s,
     kernel_overhead_s,
     memory_bytes_per_s,
+    profile_for,
     shape_factor,
 )
 from superscale.hardware.profile import EfficiencyProfile, profile_of
@@ -82,16 +83,11 @@ def attention_key_len(op: ComputeOp) -> float:
 def _pricing_profile(op: ComputeOp, chip: Chip, precision: str) -> EfficiencyProfile | None:
     """The chip's profile, unless it lacks this op's GEMM or attention precision (then the
     whole op, memory traffic included, is priced by the formulas)."""
-    profile = profile_of(chip)
-    if profile is None:
-        return None
-    if not vec.any_nonzero(op.flops):
-        return profile
-    if op.kind == "gemm" and _gemm_precision(op, precision) not in profile.matmul:
-        return None
-    if op.kind == "attention" and _attention_precision(precision) not in profile.attention:
-        return None
-    return profile
+    if op.kind == "gemm" and vec.any_nonzero(op.flops):
+        return profile_for(chip, "gemm", _gemm_precision(op, precision))
+    if op.kind == "attention" and vec.any_nonzero(op.flops):
+        return profile_for(chip, "attention", _attention_precision(precision))
+    return profile_of(chip)
 
 
 def _time_s(

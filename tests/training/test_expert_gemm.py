@@ -69,10 +69,9 @@ def test_deepgemm_grouped_rows_are_predicted_within_their_measured_band() -> Non
     checks = grouped_gemm_checks()
     assert len(checks) == 8
     errors = [abs(c.predicted / c.measured - 1) for c in checks]
-    # priced as one grouped problem the small groups are within 50% (they were 55-59%
-    # too slow priced per expert); the large within 20%
-    assert max(errors) < 0.5
-    assert max(e for c, e in zip(checks, errors, strict=True) if "(8192" in c.label) < 0.2
+    # priced as one grouped problem with fp8 operands at one byte, every group size is
+    # within 20% (small groups were 55-59% too slow priced per expert at 16-bit bytes)
+    assert max(errors) < 0.2
 
 
 def test_unknown_expert_gemm_is_refused() -> None:

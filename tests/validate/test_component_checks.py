@@ -40,13 +40,14 @@ def test_deepep_dispatch_and_combine_within_25_percent() -> None:
     assert sum(errors) / len(errors) <= 12.0
 
 
-def test_large_grouped_gemms_within_25_percent() -> None:
+def test_grouped_gemms_within_20_percent() -> None:
     from superscale.validate.components import grouped_gemm_checks
 
     checks = grouped_gemm_checks()
     assert len(checks) == 8
-    large = [c for c in checks if "(4096," in c.label or "(8192," in c.label]
-    assert len(large) == 4
-    assert all(abs(c.error_pct) <= 25.0 for c in large), [(c.label, c.error_pct) for c in large]
-    # Known gap, reported by benchmarks/accuracy.py: at 256-512 tokens per expert the shape
-    # model prices DeepGEMM's grouped kernels 40-60% too slow.
+    errors = [abs(c.error_pct) for c in checks]
+    # with fp8 operands read at one byte, the 256-token groups (memory-bound: DeepGEMM
+    # reports ~2 TB/s for them) are within 5%; they were 45% too slow at 16-bit bytes
+    assert max(errors) <= 20.0, [(c.label, round(c.error_pct, 1)) for c in checks]
+    small = [c for c in checks if "(256," in c.label]
+    assert len(small) == 2 and all(abs(c.error_pct) <= 10.0 for c in small)

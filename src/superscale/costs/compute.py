@@ -15,7 +15,9 @@ functions (`inference/layers.py`).
 Training-specific here: under fp8, each GEMM also quantizes its 16-bit inputs (read 2 B,
 write 1 B per element, plus the transposed copy backward needs; the op's
 `cast_bytes_per_input`, which the lowering sets from the fp8 recipe; Transformer Engine's
-recipes), and the output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Under the NVFP4
+recipes), the GEMM then reads its operands at the low dtype's width (`OPERAND_BYTES`; its
+output stays 16-bit: DeepGEMM's per-shape memory bandwidths count the bytes so), and the
+output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Under the NVFP4
 recipe a transformer layer's GEMMs run at the chip's fp4 peak (the op's `low_dtype`) with
 the same quantize traffic, priced by the recipe's cast bytes. Elementwise kernels are
 memory-bound.
@@ -49,6 +51,9 @@ __all__ = [
 
 _16BIT = {"bf16", "fp16"}
 _QUANTIZED = {"fp8", "fp4"}  # GEMM inputs cast from 16 bits before each GEMM
+# Bytes per input element a quantized GEMM reads: fp8 one byte (its per-block scales are
+# 1/128 B, left out); NVFP4 half a byte plus an E4M3 scale per 16 elements
+OPERAND_BYTES = {"fp8": 1.0, "fp4": 0.5 + 1 / 16}
 HIGH_PRECISION_GEMMS = frozenset({"logits", "router"})
 
 
@@ -90,17 +95,26 @@ def _pricing_profile(op: ComputeOp, chip: Chip, precision: str) -> EfficiencyPro
     return profile_of(chip)
 
 
+def _hbm_bytes(op: ComputeOp, gemm_precision: str) -> vec.Num:
+    """The op's HBM traffic, its GEMM operands at the width the GEMM reads them."""
+    width = OPERAND_BYTES.get(gemm_precision)
+    if op.kind != "gemm" or width is None:
+        return op.hbm_bytes
+    return op.hbm_bytes - op.operand_bytes * (1.0 - width / 2.0)
+
+
 def _time_s(
     op: ComputeOp, chip: Chip, precision: str, profile: EfficiencyProfile | None
 ) -> vec.Num:
-    per_kernel = op.hbm_bytes / vec.maximum(op.kernels, 1)
-    mem_s = op.hbm_bytes / memory_bytes_per_s(chip, per_kernel, profile=profile)
+    gemm_precision = _gemm_precision(op, precision)
+    hbm_bytes = _hbm_bytes(op, gemm_precision)
+    per_kernel = hbm_bytes / vec.maximum(op.kernels, 1)
+    mem_s = hbm_bytes / memory_bytes_per_s(chip, per_kernel, profile=profile)
     kernels = op.kernels * 1.0
     flops_s = 0.0
     if op.kind == "gemm" and vec.any_nonzero(op.flops):
-        gemm_precision = _gemm_precision(op, precision)
         flops_s = op.flops / gemm_flops_per_s(chip, gemm_precision, op.shape, profile=profile)
-        if gemm_precision in _QUANTIZED and op.shape is not None:
+        if gemm_precision in _QUANTIZED and op.shape is not None and op.cast_bytes_per_input:
             m, n, k = op.shape
             passes = op.flops / (2.0 * m * n * k)  # 1 forward, 2 for its backward
             cast_bytes = op.cast_bytes_per_input * m * k

@@ -43,6 +43,9 @@ _UNFUSED_ATTENTION = frozenset({"attn_scores", "attn_values"})  # FP4 is for lin
 FLASH_BLOCK = 128  # query/key tile of fused attention: causal work = (s + block) / 2s of full
 
 
+Shape3 = tuple[float, float, float]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Shard:
     """How one GPU's slice of a micro-batch is shaped."""
@@ -80,22 +83,24 @@ class Shard:
 
 
 def _gemm_op(
-    name: str, flops: float, hbm_bytes: float, shape_m: float, n: float, k: float
+    name: str, flops: float, operand_bytes: float, output_bytes: float, shape: Shape3
 ) -> ComputeOp:
+    m, n, k = shape
     return ComputeOp(
         name=name,
         kind="gemm",
         flops=flops,
         counted_flops=flops,
-        hbm_bytes=hbm_bytes,
-        shape=(vec.dim(shape_m), vec.dim(n), vec.dim(k)),
+        hbm_bytes=operand_bytes + output_bytes,
+        operand_bytes=operand_bytes,
+        shape=(vec.dim(m), vec.dim(n), vec.dim(k)),
     )
 
 
 def _gemm(name: str, m: float, n: float, k: float, *, batch: float = 1.0) -> ComputeOp:
-    """`batch` GEMMs of (m, n, k)."""
-    io_bytes = ACT_BYTES * batch * (m * k + k * n + m * n)
-    return _gemm_op(name, 2.0 * batch * m * n * k, io_bytes, m, n, k)
+    """`batch` GEMMs of (m, n, k): inputs and output at 16 bits."""
+    operands = ACT_BYTES * batch * (m * k + k * n)
+    return _gemm_op(name, 2.0 * batch * m * n * k, operands, ACT_BYTES * batch * m * n, (m, n, k))
 
 
 def grouped_gemm(
@@ -106,9 +111,9 @@ def grouped_gemm(
     (DeepGEMM's contiguous layout, CUTLASS grouped GEMM) schedules the tiles of all groups
     as one problem with the groups concatenated along M, so its tile efficiency sees all
     the rows; else a GEMM per expert, each seeing rows / groups."""
-    io_bytes = ACT_BYTES * (rows * k + groups * k * n + rows * n)
+    operands = ACT_BYTES * (rows * k + groups * k * n)
     shape_m = rows if fused else rows / groups
-    return _gemm_op(name, 2.0 * rows * n * k, io_bytes, shape_m, n, k)
+    return _gemm_op(name, 2.0 * rows * n * k, operands, ACT_BYTES * rows * n, (shape_m, n, k))
 
 
 def _elementwise(name: str, hbm_bytes: float, kernels: int = 1) -> ComputeOp:

@@ -30,6 +30,9 @@ class ComputeOp:
     flops: float = 0.0
     counted_flops: float = 0.0
     hbm_bytes: float = 0.0
+    # GEMMs: the input operands' share of hbm_bytes, counted at 16 bits; a quantized GEMM
+    # (fp8, fp4) reads them at its own width (`costs/compute.py`)
+    operand_bytes: float = 0.0
     shape: tuple[int, int, int] | None = None  # (m, n, k) for GEMMs
     kernels: int = 1
     recompute: bool = False
@@ -59,6 +62,7 @@ class ComputeOp:
             flops=self.flops * flops_factor,
             counted_flops=self.counted_flops * 2.0,
             hbm_bytes=self.hbm_bytes * factor,
+            operand_bytes=self.operand_bytes * factor,
             kernels=self.kernels * 2,
         )
 
@@ -111,6 +115,7 @@ def gated(op: Op, *masks: Any) -> list[Op]:
             flops=op.flops * scale,
             counted_flops=op.counted_flops * scale,
             hbm_bytes=op.hbm_bytes * scale,
+            operand_bytes=op.operand_bytes * scale,
             kernels=op.kernels * scale,
         )
     ]

@@ -1,0 +1,50 @@
+"""A quantized GEMM reads its operands at its own width (costs/compute.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from superscale.costs.compute import OPERAND_BYTES, compute_time_s
+from superscale.hardware.catalog import chips
+from superscale.training.layer import grouped_gemm
+
+
+def _memory_bound_expert_gemm():  # type: ignore[no-untyped-def]
+    # 64 tokens over 8 local experts of 2048x1536 weights: the weight read dominates
+    return grouped_gemm("expert_up", 64, 1536, 2048, groups=8, fused=True)
+
+
+def test_fp8_operands_are_one_byte_and_the_output_two() -> None:
+    chip = chips().get("h100-sxm")
+    op = replace(_memory_bound_expert_gemm(), cast_bytes_per_input=0.0)
+    rows, n, k, groups = 64, 1536, 2048, 8
+    operands_fp8 = rows * k + groups * k * n  # 1 B each
+    output = 2 * rows * n
+    assert op.operand_bytes == 2 * operands_fp8
+    assert op.hbm_bytes == 2 * operands_fp8 + output
+    bandwidth = chip.hbm_bandwidth_bytes_per_s * chip.efficiency.memory_fraction
+    overhead = chip.efficiency.kernel_overhead_us * 1e-6
+    expected = (operands_fp8 + output) / bandwidth + overhead
+    assert compute_time_s(op, chip, "fp8") == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_memory_bound_gemm_speeds_up_by_the_byte_ratio_under_fp8() -> None:
+    chip = chips().get("h100-sxm")
+    op = replace(_memory_bound_expert_gemm(), cast_bytes_per_input=0.0)
+    overhead = chip.efficiency.kernel_overhead_us * 1e-6
+    bf16 = compute_time_s(op, chip, "bf16") - overhead
+    fp8 = compute_time_s(op, chip, "fp8") - overhead
+    ratio = (op.hbm_bytes - op.operand_bytes / 2) / op.hbm_bytes
+    assert fp8 / bf16 == pytest.approx(ratio, rel=1e-9)
+    assert ratio < 0.6
+
+
+def test_nvfp4_operands_carry_their_block_scales() -> None:
+    assert OPERAND_BYTES["fp4"] == pytest.approx(0.5 + 1 / 16)
+    chip = chips().get("b200")
+    op = replace(_memory_bound_expert_gemm(), cast_bytes_per_input=0.0, low_dtype="fp4")
+    assert compute_time_s(op, chip, "fp8") < compute_time_s(
+        replace(op, low_dtype="fp8"), chip, "fp8"
+    )

@@ -120,6 +120,28 @@ def _elementwise(name: str, hbm_bytes: float, kernels: int = 1) -> ComputeOp:
     return ComputeOp(name=name, kind="elementwise", hbm_bytes=hbm_bytes, kernels=kernels)
 
 
+# Router kernels per (token, expert) score, Megatron-Core's fused router (TE
+# `fused_topk_with_score_function` and the fused aux-loss score kernels, on by
+# `moe_router_fusion`): top-k reads the 16-bit logits and writes fp32 probabilities and a
+# 1-byte routing map (2 + 4 + 1 B); the load-balancing loss reads the logits again, writes
+# fp32 scores and reduces them with the map (2 + 4 + 4 + 1 B).
+ROUTER_BYTES_PER_SCORE = 18.0
+ROUTER_KERNELS = 3
+
+
+def _router_topk(tokens: vec.Num, experts: int) -> ComputeOp:
+    """Score function, top-k and the load-balancing loss over a GPU's router logits; the
+    gradient reads the probabilities' gradient and writes the logits' (about as many
+    bytes)."""
+    return ComputeOp(
+        name="router_topk",
+        kind="elementwise",
+        hbm_bytes=ROUTER_BYTES_PER_SCORE * tokens * experts,
+        kernels=ROUTER_KERNELS,
+        backward_bytes_factor=1.0,
+    )
+
+
 def _local_heads(heads: int, tp: int) -> vec.Num:
     return vec.maximum(heads / tp, 1.0)  # heads fewer than tp are replicated (GQA kv heads)
 
@@ -232,6 +254,7 @@ def mlp_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[ComputeOp]:
     if moe_layer and model.moe is not None:
         moe = model.moe
         ops.append(_gemm("router", ht, moe.experts, h))
+        ops.append(_router_topk(ht, moe.experts))
         # Expert tensor parallelism is 1 (DeepSeek-V3, Megatron-Core's MoE recipes): each
         # GPU routes its sequence-parallel token shard to top-k experts at full width, and
         # with balanced routing receives as many token copies as it sends.

@@ -17,7 +17,12 @@ import time
 from typing import Any
 
 from superscale.calibrate.fit import fit_all
-from superscale.validate.components import ComponentCheck, dispatch_checks, grouped_gemm_checks
+from superscale.validate.components import (
+    ComponentCheck,
+    dispatch_checks,
+    grouped_gemm_checks,
+    nvl72_dispatch_checks,
+)
 from superscale.validate.training import Comparison, compare_all, summarize_errors
 
 
@@ -39,6 +44,12 @@ def _components() -> dict[str, Any]:
     out: dict[str, Any] = {
         "moe_dispatch": _check_stats("moe_dispatch", dispatch_checks()),
         "gemm_grouped": _check_stats("gemm_grouped", grouped_gemm_checks()),
+        "moe_dispatch_nvl72_kernel": _check_stats(
+            "moe_dispatch_nvl72 (kernel only)", nvl72_dispatch_checks(kernel_only=True)
+        ),
+        "moe_dispatch_nvl72_torch_api": _check_stats(
+            "moe_dispatch_nvl72 (torch API)", nvl72_dispatch_checks()
+        ),
     }
     print(f"\n{'fit (components -> parameters)':<34} {'rows':>4} {'|err|':>6}  fitted (catalog)")
     for fit in fit_all():

@@ -13,10 +13,14 @@ to the component that causes it. Covered so far:
   dispatch, bf16 combine). DeepEP reports the bytes on the bottleneck link (NVLink or
   RDMA) over the kernel time; the prediction divides the same bytes by the priced
   all-to-all time.
+- Hybrid-EP's and DeepEP's 16-bit dispatch and combine inside one GB200 NVL72 NVLink domain
+  (EP 8-36), against the scale-up all-to-all: within 9% on average of Hybrid-EP's kernel-only
+  times; the torch-API times add 0.16-0.25 ms of layout and metadata preparation per call.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 from superscale.calibrate.components import component_rows
@@ -77,6 +81,56 @@ def dispatch_checks() -> list[ComponentCheck]:
                 label=f"DeepEP {row['op']} {row['chip']} EP{ep} ({row['bottleneck_link']})",
                 measured=float(row["bandwidth_GBps"]),
                 predicted=link_bytes * hidden * nbytes / time_s / 1e9,
+                unit="GB/s",
+                source=row["source"],
+            )
+        )
+    return checks
+
+
+_NVL72_LIBRARIES = ("Hybrid-EP (NVIDIA)", "DeepEP V1 (as measured by NVIDIA)")
+
+
+def _kernel_only_gbps(notes: str) -> float | None:
+    """Hybrid-EP's kernel-only bandwidth, which its rows carry in the notes."""
+    found = re.match(r"kernel-only ([0-9.]+) GB/s", notes)
+    return float(found.group(1)) if found else None
+
+
+def nvl72_dispatch_checks(*, kernel_only: bool = False) -> list[ComponentCheck]:
+    """Dispatch and combine inside one GB200 NVL72 NVLink domain (EP 8-36), 16-bit, at each
+    row's largest SM budget, against the scale-up all-to-all the cost layer prices.
+
+    The rows' torch-API time includes each call's layout and metadata preparation, which
+    Hybrid-EP's kernel-only figures leave out (`kernel_only`)."""
+    best: dict[tuple[str, str, int], dict[str, str]] = {}
+    for row in component_rows("moe_dispatch"):
+        if row["library"] not in _NVL72_LIBRARIES or row["chip"] != "GB200":
+            continue
+        dtype = row["dispatch_dtype"] if row["op"] == "dispatch" else row["combine_dtype"]
+        if dtype != "bf16" or (kernel_only and _kernel_only_gbps(row["notes"]) is None):
+            continue
+        key = (row["library"], row["op"], int(row["ep_size"]))
+        if key not in best or int(row["num_sms"]) > int(best[key]["num_sms"]):
+            best[key] = row
+    checks = []
+    for (library, op, ep), row in sorted(best.items()):
+        tokens, hidden, top_k = (int(row[c]) for c in ("tokens_per_rank", "hidden", "topk"))
+        slice_gpus = 72 // ep * ep  # the rack's GPUs in whole EP groups
+        cluster = Cluster.model_validate(
+            {"system": "gb200-nvl72", "count": 1, "gpus_per_system": slice_gpus}
+        )
+        payload = tokens * top_k * hidden * _BYTES["bf16"]
+        costs = CommModel(cluster).costs("all_to_all", ep, 1)
+        time_s = min(c.time_s(payload) for c in costs.values())
+        link_bytes = payload * (ep - 1) / ep  # the copies bound for other GPUs
+        measured = _kernel_only_gbps(row["notes"]) if kernel_only else None
+        checks.append(
+            ComponentCheck(
+                component="moe_dispatch_nvl72",
+                label=f"{library.split(' (')[0]} {op} GB200 NVL72 EP{ep} ({row['num_sms']} SMs)",
+                measured=measured if measured is not None else float(row["bandwidth_GBps"]),
+                predicted=link_bytes / time_s / 1e9,
                 unit="GB/s",
                 source=row["source"],
             )

@@ -16,6 +16,14 @@ to the component that causes it. Covered so far:
 - Hybrid-EP's and DeepEP's 16-bit dispatch and combine inside one GB200 NVL72 NVLink domain
   (EP 8-36), against the scale-up all-to-all: within 9% on average of Hybrid-EP's kernel-only
   times; the torch-API times add 0.16-0.25 ms of layout and metadata preparation per call.
+- Dense GEMMs (`gemm.csv`: cuBLASLt sweeps, MAMF best shapes, FlagPerf) priced through the
+  shared kernel rates with a chip's component-fitted profile, as `cluster.profile: fitted`
+  prices a training GEMM (operands at the GEMM's width, a 16-bit output).
+- FlashAttention forward + backward (`attention.csv`) priced as a training attention op is:
+  the fitted profile at the key length, its head sizes averaged (the op does not say one).
+- nccl-tests bus bandwidth (`collectives.csv`) of all-reduce, all-gather and reduce-scatter
+  on A100, H100 and H200 nodes and H100 clusters, against the collective the tuner picks on
+  the catalog system of that node (AWS p5 rows on dgx-h100: the same 3.2 Tb/s per node).
 """
 
 from __future__ import annotations
@@ -24,10 +32,13 @@ import re
 from dataclasses import dataclass, replace
 
 from superscale.calibrate.components import component_rows
+from superscale.collectives import BUS_FACTOR
 from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
 from superscale.costs.dispatch import payload_factor, remote_copies_per_token
+from superscale.costs.roofline import attention_flops_per_s, gemm_time_s
 from superscale.hardware.catalog import chips
+from superscale.hardware.profile import FITTED, ProfiledChip, named_profile, with_profile
 from superscale.hardware.spec import Cluster
 from superscale.models.spec import MoE
 from superscale.training.layer import grouped_gemm
@@ -165,3 +176,134 @@ def grouped_gemm_checks() -> list[ComponentCheck]:
             )
         )
     return checks
+
+
+# Component-table chip labels -> catalog chips, for the dense checks (PCIe and other
+# variants left out, as the fit leaves them out)
+_DENSE_CHIPS = {"A100": "a100-sxm-80g", "A100 SXM": "a100-sxm-80g", "H100 SXM": "h100-sxm"}
+_DENSE_CHIPS |= {"H100": "h100-sxm", "H200": "h200-sxm", "H800": "h800-sxm"}
+_OPERAND_BYTES = {"fp8": 1.0, "bf16": 2.0, "fp16": 2.0, "tf32": 4.0, "fp32": 4.0}
+
+
+def fitted_chip(name: str) -> ProfiledChip:
+    """Catalog chip `name` priced by its shipped component-fitted profile, at the clocks the
+    profile's rows were measured at (as `cluster.profile: fitted` runs it)."""
+    chip = chips().get(name)
+    efficiency = chip.efficiency.model_copy(update={"sustained_clock_fraction": 1.0})
+    measured = chip.model_copy(update={"efficiency": efficiency})
+    return with_profile(measured, named_profile(FITTED, name, None))
+
+
+def _precision(dtype: str) -> str | None:
+    text = dtype.lower()
+    return next((p for p in _OPERAND_BYTES if text.startswith(p)), None)
+
+
+def dense_gemm_checks() -> list[ComponentCheck]:
+    """Every dense GEMM row with a shape on A100, H100, H200 and H800, against the GEMM
+    time the fitted profile prices for that shape and precision (a 16-bit output)."""
+    checks = []
+    for row in component_rows("gemm"):
+        name = _DENSE_CHIPS.get(row["chip"])
+        precision = _precision(row["dtype"])
+        if name is None or precision is None or row["groups"] not in ("", "1"):
+            continue
+        if not row["m"].strip() or "claim" in row["value_kind"]:
+            continue
+        chip = fitted_chip(name)
+        if precision not in chip.profile.matmul:
+            continue
+        m, n, k = (int(row[c]) for c in ("m", "n", "k"))
+        moved = (m * k + k * n) * _OPERAND_BYTES[precision] + m * n * 2.0
+        seconds = gemm_time_s(chip, precision, (m, n, k), hbm_bytes=moved)
+        kind = "best shape, short run" if "MAMF" in row["value_kind"] else row["library"]
+        checks.append(
+            ComponentCheck(
+                component="gemm_dense",
+                label=f"GEMM {row['chip']} {precision} ({m},{n},{k}) {kind}",
+                measured=float(row["achieved_tflops"]),
+                predicted=2.0 * m * n * k / float(seconds) / 1e12,
+                unit="TFLOP/s",
+                source=row["source"],
+            )
+        )
+    return checks
+
+
+def attention_checks() -> list[ComponentCheck]:
+    """FlashAttention forward + backward rows on A100 and H100 against the fitted rate a
+    training attention op gets at that key length (head sizes averaged)."""
+    checks = []
+    for row in component_rows("attention"):
+        name = _DENSE_CHIPS.get(row["chip"])
+        if name is None or row["pass"] != "fwd+bwd" or not row["seq_len"].strip():
+            continue
+        chip = fitted_chip(name)
+        seq, head_dim = int(row["seq_len"]), int(row["head_dim"])
+        rate = attention_flops_per_s(chip, "bf16", float(seq), profile=chip.profile)
+        causal = "causal" if row["causal"].lower() == "true" else "full"
+        checks.append(
+            ComponentCheck(
+                component="attention",
+                label=f"{row['kernel']} {row['chip']} fwd+bwd s{seq} d{head_dim} {causal}",
+                measured=float(row["achieved_tflops"]),
+                predicted=rate / 1e12,
+                unit="TFLOP/s",
+                source=row["source"],
+            )
+        )
+    return checks
+
+
+_COLLECTIVE_SYSTEMS = (  # (chip, system label starts with) -> catalog system
+    ("A100", "Azure ND A100", "dgx-a100"),
+    ("A100", "DGX A100", "dgx-a100"),
+    ("H100", "Azure ND H100", "dgx-h100"),
+    ("H100", "AWS p5", "dgx-h100"),
+    ("H100", "NVIDIA H100 cluster", "dgx-h100"),
+    ("H200", "Azure ND H200", "hgx-h200"),
+    ("H200", "8x H200 HGX", "hgx-h200"),
+)
+_REDUCTIONS = ("all_reduce", "all_gather", "reduce_scatter")
+
+
+def collective_checks() -> list[ComponentCheck]:
+    """nccl-tests bus bandwidth by size and GPU count against the tuner's pick on the
+    node's catalog system (whole systems), or against the ring where a row turned NVLS off."""
+    models: dict[tuple[str, int], CommModel] = {}
+    checks = []
+    for row in component_rows("collectives"):
+        system = next(
+            (
+                s
+                for chip, label, s in _COLLECTIVE_SYSTEMS
+                if row["chip"] == chip and row["system"].startswith(label)
+            ),
+            None,
+        )
+        op = row["op"]
+        if system is None or op not in _REDUCTIONS or not row["message_bytes"].strip():
+            continue
+        gpus, nodes = int(row["num_gpus"]), int(row["num_nodes"])
+        if nodes == 1 and 8 % gpus:
+            continue  # 5-7 GPUs of an 8-GPU node do not tile it
+        size = int(row["message_bytes"])
+        model = models.setdefault((system, nodes), _comm_model(system, nodes))
+        forced = "ring" if row["algorithm"].startswith("Ring") else "auto"  # NVLS turned off
+        algorithm, seconds = model.best(op, size, gpus, 1, algorithm=forced)
+        checks.append(
+            ComponentCheck(
+                component="collective",
+                label=f"{op} {row['chip']} {gpus} GPUs/{nodes} nodes {row['message_label']} "
+                f"[{row['system'][:24]}; priced {algorithm}]",
+                measured=float(row["busbw_GBps"]),
+                predicted=size / seconds * BUS_FACTOR[op](gpus) / 1e9,
+                unit="GB/s busbw",
+                source=row["source"],
+            )
+        )
+    return checks
+
+
+def _comm_model(system: str, nodes: int) -> CommModel:
+    return CommModel(Cluster.model_validate({"system": system, "count": nodes}))

@@ -44,6 +44,20 @@ def test_engines_agree(schedule: str, moe: bool, overlap: bool, servers: int) ->
     assert event["step_time_s"] == pytest.approx(step, rel=0.03)
     for term, seconds in analytical["breakdown_s"].items():
         assert abs(event["breakdown_s"][term] - seconds) <= 0.05 * step, term
+    for term, seconds in analytical["hidden_comm_s"].items():
+        assert abs(event["hidden_comm_s"][term] - seconds) <= 0.05 * step, f"hidden {term}"
+
+
+@pytest.mark.parametrize("engine", ["analytical", "event"])
+def test_overlap_moves_all_to_all_from_exposed_to_hidden(engine: str) -> None:
+    off = simulate(load_scenario(_scenario("1f1b", True, False, 2)), engine=engine).to_json()
+    on = simulate(load_scenario(_scenario("1f1b", True, True, 2)), engine=engine).to_json()
+    assert off["hidden_comm_s"]["ep_comm"] == 0.0  # blocking: all of it is exposed
+    assert on["hidden_comm_s"]["ep_comm"] > 0.0
+    assert on["breakdown_s"]["ep_comm"] < off["breakdown_s"]["ep_comm"]
+    # the same collectives are priced either way: what overlap hides leaves the exposed term
+    total_on = on["breakdown_s"]["ep_comm"] + on["hidden_comm_s"]["ep_comm"]
+    assert total_on == pytest.approx(off["breakdown_s"]["ep_comm"], rel=0.02)
 
 
 def test_engines_agree_on_deepseek_v3_as_published() -> None:
@@ -55,3 +69,7 @@ def test_engines_agree_on_deepseek_v3_as_published() -> None:
     event = simulate(scenario, engine="event").to_json()
     assert analytical["fits"] and event["fits"]
     assert event["step_time_s"] == pytest.approx(analytical["step_time_s"], rel=0.05)
+    # DualPipe runs the expert all-to-all beside the other direction's chunk
+    hidden = analytical["hidden_comm_s"]["ep_comm"]
+    assert hidden > analytical["breakdown_s"]["ep_comm"]
+    assert event["hidden_comm_s"]["ep_comm"] == pytest.approx(hidden, rel=0.05)

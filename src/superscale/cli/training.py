@@ -241,6 +241,7 @@ def _print_result(result: Result) -> None:
     console.print()
     console.print("[bold]where the step goes[/]")
     _print_breakdown(data["breakdown_s"], data["step_time_s"])
+    _print_hidden(data.get("hidden_comm_s") or {})
     lines = facility_lines(data)
     if lines:
         console.print()
@@ -265,6 +266,15 @@ def _print_breakdown(breakdown: dict[str, float], step_s: float) -> None:
         f"  {'exposed communication':<22} {breakdown['exposed_comm']:9.3f} s "
         f"{100 * breakdown['exposed_comm'] / step_s:5.1f}%"
     )
+
+
+def _print_hidden(hidden: dict[str, float]) -> None:
+    """Collective time that ran under compute, which the breakdown above does not count."""
+    shown = {k: v for k, v in hidden.items() if v >= 0.0005}
+    if shown:
+        console.print("  hidden behind compute (not in the step above)")
+    for key, value in shown.items():
+        console.print(f"    {_LABELS[key]:<20} {value:9.3f} s")
 
 
 @app.command()

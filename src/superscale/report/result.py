@@ -53,6 +53,7 @@ class Result:
     groups: dict[str, str]
     warnings: tuple[str, ...]
     engine: str
+    hidden_comm_s: dict[str, float] | None = None  # per group, run under compute
     facility: dict[str, Any] | None = None
     reliability: dict[str, Any] | None = None
     cost: dict[str, Any] | None = None
@@ -104,6 +105,7 @@ class Result:
                 "peak_stage": mem.stage,
             },
             "breakdown_s": {k: self.breakdown_s[k] for k in BREAKDOWN_KEYS},
+            "hidden_comm_s": {k: float(v) for k, v in (self.hidden_comm_s or {}).items()},
             "scenario": {
                 "name": self.name,
                 "model": self.model,
@@ -167,4 +169,5 @@ def summarize(
         groups={k: g.describe(cluster) for k, g in plan.groups.items() if g.size > 1},
         warnings=plan.warnings,
         engine=engine,
+        hidden_comm_s=dict(step.hidden_comm_s),
     )

@@ -88,6 +88,12 @@ class StepTime:
     critical_stage: int
     model_flops_per_gpu: float
     hardware_flops_per_gpu: float
+    # per group (tp_comm, cp_comm, ep_comm): the critical rank's collective time that ran
+    # under its compute, beside the exposed time the breakdown counts
+    hidden_comm_s: dict[str, float] = field(default_factory=dict)
+
+
+HIDDEN_GROUPS = ("tp", "cp", "ep")  # per-layer collectives that may hide behind compute
 
 
 def _placement(op: CommOp, plan: Plan, cluster: Cluster) -> GroupPlacement | GroupShape:
@@ -439,6 +445,13 @@ def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan)
     }
     step = pipeline + tail + head
     breakdown["exposed_comm"] = sum(breakdown[f"{g}_comm"] for g in (*COMM_GROUPS, "dp"))
+    hidden = {
+        f"{g}_comm": vec.maximum(
+            0.0,
+            m * critical([f.comm_s[g] + b.comm_s[g] for f, b in passes]) - breakdown[f"{g}_comm"],
+        )
+        for g in HIDDEN_GROUPS
+    }
     n_stages = sum(n for _, n in stages)
     model_flops = m * sum(s.model_flops * n for s, n in stages) / n_stages
     hardware_flops = m * sum(s.hardware_flops * n for s, n in stages) / n_stages
@@ -449,6 +462,7 @@ def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan)
         critical_stage=critical_stage,
         model_flops_per_gpu=model_flops,
         hardware_flops_per_gpu=hardware_flops,
+        hidden_comm_s=hidden,
     )
 
 

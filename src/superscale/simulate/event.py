@@ -34,6 +34,7 @@ from superscale.parallelism.plan import GroupPlacement, Plan, place_group
 from superscale.simulate.analytical import (
     ASYNC_P2P,
     DP_OVERLAP_WINDOW,
+    HIDDEN_GROUPS,
     OVERLAP_RESIDUAL,
     StepTime,
 )
@@ -299,6 +300,8 @@ class _RankState:
     rank: int
     stage: int
     acct: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0.0))
+    # priced collective time per category, exposed or not (acct holds the exposed part)
+    priced: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0.0))
     end_s: float = 0.0
     finished: bool = False
 
@@ -626,6 +629,7 @@ class _Engine:
                 yield env.timeout(seg.compute_s)
                 for category, seconds in seg.parts:
                     acct[category] += seconds
+                    state.priced[category] += seconds
                 continue
             if not seg.is_comm:
                 nxt = segments[index + 1] if index + 1 < len(segments) else None
@@ -652,6 +656,7 @@ class _Engine:
                 flow_in = None
                 continue
             category = _category(seg)
+            state.priced[category] += seg.fixed_s + seg.work_s
             if not seg.early:
                 seq += 1
                 finished = self._collective(state, member, seg, task, seq)
@@ -883,6 +888,10 @@ def simulate_events(
         critical_stage=critical.stage,
         model_flops_per_gpu=m * model_flops / n_stages,
         hardware_flops_per_gpu=m * hardware_flops / n_stages,
+        hidden_comm_s={
+            f"{g}_comm": max(0.0, critical.priced[f"{g}_comm"] - breakdown[f"{g}_comm"])
+            for g in HIDDEN_GROUPS
+        },
     )
     return Timeline(
         step=step, spans=tuple(engine.spans), ranks=len(states), mode="all" if full else "stage"

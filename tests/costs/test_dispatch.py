@@ -98,3 +98,95 @@ def test_redundant_experts_take_memory_and_must_tile_the_ep_group() -> None:
     data["parallel"]["redundant_experts"] = 32  # 288 slots do not tile 64 ranks
     with pytest.raises(SpecError, match="must divide the 256 experts plus 32 redundant"):
         load_scenario(data)
+
+
+def test_dispatch_preparation_is_the_median_of_hybrid_ep_api_minus_kernel_time() -> None:
+    import statistics
+
+    from superscale.calibrate.components import component_rows
+    from superscale.costs.dispatch import DISPATCH_PREPARATION_S
+    from superscale.validate.components import _kernel_only_gbps
+
+    gaps = []
+    for row in component_rows("moe_dispatch"):
+        kernel_gbps = _kernel_only_gbps(row["notes"])
+        if kernel_gbps is None:
+            continue
+        ep = int(row["ep_size"])
+        dtype = row["dispatch_dtype"] if row["op"] == "dispatch" else row["combine_dtype"]
+        size = {"fp8": 1, "bf16": 2}[dtype]
+        nbytes = int(row["tokens_per_rank"]) * int(row["topk"]) * int(row["hidden"]) * size
+        nbytes *= (ep - 1) / ep
+        api_s = nbytes / (float(row["bandwidth_GBps"]) * 1e9)
+        gaps.append(api_s - nbytes / (kernel_gbps * 1e9))
+    assert len(gaps) == 33
+    assert all(gap > 0 for gap in gaps)  # every torch-API call is slower than its kernels
+    assert statistics.median(gaps) == pytest.approx(DISPATCH_PREPARATION_S, abs=5e-6)
+
+
+def test_deepep_calls_pay_their_preparation_and_all_to_all_does_not() -> None:
+    from superscale.costs.dispatch import DISPATCH_PREPARATION_S
+
+    def dispatch_ops(dispatch: str) -> list[CommOp]:
+        scenario = load_scenario(_deepseek(dispatch))
+        program = lower(scenario, resolve(scenario))
+        ops = [*program.stages[0].forward, *program.stages[0].backward]
+        return [op for op in ops if isinstance(op, CommOp) and op.group == "ep"]
+
+    deepep, plain = dispatch_ops("deepep"), dispatch_ops("all_to_all")
+    assert deepep and plain
+    assert all(op.setup_s == DISPATCH_PREPARATION_S for op in deepep)  # forward and backward
+    assert all(op.setup_s == 0.0 for op in plain)
+
+
+@pytest.mark.parametrize("engine", ["analytical", "event"])
+def test_preparation_adds_its_time_per_call_in_both_engines(engine: str) -> None:
+    from dataclasses import replace
+
+    from superscale.costs.dispatch import DISPATCH_PREPARATION_S
+    from superscale.simulate.analytical import estimate_step
+    from superscale.simulate.event import simulate_events
+
+    scenario = load_scenario(_deepseek("deepep"))
+    plan = resolve(scenario)
+    program = lower(scenario, plan)
+
+    def bare_stages(stages: Any) -> tuple[Any, ...]:
+        return tuple(
+            replace(
+                stage,
+                forward=tuple(_without_setup(op) for op in stage.forward),
+                backward=tuple(_without_setup(op) for op in stage.backward),
+            )
+            for stage in stages
+        )
+
+    bare = replace(
+        program, stages=bare_stages(program.stages), virtual=bare_stages(program.virtual)
+    )
+    cluster, precision = scenario.cluster, "fp8"
+
+    def ep_s(prog: Any) -> float:
+        if engine == "analytical":
+            step = estimate_step(prog, plan, cluster, precision)
+        else:
+            step = simulate_events(prog, plan, cluster, precision, record=False).step
+        return float(step.breakdown_s["ep_comm"])
+
+    calls = max(  # the busiest stage's (it holds the most MoE layers)
+        sum(
+            op.repeat
+            for op in (*stage.forward, *stage.backward)
+            if isinstance(op, CommOp) and op.group == "ep"
+        )
+        for stage in program.stages
+    )
+    expected = program.micro_batches * calls * DISPATCH_PREPARATION_S  # blocking all-to-all
+    with_setup, without = ep_s(program), ep_s(bare)
+    assert with_setup - without == pytest.approx(expected, rel=1e-6)
+
+
+def _without_setup(op: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(op, setup_s=0.0) if isinstance(op, CommOp) else op

@@ -178,7 +178,8 @@ def pass_sums(
             hardware += op.hardware_flops
         else:
             group = _placement(op, plan, cluster)
-            t = comm_model.time_s(op.collective, op.payload_bytes, group) * op.repeat
+            t = comm_model.time_s(op.collective, op.payload_bytes, group) + op.setup_s
+            t = t * op.repeat
             key = "dp" if op.group in {"dp", "edp"} else op.group  # ZeRO-3 weight prefetch
             comm[key] = comm.get(key, 0.0) + t
             if op.overlappable:

@@ -145,7 +145,7 @@ class _Pricer:
         table = self.comm.costs(op.collective, group.size, group.stride)
         best = min(table.values(), key=lambda c: c.time_s(op.payload_bytes))
         return (
-            best.fixed_s * op.repeat,
+            (best.fixed_s + op.setup_s) * op.repeat,
             best.per_byte_s * op.payload_bytes * op.repeat,
             RESOURCE[group.level],
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from superscale import vec
-from superscale.costs.dispatch import payload_factor
+from superscale.costs.dispatch import DISPATCH_PREPARATION_S, payload_factor
 from superscale.models.spec import ModelSpec
 from superscale.training.ops import Collective, CommOp, ComputeOp, Op, gated
 
@@ -313,9 +313,14 @@ def layer_comm_ops(model: ModelSpec, sh: Shard, *, moe_layer: bool) -> list[Op]:
         # k copies per token, less what deduplication keeps off the network (costs.dispatch)
         copies = sh.hidden_tokens * model.moe.top_k * h * sh.expert_imbalance
         copies = copies * payload_factor(model.moe, sh.ep_nodes, dedup=sh.ep_dedup)
+        setup_s = vec.where(sh.ep_dedup, DISPATCH_PREPARATION_S, 0.0)  # DeepEP, Hybrid-EP
         for name, nbytes in (("moe_dispatch", sh.dispatch_bytes), ("moe_combine", ACT_BYTES)):
             op = CommOp(
-                name=name, group="ep", collective="all_to_all", payload_bytes=nbytes * copies
+                name=name,
+                group="ep",
+                collective="all_to_all",
+                payload_bytes=nbytes * copies,
+                setup_s=setup_s,
             )
             ops += gated(op, sh.ep > 1)
     return ops

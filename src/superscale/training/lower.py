@@ -136,6 +136,7 @@ def _backward_of(op: Op, *, flash: bool) -> Op:
             payload_bytes=op.payload_bytes * (2 if op.group == "cp" else 1),
             overlappable=op.overlappable,
             repeat=op.repeat,
+            setup_s=op.setup_s,
         )
     if op.kind == "attention" and flash:
         # flash backward recomputes the scores: 5 matmuls against the forward's 2

@@ -84,6 +84,9 @@ class CommOp:
     overlappable: bool = False  # may hide behind compute when the plan enables overlap
     recompute: bool = False
     repeat: int = 1
+    # fixed time of each call beside its transfer: a dispatcher's layout and metadata
+    # preparation (`costs/dispatch.py`)
+    setup_s: float = 0.0
 
     def recomputed(self) -> CommOp:
         return replace(self, name=f"{self.name}.recompute", recompute=True)
@@ -108,7 +111,7 @@ def gated(op: Op, *masks: Any) -> list[Op]:
     if scale is None:
         return [op]
     if isinstance(op, CommOp):
-        return [replace(op, payload_bytes=op.payload_bytes * scale)]
+        return [replace(op, payload_bytes=op.payload_bytes * scale, setup_s=op.setup_s * scale)]
     return [
         replace(
             op,

@@ -43,6 +43,7 @@ def test_bytes_and_shapes_by_hand() -> None:
     assert fused.flops == apart.flops == pytest.approx(2 * rows * n * k)
     assert fused.shape == (32768, 1536, 2048)
     assert apart.shape == (2048, 1536, 2048)  # the tokens of one expert
+    assert (fused.kernels, apart.kernels) == (1, 16)  # one launch, or one per expert
 
 
 def test_lowering_reads_every_local_experts_weights() -> None:

@@ -110,10 +110,12 @@ def grouped_gemm(
     of work and every expert's (k, n) weights read once. `fused`: one grouped kernel
     (DeepGEMM's contiguous layout, CUTLASS grouped GEMM) schedules the tiles of all groups
     as one problem with the groups concatenated along M, so its tile efficiency sees all
-    the rows; else a GEMM per expert, each seeing rows / groups."""
+    the rows, in one launch; else a GEMM per expert, each seeing rows / groups and each
+    launched on its own (Transformer Engine's GroupedLinear)."""
     operands = ACT_BYTES * (rows * k + groups * k * n)
     shape_m = rows if fused else rows / groups
-    return _gemm_op(name, 2.0 * rows * n * k, operands, ACT_BYTES * rows * n, (shape_m, n, k))
+    op = _gemm_op(name, 2.0 * rows * n * k, operands, ACT_BYTES * rows * n, (shape_m, n, k))
+    return op if fused else replace(op, kernels=groups)
 
 
 def _elementwise(name: str, hbm_bytes: float, kernels: int = 1) -> ComputeOp:

@@ -6,10 +6,18 @@ kernel of one size and a fused attention of one key length cost the same in both
 
 - GEMM rate of (m, n, k) at a precision. With a profile: the rate it measured (or was
   fitted) for that shape and precision (`hardware/profile.py`, inverse-distance weighting
-  over the measured shapes). Without: peak · matmul_fraction · Π_d g(d) / g(8192), with the
-  Hockney half-performance form g(d) = d / (d + d½): a dimension far above d½ runs at the
-  large-shape rate (MAMF is measured at such shapes), one near d½ halves it (tile
-  quantisation, low arithmetic intensity). Both scale by the sustained-clock fraction.
+  over the measured shapes); a GEMM of fewer rows than the profile's smallest measured m
+  (or a tile, if less) takes that GEMM's time (its rows padded), not a rate clamped at
+  it. Without: peak · matmul_fraction · min(1, m / GEMM_TILE_M) · Π_{n,k} g(d) / g(8192),
+  with the Hockney half-performance form g(d) = d / (d + d½) on n and k (a dimension far
+  above d½ runs at the large-shape rate, one near d½ halves it). The row dimension m is padded to
+  the tile instead: a skinny GEMM (decode, GEMV, Marlin int4) computes a full 16-row tile
+  and is memory-bound on its operands. The dense component rows (gemm.csv) favour it:
+  DeepGEMM's H800 m = 64 and 128 decode shapes come within 5-36% (median 12%), where a
+  Hockney factor on m put them 23-49% low (median 38%), and the mean |log error| over the
+  98 dense rows with a shape falls from 0.24 to 0.19. (DeepGEMM's grouped 4×256-row
+  GEMMs, near the ridge at ~2.1 TB/s, go from 4% slow to 14% fast: max() is optimistic
+  there, and the m factor had hidden it.) Both paths scale by the sustained-clock fraction.
 - Memory-bound kernels: B bytes in K kernels take B / rate(B / K) + K · overhead. With a
   profile the rate is the one measured for a kernel moving B / K bytes and the overhead is 0
   (the measured times include launch and tail); without, HBM bandwidth · memory_fraction
@@ -36,17 +44,29 @@ from superscale.hardware.profile import EfficiencyProfile, profile_of
 from superscale.hardware.spec import Chip
 
 REFERENCE_DIM = 8192  # GEMM size at which MAMF-style measurements reach their maximum
+# Fewest rows a tensor-core GEMM tile computes whatever the GEMM's m: the 16-row MMA
+# (mma.sync m16n8k16; Marlin's int4 kernels pad the batch to 16 rows, Frantar et al. 2024;
+# cuBLAS's skinny kernels swap operands to put the batch on the 8-wide side). Fewer rows
+# are padded to it; at 16 rows and above a GEMM runs at its large-m rate.
+GEMM_TILE_M = 16.0
 Kind = Literal["gemm", "attention", "memory"]
 Shape = tuple[vec.Num, vec.Num, vec.Num]
 
 
+def row_factor(m: vec.Num, tile: float = GEMM_TILE_M) -> vec.Num:
+    """Useful share of the rows a GEMM of m rows computes: min(1, m / tile) (padding)."""
+    return vec.minimum(1.0, vec.maximum(m, 1.0) / tile)
+
+
 def shape_factor(shape: Shape, half_dim: float) -> vec.Num:
-    """Relative GEMM rate of (m, n, k) against a large reference GEMM, in (0, 1]."""
+    """Relative GEMM rate of (m, n, k) against a large reference GEMM, in (0, 1]: m's rows
+    padded to a tile (`row_factor`), n and k by the Hockney half-performance form."""
+    m, n, k = shape
+    factor = row_factor(m)
     if half_dim <= 0:
-        return 1.0
+        return factor
     ref = REFERENCE_DIM / (REFERENCE_DIM + half_dim)
-    factor = 1.0
-    for d in shape:
+    for d in (n, k):
         factor *= vec.minimum(1.0, (d / (d + half_dim)) / ref)
     return factor
 
@@ -84,14 +104,18 @@ def gemm_flops_per_s(
     if profile is None:
         return chip.peak_flops(precision) * gemm_efficiency(chip, precision, shape) * clock
     if shape is None:
-        rate: vec.Num = profile.peak_tflops[precision] * 1e12
-    elif vec.is_array(*shape):
+        return profile.peak_tflops[precision] * 1e12 * clock
+    rate: vec.Num | None
+    if vec.is_array(*shape):
         rate = profile.gemm_flops_per_s_array(precision, *shape)
     else:
         rate = profile.gemm_flops_per_s(precision, shape)
-    if rate is None:
+    smallest_m = profile.smallest_m(precision)
+    if rate is None or smallest_m is None:
         raise ValueError(f"profile has no {precision} GEMMs; price it with profile=None")
-    return rate * clock
+    # fewer rows than measured: the smallest measured GEMM's time (its rows padded, up to
+    # a tile), not its rate, which would make an m = 1 GEMM 16x faster than an m = 16 one
+    return rate * row_factor(shape[0], min(smallest_m, GEMM_TILE_M)) * clock
 
 
 def memory_bytes_per_s(

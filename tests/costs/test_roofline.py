@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
+import yaml
 
+from superscale import load_scenario
+from superscale.collectives.tuner import CommModel
 from superscale.costs import roofline
+from superscale.costs.compute import compute_time_s
 from superscale.hardware.catalog import chips
-from superscale.hardware.profile import named_profile, with_profile
+from superscale.hardware.profile import fitted_profile_path, named_profile, with_profile
+from superscale.inference.deploy import resolve
+from superscale.inference.layers import LayerCosts
+from superscale.inference.spec import PlanSpec
+from superscale.models.catalog import models
+from superscale.training.ops import ComputeOp
 
 
 def test_one_token_bf16_decode_gemm_by_hand() -> None:
@@ -60,3 +72,75 @@ def test_profile_prices_fewer_rows_than_measured_as_the_smallest_measured_gemm()
     one = [float(roofline.gemm_flops_per_s(chip, "bf16", (m, 8192, 8192), profile=profile))
            for m in ms]  # fmt: skip
     assert np.asarray(many) == pytest.approx(one)
+
+
+@pytest.mark.parametrize("tokens", [1, 16, 300, 8192])
+def test_serving_and_training_price_one_gemm_shape_the_same(tokens: int) -> None:
+    # Llama 3 8B at tp 1: a serving layer's weights as one bf16 GEMM over `tokens` rows, and
+    # the training op of the same shape, work and bytes
+    scenario = load_scenario(
+        {
+            "model": "llama3-8b",
+            "cluster": {"system": "dgx-h100", "count": 1},
+            "serving": {"precision": "bf16", "plan": {"tp": 1, "dp": 1}},
+        }
+    )
+    layers = LayerCosts(
+        model=models().get("llama3-8b"),
+        plan=PlanSpec(tp=1),
+        cluster=scenario.cluster,
+        comm=CommModel(scenario.cluster),
+        precision="bf16",
+        dispatch="none",
+    )
+    elements = 4096.0 * 14336
+    serving = float(layers.linear(elements, np.array([float(tokens)]), kernels=1)[0])
+    op = ComputeOp(
+        name="mlp_up",
+        kind="gemm",
+        flops=2.0 * tokens * elements,
+        hbm_bytes=2.0 * elements,
+        shape=(tokens, 4096, 4096),
+        kernels=1,
+    )
+    training = float(compute_time_s(op, scenario.cluster.chip, "bf16"))
+    assert serving == pytest.approx(training, rel=1e-12)
+
+
+def _faster_profile(tmp_path: Path, chip: str, factor: float) -> Path:
+    """The chip's fitted profile with every GEMM, copy and attention rate × `factor`."""
+    path = fitted_profile_path(chip)
+    assert path is not None
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for points in data["matmul"].values():
+        for p in points:
+            p["tflops"] *= factor
+    for p in data["memory"]:
+        p["gb_per_s"] *= factor
+    for points in data.get("attention", {}).values():
+        for p in points:
+            p["tflops"] *= factor
+    out = tmp_path / f"{chip}-faster.yaml"
+    out.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return out
+
+
+def test_serving_reads_the_scenario_profile(tmp_path: Path) -> None:
+    def decode_iteration_s(profile: str | None) -> float:
+        cluster: dict[str, Any] = {"system": "dgx-h100", "count": 1}
+        if profile is not None:
+            cluster["profile"] = profile
+        spec = {
+            "model": "llama3-8b",
+            "cluster": cluster,
+            "serving": {"precision": "bf16", "plan": {"tp": 1, "dp": 1}},
+        }
+        step = resolve(load_scenario(spec)).pools[0].step
+        assert step is not None
+        # 32 decoding requests with 1,000 tokens of context each: one output token apiece
+        return step.iteration_s(32, sampled=32, context=32_000)
+
+    fitted = decode_iteration_s("fitted")
+    faster = decode_iteration_s(str(_faster_profile(tmp_path, "h100-sxm", 2.0)))
+    assert fitted != pytest.approx(decode_iteration_s(None))  # the profile is read
+    assert faster < 0.7 * fitted  # twice the rates: the GPU share of the step about halves

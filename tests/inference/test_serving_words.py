@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 from superscale import SpecError, load_scenario
 from superscale.cli import main
@@ -70,9 +72,14 @@ def test_w8a8_int8_runs_prefill_at_the_int8_peak() -> None:
     assert w8a8.weight_format == "int8" and w8a8.weight_bytes == 1.0
     s16, s8 = bf16.pools[0].step, w8a8.pools[0].step
     assert s16 is not None and s8 is not None
-    # H100: int8 1979 TOPS against bf16 989 TFLOP/s: the GEMM-bound prefill about halves
+    # H100: int8 1979 TOPS against bf16 989 TFLOP/s: the GEMM-bound prefill about halves,
+    # at each precision's large-GEMM fraction (the cost layer's: bf16 measured 0.80, int8
+    # unmeasured, the catalog's 0.75); the memory-bound norms and residuals do not speed up
+    h100 = bf16.pools[0].cluster.chip
+    gemms = 989 * h100.matmul_fraction("bf16") / (1979 * h100.matmul_fraction("int8"))
+    assert h100.matmul_fraction("int8") == 0.75
     ratio = s8.part("compute", 8192) / s16.part("compute", 8192)
-    assert 989 / 1979 < ratio < 0.56
+    assert gemms < ratio < gemms + 0.05
     saved = 32 * LLAMA3_8B_LINEAR * 1.0 / H100_STREAM  # and decode reads half the bytes
     assert s16.part("compute", 16) - s8.part("compute", 16) == pytest.approx(saved, rel=1e-3)
     freed = bf16.pools[0].budget.weights_bytes - w8a8.pools[0].budget.weights_bytes
@@ -116,6 +123,25 @@ def test_check_shows_the_serving_words(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["check", "examples/serve-llama3-70b-int4-metax-c550.yaml", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["weights"] == "int4 g128" and data["bytes_per_weight"] == 0.5 + 2.5 / 128
+
+
+def test_check_names_where_a_serving_chip_s_rates_come_from(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # the same "efficiency" words a training scenario's check prints (efficiency_source)
+    assert main(["check", "examples/serve-llama2-70b-h200.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "efficiency documented defaults (catalog `efficiency:`" in out
+    scenario = yaml.safe_load(Path("examples/serve-llama2-70b-h200.yaml").read_text("utf-8"))
+    scenario["cluster"]["profile"] = "fitted"
+    path = tmp_path / "fitted.yaml"
+    path.write_text(yaml.safe_dump(scenario), encoding="utf-8")
+    assert main(["check", str(path)]) == 0
+    assert "efficiency profile fitted from component measurements" in capsys.readouterr().out
+    assert main(["check", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["profile"] == "fitted"
+    assert data["efficiency"].startswith("profile fitted from component measurements")
 
 
 def test_sub_8_bit_kv_by_hand() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from superscale.cli.app import app, console, err_console, print_json
@@ -307,12 +308,15 @@ def serve_plan(
         )
 
 
-def print_inference_validation(*, json_out: bool, source: str | None) -> None:
-    """`superscale validate --inference`: serving predictions against published rows."""
+def print_inference_validation(
+    *, json_out: bool, source: str | None, profile: str | None = None
+) -> None:
+    """`superscale validate --inference`: serving predictions against published rows,
+    every chip priced by `profile` ('fitted' or a file) when one is given."""
     from superscale.validate.inference import compare_all, summarize_errors
 
     with progress_bar(err_console, "validate --inference", unit="rows") as progress:
-        rows = compare_all(progress)
+        rows = compare_all(progress, profile=profile)
     if source is not None:
         known = sorted({r.source_key for r in rows})
         if source not in known:
@@ -404,11 +408,15 @@ def _ffn_words(plan: dict[str, Any], memory: dict[str, Any]) -> str:
 
 def check_serving(path: str, scenario: Any, *, as_json: bool) -> None:
     """`superscale check` on a serving scenario: its words and how each pool is laid out."""
+    from superscale.hardware.profile import efficiency_source
     from superscale.inference.deploy import resolve as resolve_deployment
 
     serving = scenario.serving
     dep = resolve_deployment(scenario)
+    efficiency = efficiency_source(scenario.cluster.chip)  # where its kernel rates come from
     words = {
+        "profile": scenario.cluster.profile,
+        "efficiency": efficiency,
         "precision": dep.precision,
         "weights": dep.weight_format,
         "bytes_per_weight": dep.weight_bytes,
@@ -433,6 +441,7 @@ def check_serving(path: str, scenario: Any, *, as_json: bool) -> None:
                     "warnings": list(dep.warnings)})  # fmt: skip
         return
     console.print(f"[bold]scenario[/] {path} (serving)")
+    console.print(f"  efficiency {escape(efficiency)}")
     console.print(
         f"  precision  {dep.precision} GEMMs, {dep.weight_format} weights "
         f"({dep.weight_bytes:.4g} bytes/weight), {dep.kv_precision} KV, "

@@ -296,8 +296,8 @@ def validate(
         str | None,
         typer.Option(
             metavar="fitted|FILE",
-            help="Training rows: read every chip's times from this profile, as "
-            "cluster.profile does ('fitted': the component-fitted profiles).",
+            help="Read every chip's times from this profile, as cluster.profile does "
+            "('fitted': the component-fitted profiles); training and --inference rows.",
         ),
     ] = None,
 ) -> None:
@@ -318,7 +318,7 @@ def validate(
     if inference:
         from superscale.cli.serving import print_inference_validation
 
-        print_inference_validation(json_out=json_out, source=source)
+        print_inference_validation(json_out=json_out, source=source, profile=profile)
         return
     from superscale.validate.training import compare_all, summarize_errors
 

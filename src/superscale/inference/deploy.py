@@ -19,6 +19,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
+from superscale.collectives.tuner import CommModel, costs_for
 from superscale.errors import SpecError
 from superscale.hardware.spec import Chip, Cluster, slice_system
 from superscale.inference.kv import (
@@ -40,10 +43,6 @@ from superscale.inference.step import Speculation, StepModel, build_step_model
 from superscale.models.catalog import models
 from superscale.models.spec import ModelSpec
 from superscale.scenario import Scenario
-
-# Achieved share of a link's rate for bulk point-to-point copies (nccl-tests bus bandwidths,
-# e.g. 8×H100 367 of 450 GB/s; hardware.csv row 5).
-LINK_EFFICIENCY = {"scale-up": 0.80, "host": 0.80, "scale-out": 0.90}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -327,25 +326,21 @@ def _pool(
 
 
 def kv_transfer(
-    model: ModelSpec, cluster: Cluster, prefill: Pool, decode_gpus: int, *, kv_precision: str
+    model: ModelSpec, cluster: Cluster, prefill: Pool, decode: Pool, *, kv_precision: str
 ) -> KvTransfer:
     """KV move from a prefill instance to a decode instance over the fabric between them.
 
-    Each GPU of the prefill instance sends its shard at once over its own link: the
-    scale-up fabric when both pools sit in one scale-up domain, else its share of the
-    system's NICs (the pools are consecutive, prefill first). Achieved link fractions are
-    `LINK_EFFICIENCY`.
+    Each attention GPU of a prefill instance sends its shard to a GPU of the decode pool
+    at once: point-to-point flows priced by the collectives' topology
+    (`collectives/p2p.py`), as training's pipeline sends are, so the route (scale-up
+    fabric, domain link or NIC rails), shared links and each link's achieved efficiency
+    (the links catalog) are the same ones training sees.
     """
-    system = cluster.system
-    if prefill.gpus + decode_gpus <= system.scale_up.gpus:
-        link = system.scale_up.link
-        bandwidth = system.scale_up_bytes_per_s
-    else:
-        link = cluster.nic
-        bandwidth = cluster.nic_bytes_per_s_per_system / system.gpus
-    bandwidth *= LINK_EFFICIENCY.get(link.kind, 1.0)
+    sources = prefill.first_gpu + np.arange(prefill.plan.attention_gpus, dtype=np.int64)
+    pairs = np.stack([sources, decode.first_gpu + sources % decode.gpus], axis=1)
+    cost = costs_for("send_recv", pairs, CommModel(cluster).topology)["p2p"]
     per_token = kv_bytes_per_token(model, kv_precision) / prefill.plan.attention_gpus
-    return KvTransfer(latency_s=link.latency_s, s_per_prompt_token=per_token / bandwidth)
+    return KvTransfer(latency_s=cost.fixed_s, s_per_prompt_token=per_token * cost.per_byte_s)
 
 
 def resolve(scenario: Scenario) -> Deployment:
@@ -402,7 +397,7 @@ def resolve(scenario: Scenario) -> Deployment:
         prefill = make("prefill", p_plan, n_p, 0, p_tokens)
         decode = make("decode", d_plan, n_d, dis.prefill_gpus)
         pools = (prefill, decode)
-        transfer = kv_transfer(model, cluster, prefill, decode.gpus, kv_precision=kv_precision)
+        transfer = kv_transfer(model, cluster, prefill, decode, kv_precision=kv_precision)
     for pool in pools:
         tp_span = pool.plan.tp * pool.plan.attention_dp
         if tp_span > cluster.system.scale_up.gpus:

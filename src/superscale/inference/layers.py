@@ -1,19 +1,23 @@
 """Per-layer time curves of one model on one serving plan, as functions of the tokens.
 
-Per GPU and layer, each weight matrix is a GEMM of (T, n, k): it reads its weights once
-whatever T is, and does 2·T·n·k FLOPs, so
+Every kernel is priced by the shared cost layer (`costs/roofline.py`), the one training
+uses, so a GEMM of one shape costs the same in both and a scenario's `cluster.profile`
+(or a catalog profile) prices serving too. Per GPU and layer, the weight matrices of a
+block are GEMMs of (T, n, k): they read their weights once whatever T is and do 2·T·N
+FLOPs (N the weight elements on the GPU), so
 
-  t_linear(T) = max(2·T·N / (peak · matmul_fraction · g(T) · clock), N·bytes / (HBM · mem))
+  t_linear(T) = max(2·T·N / rate(T, n, k), N·bytes / memory rate) + kernels · overhead
 
-with N the weight elements on the GPU and g the shape factor of costs/compute.py (Hockney
-half-performance, Williams et al. 2009 roofline). The bytes are the stored format's: weight-
-only int4 streams about a quarter of bf16's bytes while its math stays at the GEMM
-precision (the dequantising kernel is assumed to keep pace with the HBM stream; no
-dequantisation cost is charged). Small-batch decode is memory-bound (it streams the
-weights), large batches and prefill are compute-bound. Mixture-of-experts layers
-read only the experts the batch activates: with T tokens choosing top_k of the E physical
-experts (routed plus EPLB's redundant copies, load spread evenly), an expert is hit with
-probability 1 − (1 − k/E)^T.
+with the row dimension padded to a tile (a decode GEMM of T = 1 computes a 16-row tile
+and streams its weights: memory-bound). The bytes are the stored format's: weight-only
+int4 streams about a quarter of bf16's bytes while its math stays at the GEMM precision
+(the dequantising kernel is assumed to keep pace with the HBM stream; no dequantisation
+cost is charged). Small-batch decode is memory-bound, large batches and prefill
+compute-bound. Norms, residuals, permutes and the head read are memory-bound kernels.
+Mixture-of-experts layers read only the experts the batch activates: with T tokens
+choosing top_k of the E physical experts (routed plus EPLB's redundant copies, load
+spread evenly), an expert is hit with probability 1 − (1 − k/E)^T; each expert's GEMM
+sees its own rows (T·k/E), padded to a tile.
 
 Attention is linear in the context. A decode token reads the KV cache of its request:
 memory-bound for grouped-query attention, compute-heavier for absorbed latent attention,
@@ -21,7 +25,8 @@ whose rate comes from the FlashMLA rows where a chip has them (`kernels.py`); q 
 of one request (speculative verification) share one read of its cache, and FlashMLA pads
 fewer than 64 query rows (heads · query tokens) to a full block. A prefill chunk of c
 tokens after p cached ones does 2·heads·c·(p + c/2)·(d_qk + d_v) FLOPs (causal), at the bf16
-attention rate or, with fp8 attention, that rate times FlashAttention-3's FP8/FP16 ratio.
+attention rate (the cost layer's, at `PREFILL_KEY_LEN` keys) or, with fp8 attention, that
+rate times FlashAttention-3's FP8/FP16 ratio.
 
 Tensor parallelism costs two all-reduces per layer (Megatron-LM, Shoeybi et al. 2019),
 expert parallelism a dispatch and a combine per MoE layer (DeepSeek-AI 2024, Sec. 3.4),
@@ -44,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from superscale.collectives.tuner import CommModel
-from superscale.costs.compute import REFERENCE_DIM, shape_factor
+from superscale.costs import roofline
 from superscale.errors import SpecError
 from superscale.hardware.spec import Chip, Cluster
 from superscale.inference.kernels import (
@@ -64,32 +69,14 @@ from superscale.parallelism.plan import GroupPlacement, place_group
 
 KERNELS_PER_DENSE_LAYER = 10  # norms, qkv, rope, attention, out, gate/up, act, down, residuals
 KERNELS_PER_MOE_LAYER = 16  # + router, top-k, permute, grouped GEMMs, unpermute
-# Serving GEMMs put the batch on the MMA's 64-row (Hopper warpgroup) side, or swap operands
-# for skinny decode GEMMs, so the batch dimension is quantized at a quarter of the tile
-# size the training GEMMs' half-performance dimension reflects.
-M_HALF_DIM_FRACTION = 0.25
-
-
-def matmul_fraction(chip: Chip, precision: str) -> float:
-    """Large-GEMM fraction of peak at `precision`; where that precision was never measured
-    but another was, the measured ratio of the other stands in (the catalog's 0.75 default
-    is for chips with no measurement at all)."""
-    if chip.efficiency.matmul_fraction is None and precision not in chip.measured_matmul_tflops:
-        for other, measured in chip.measured_matmul_tflops.items():
-            peak = chip.peak_tflops.get(other)
-            if peak:
-                return float(min(1.0, measured / peak))
-    return chip.matmul_fraction(precision)
-
-
-def _m_factor(m: np.ndarray, half_dim: float) -> np.ndarray:
-    """The m-dimension part of the shape factor, vectorized."""
-    if half_dim <= 0:
-        return np.ones_like(m)
-    ref = REFERENCE_DIM / (REFERENCE_DIM + half_dim)
-    m = np.maximum(m, 1.0)
-    out: np.ndarray = np.minimum(1.0, (m / (m + half_dim)) / ref)
-    return out
+GEMMS_PER_BLOCK = 4  # qkv, out, gate/up, down (of the 10 or 16 kernels above)
+EXPERT_GEMMS = 2  # grouped gate/up and down
+# Key length the prefill attention rate is read at from a profile (the model is affine in
+# the causal pairs, so one rate serves a prompt; profiles vary little beyond 2k keys).
+PREFILL_KEY_LEN = 4096.0
+# A decode step's KV read per layer, whose streaming rate a profile is read at: tens to
+# hundreds of MB at serving batches, where measured copy rates have long reached plateau.
+DECODE_KV_READ_BYTES = 64.0 * 2**20
 
 
 def resolve_dispatch(plan: PlanSpec, cluster: Cluster, *, role: str) -> str:
@@ -171,64 +158,64 @@ class LayerCosts:
             raise SpecError(f"serving plan: {name} group does not fit the pool: {exc}") from None
         return out
 
-    @property
-    def _rates(self) -> tuple[float, float, float, float]:
-        chip = self.cluster.chip
-        eff = chip.efficiency
-        hbm = chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction
-        peak = (
-            chip.peak_flops(self.precision)
-            * matmul_fraction(chip, self.precision)
-            * eff.sustained_clock_fraction
-        )
+    def linear(self, elements: float, m_tokens: np.ndarray, *, kernels: float = 0.0) -> np.ndarray:
+        """GEMMs of `elements` weights per GPU over `m_tokens` rows, in `kernels` launches
+        (0: overhead counted by the caller), through the shared cost layer."""
         h = self.model.hidden
-        nk = shape_factor((REFERENCE_DIM, h, max(h // self.plan.tp, 1)), eff.matmul_half_dim)
-        return hbm, peak * nk, eff.matmul_half_dim * M_HALF_DIM_FRACTION, eff.kernel_overhead_us
+        shape = (m_tokens, max(h // self.plan.tp, 1), h)
+        return roofline.as_array(
+            roofline.gemm_time_s(
+                self.cluster.chip,
+                self.precision,
+                shape,
+                hbm_bytes=elements * self._wb,
+                flops=2.0 * m_tokens * elements,
+                kernels=kernels,
+            )
+        )
 
-    def linear(self, elements: float, m_tokens: np.ndarray) -> np.ndarray:
-        hbm, rate, m_half, _ = self._rates
-        wb = self._wb
-        flops_s = 2.0 * m_tokens * elements / (rate * _m_factor(m_tokens, m_half))
-        out: np.ndarray = np.maximum(flops_s, elements * wb / hbm)
-        return out
+    def _memory(self, nbytes: np.ndarray | float, kernels: float) -> np.ndarray:
+        """Memory-bound kernels (norms, residuals, permutes) moving `nbytes` in all."""
+        return roofline.as_array(roofline.memory_time_s(self.cluster.chip, nbytes, kernels=kernels))
 
     def dense(self, tokens: np.ndarray) -> np.ndarray:
         """Compute of one dense layer (attention projections and MLP, no attention core)."""
         model, plan = self.model, self.plan
-        hbm, _, _, kernel_us = self._rates
         h, tp = model.hidden, plan.tp
         ta = tokens / plan.attention_dp
         attn = (model.attention_params - h) / tp
-        out = self.linear(attn + (model.dense_mlp_params - h) / tp, ta)
-        out += (10 * h + 3 * model.ffn_hidden / tp) * ACT_BYTES * ta / hbm
-        out += KERNELS_PER_DENSE_LAYER * kernel_us * 1e-6
+        out = self.linear(attn + (model.dense_mlp_params - h) / tp, ta, kernels=GEMMS_PER_BLOCK)
+        out += self._memory(
+            (10 * h + 3 * model.ffn_hidden / tp) * ACT_BYTES * ta,
+            KERNELS_PER_DENSE_LAYER - GEMMS_PER_BLOCK,
+        )
         return np.where(tokens > 0, out, 0.0)
 
     def moe(self, tokens: np.ndarray) -> np.ndarray:
         """Compute of one MoE layer: attention projections, shared and activated experts."""
-        kernel_us = self._rates[3]
-        out = self._moe_attention(tokens) + self._experts(tokens)
-        out += KERNELS_PER_MOE_LAYER * kernel_us * 1e-6
+        rest = KERNELS_PER_MOE_LAYER - KERNELS_PER_DENSE_LAYER - EXPERT_GEMMS
+        out = self._moe_attention(tokens) + self._experts(tokens) + self._memory(0.0, rest)
         return np.where(tokens > 0, out, 0.0)
 
     def _moe_attention(self, tokens: np.ndarray) -> np.ndarray:
-        """An MoE layer's attention projections and shared experts on the attention GPUs."""
+        """An MoE layer's attention projections and shared experts on the attention GPUs,
+        with the layer's norms and residuals (the dense layer's kernels)."""
         model, plan = self.model, self.plan
         assert model.moe is not None
-        hbm = self._rates[0]
         moe, h, tp = model.moe, model.hidden, plan.tp
         ta = tokens / plan.attention_dp
         attn = (model.attention_params - h) / tp
         shared = moe.shared_experts * model._mlp_params(moe.shared_ffn) / tp
-        out: np.ndarray = self.linear(attn + shared, ta) + 10 * h * ACT_BYTES * ta / hbm
+        out: np.ndarray = self.linear(attn + shared, ta, kernels=GEMMS_PER_BLOCK)
+        out += self._memory(10 * h * ACT_BYTES * ta, KERNELS_PER_DENSE_LAYER - GEMMS_PER_BLOCK)
         return out
 
     def _experts(self, tokens: np.ndarray) -> np.ndarray:
         """The activated routed experts of one MoE layer on one expert GPU (ep-ways over
-        the stage, or over the expert GPUs under attention/FFN disaggregation)."""
+        the stage, or over the expert GPUs under attention/FFN disaggregation): grouped
+        GEMMs whose rows per expert are each padded to a tile."""
         model, plan = self.model, self.plan
         assert model.moe is not None
-        hbm, rate, m_half, _ = self._rates
         moe, h = model.moe, model.hidden
         etp = 1 if plan.ffn_disaggregation else plan.tp * plan.attention_dp // plan.ep
         physical, k = moe.experts + plan.redundant_experts, moe.top_k
@@ -236,9 +223,18 @@ class LayerCosts:
         hit = 1.0 - np.power(1.0 - k / physical, tokens)
         expert_bytes = (physical / plan.ep) * hit * expert * self._wb
         rows = tokens * k / physical  # tokens per expert: the m of each grouped GEMM
-        expert_flops_s = 2.0 * (tokens * k / plan.ep) * expert / (rate * _m_factor(rows, m_half))
-        out: np.ndarray = np.maximum(expert_flops_s, expert_bytes / hbm)
-        out += (tokens * k / plan.ep) * 4 * h * ACT_BYTES / hbm  # permute / unpermute
+        shape = (rows, max(moe.expert_ffn_hidden // etp, 1), h)
+        out = roofline.as_array(
+            roofline.gemm_time_s(
+                self.cluster.chip,
+                self.precision,
+                shape,
+                hbm_bytes=expert_bytes,
+                flops=2.0 * (tokens * k / plan.ep) * expert,
+                kernels=EXPERT_GEMMS,
+            )
+        )
+        out += self._memory((tokens * k / plan.ep) * 4 * h * ACT_BYTES, 0.0)  # (un)permute
         return out
 
     def ffn_transfer(self, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -323,15 +319,16 @@ class LayerCosts:
     def head(self, tokens: np.ndarray) -> np.ndarray:
         """Reading the output head once per iteration."""
         model, plan = self.model, self.plan
-        hbm = self._rates[0]
-        return np.where(tokens > 0, model.vocab * model.hidden / plan.tp * HEAD_BYTES / hbm, 0.0)
+        read = self._memory(model.vocab * model.hidden / plan.tp * HEAD_BYTES, 0.0)
+        return np.where(tokens > 0, read, 0.0)
 
     def sample_s(self) -> float:
-        """Output-head GEMM per sampled token (bf16 head, TensorRT-LLM fp8 recipes)."""
+        """Output-head GEMM per sampled token (bf16 head, TensorRT-LLM fp8 recipes), at the
+        cost layer's large-GEMM bf16 rate (the sampled rows of a batch share the read)."""
         chip, model, plan = self.cluster.chip, self.model, self.plan
-        rate = chip.peak_flops("bf16") * matmul_fraction(chip, "bf16")
-        rate *= chip.efficiency.sustained_clock_fraction
-        return 2.0 * model.vocab * model.hidden / plan.tp / rate / plan.attention_dp
+        profile = roofline.profile_for(chip, "gemm", "bf16")
+        rate = roofline.gemm_flops_per_s(chip, "bf16", None, profile=profile)
+        return float(2.0 * model.vocab * model.hidden / plan.tp / rate / plan.attention_dp)
 
     def parts(self, tokens: np.ndarray, *, overlap: bool) -> dict[str, np.ndarray]:
         """Each part of base(T) over the model's layers, with or without two-batch overlap."""
@@ -380,12 +377,10 @@ class LayerCosts:
         model adds it per context token): exact when the attention side is the slowest
         stage (m · (attend + core/m) = m · attend + core), an upper bound otherwise.
         """
-        kernel_us = self._rates[3]
         x = tokens / m
-        attend = self._moe_attention(x) + KERNELS_PER_DENSE_LAYER * kernel_us * 1e-6
-        experts = self._experts(x) + (KERNELS_PER_MOE_LAYER - KERNELS_PER_DENSE_LAYER) * (
-            kernel_us * 1e-6
-        )
+        attend = self._moe_attention(x)
+        rest = KERNELS_PER_MOE_LAYER - KERNELS_PER_DENSE_LAYER - EXPERT_GEMMS
+        experts = self._experts(x) + self._memory(0.0, rest)
         there, back = self.ffn_transfer(x)
         cycle = np.maximum(
             attend + there + experts + back,
@@ -409,11 +404,15 @@ def _attention_rates(
 ) -> tuple[float, float, float, float | None]:
     """(decode memory rate B/s, decode FLOP rate, prefill FLOP rate, MLA TFLOP/s or None);
     the decode FLOP rate counts the FLOPs asked for, so FlashMLA's padding of fewer than 64
-    query rows per block lowers it."""
+    query rows per block lowers it. The generic rates are the cost layer's (profile or
+    formulas); FlashMLA's measured shares replace them where a chip has them."""
     chip = cluster.chip
-    eff = chip.efficiency
-    hbm = chip.hbm_bandwidth_bytes_per_s * eff.memory_fraction
-    attn_rate = chip.peak_flops("bf16") * eff.attention_fraction * eff.sustained_clock_fraction
+    hbm = roofline.stream_bytes_per_s(chip, DECODE_KV_READ_BYTES)
+    head_dim = model.d_head if model.mla is None else None
+    profile = roofline.profile_for(chip, "attention", "bf16")
+    attn_rate = roofline.attention_flops_per_s(
+        chip, "bf16", PREFILL_KEY_LEN, head_dim=head_dim, profile=profile
+    )
     fp8 = fp8_attention_kernel(chip.name)
     if attention_precision == "fp8" and fp8 is not None:
         attn_rate *= fp8.speedup

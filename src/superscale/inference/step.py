@@ -303,13 +303,13 @@ def _draft_costs(
 
     moe_layer = spec.method == "mtp" and model.moe is not None
     h = model.hidden
-    kernel_us = layers.cluster.chip.efficiency.kernel_overhead_us
+    launches = layers._memory(0.0, KERNELS_PER_DRAFT_STEP)  # the step's small kernels
 
     def draft_pass(tokens: np.ndarray) -> np.ndarray:
         core = layers.moe(tokens) + layers.ep_comm(tokens) if moe_layer else layers.dense(tokens)
         out: np.ndarray = core + layers.tp_comm(tokens) + layers.head(tokens)
         out += layers.linear(2.0 * h * h / plan.tp, tokens / plan.attention_dp)
-        out += layers.sample_s() * tokens + KERNELS_PER_DRAFT_STEP * kernel_us * 1e-6
+        out += layers.sample_s() * tokens + launches
         return out
 
     cost = d * draft_pass(b) + draft_pass(b * q)

@@ -6,7 +6,9 @@ the SGLang v0.3 vs vLLM v0.6 benchmark of Llama-3.1 8B (1×A100) and 70B (4×H10
 row becomes a serving scenario from what the row states: its hardware and GPU count, its
 precision, its workload, and the scheduler of its software stack (`STACKS`, from each
 stack's documented defaults, like the training validation's stacks). Nothing is fitted per
-row; the chip catalog's efficiency parameters serve every row.
+row; the chip catalog's efficiency parameters serve every row, or, with a profile
+(`cluster.profile`: 'fitted' for the component-fitted profiles, or a file), that
+profile's kernel rates, as `superscale validate --profile` does for the training rows.
 
 Workloads:
 - MLPerf Llama-2-70B uses 24,576 OpenOrca samples with inputs capped at 1,024 tokens
@@ -36,6 +38,7 @@ from importlib import resources
 from typing import Any
 
 from superscale.errors import InfeasiblePlan, SpecError
+from superscale.hardware.profile import FITTED, load_profile
 from superscale.inference.deploy import resolve
 from superscale.inference.plan_search import max_rate
 from superscale.inference.serve import run_deployment
@@ -137,15 +140,20 @@ def _precision(row: dict[str, str]) -> str:
     return "fp8" if "FP8" in row["precision"] else "bf16"
 
 
-def _scenario(row: dict[str, str], *, tp: int, workload: dict[str, Any]) -> dict[str, Any]:
+def _scenario(
+    row: dict[str, str], *, tp: int, workload: dict[str, Any], profile: str | None = None
+) -> dict[str, Any]:
     system = next((s for k, s in SYSTEMS.items() if k in row["hardware"]), None)
     model = next((m for k, m in MODELS.items() if row["model"].startswith(k)), None)
     if system is None or model is None:
         raise SpecError(f"no catalog entry for '{row['hardware']}' / '{row['model']}'")
     gpus = int(row["num_accelerators"])
+    cluster: dict[str, Any] = {"system": system, "count": 1}
+    if profile is not None:
+        cluster["profile"] = profile
     return {
         "model": model,
-        "cluster": {"system": system, "count": 1},
+        "cluster": cluster,
         "serving": {
             "precision": _precision(row),
             "plan": {"tp": tp, "dp": gpus // tp},
@@ -156,7 +164,9 @@ def _scenario(row: dict[str, str], *, tp: int, workload: dict[str, Any]) -> dict
 
 
 @cache
-def _mlperf_offline(row_key: tuple[tuple[str, str], ...]) -> tuple[float, int]:
+def _mlperf_offline(
+    row_key: tuple[tuple[str, str], ...], profile: str | None = None
+) -> tuple[float, int]:
     """Best offline output tokens/s over tp (dp = GPUs/tp), as submitters tune it; and tp."""
     row = dict(row_key)
     gpus = int(row["num_accelerators"])
@@ -165,11 +175,11 @@ def _mlperf_offline(row_key: tuple[tuple[str, str], ...]) -> tuple[float, int]:
     tp = 1
     while tp <= gpus:
         try:
-            dep = resolve(load_scenario(_scenario(row, tp=tp, workload=workload)))  # checks
+            scenario = load_scenario(_scenario(row, tp=tp, workload=workload, profile=profile))
+            dep = resolve(scenario)  # checks
         except (SpecError, InfeasiblePlan):
             dep = None
         if dep is not None and dep.fits:
-            scenario = load_scenario(_scenario(row, tp=tp, workload=workload))
             assert scenario.serving is not None
             reqs = generate(scenario.serving.workload)
             out = run_deployment(dep, reqs, SloSpec())["throughput"]["output_tokens_per_s"]
@@ -179,20 +189,20 @@ def _mlperf_offline(row_key: tuple[tuple[str, str], ...]) -> tuple[float, int]:
     return best, best_tp
 
 
-def _predict(row: dict[str, str]) -> tuple[float | None, str, str]:
+def _predict(row: dict[str, str], profile: str | None) -> tuple[float | None, str, str]:
     """(prediction, plan label, skip reason) for one row."""
     key = tuple(sorted((k, row[k]) for k in ("hardware", "model", "framework", "precision",
                                               "num_accelerators")))  # fmt: skip
     metric = row["metric"]
     if row["source_key"].startswith("mlperf"):
-        offline, tp = _mlperf_offline(key)
+        offline, tp = _mlperf_offline(key, profile)
         if tp == 0:
             return None, "", "the model does not fit in any plan"
         plan = f"tp{tp}×dp{int(row['num_accelerators']) // tp}"
         if metric.startswith("Offline"):
             return offline, plan, ""
         workload = {"arrival": "offline", "requests": SERVER_REQUESTS, **OPENORCA}
-        scenario = load_scenario(_scenario(row, tp=tp, workload=workload))
+        scenario = load_scenario(_scenario(row, tp=tp, workload=workload, profile=profile))
         dep = resolve(scenario)
         reqs = generate(scenario.serving.workload)  # type: ignore[union-attr]
         cap = max_rate(dep, reqs, MLPERF_SERVER_SLO)
@@ -205,7 +215,7 @@ def _predict(row: dict[str, str]) -> tuple[float | None, str, str]:
         rate = float(row["workload"].split("request rate")[1].split()[0])
         workload = {"arrival": "poisson", "rate_per_s": rate,
                     "requests": int(300 * rate), **SHAREGPT}  # fmt: skip
-    scenario = load_scenario(_scenario(row, tp=tp, workload=workload))
+    scenario = load_scenario(_scenario(row, tp=tp, workload=workload, profile=profile))
     dep = resolve(scenario)
     reqs = generate(scenario.serving.workload)  # type: ignore[union-attr]
     metrics = run_deployment(dep, reqs, SloSpec())
@@ -215,10 +225,11 @@ def _predict(row: dict[str, str]) -> tuple[float | None, str, str]:
     return metrics["throughput"]["output_tokens_per_s"], plan, ""
 
 
-def compare_row(row: dict[str, str]) -> Comparison:
+def compare_row(row: dict[str, str], *, profile: str | None = None) -> Comparison:
+    """One row predicted (its chips priced by `profile` when one is given) or skipped."""
     kind = "latency" if "latency" in row["metric"] else "throughput"
     try:
-        predicted, plan, skipped = _predict(row)
+        predicted, plan, skipped = _predict(row, profile)
     except (SpecError, InfeasiblePlan) as exc:
         predicted, plan, skipped = None, "", str(exc)
     return Comparison(
@@ -238,13 +249,21 @@ def compare_row(row: dict[str, str]) -> Comparison:
     )
 
 
-def compare_all(progress: Callable[[int, int], None] | None = None) -> list[Comparison]:
+def compare_all(
+    progress: Callable[[int, int], None] | None = None, *, profile: str | None = None
+) -> list[Comparison]:
     """Every reference row, predicted or skipped with a reason; `progress(done, total)`
-    after each row."""
+    after each row; `profile` ('fitted' or a file) prices every chip, as cluster.profile.
+
+    Raises:
+        SpecError: an unreadable or invalid profile file.
+    """
+    if profile is not None and profile != FITTED:
+        load_profile(profile)  # a bad file is one error here, not a skip on every row
     rows = reference_rows()
     out = []
     for done, row in enumerate(rows, 1):
-        out.append(compare_row(row))
+        out.append(compare_row(row, profile=profile))
         if progress is not None:
             progress(done, len(rows))
     return out

@@ -48,3 +48,25 @@ def test_nvfp4_operands_carry_their_block_scales() -> None:
     assert compute_time_s(op, chip, "fp8") < compute_time_s(
         replace(op, low_dtype="fp8"), chip, "fp8"
     )
+
+
+def test_quantize_kernels_add_to_a_compute_bound_gemm() -> None:
+    """Forward: the input (m·k) is quantized; backward: the output's gradient (m·n), once
+    for dgrad and wgrad. Their traffic adds to the GEMM's time instead of hiding under its
+    FLOPs (Transformer Engine runs them before the GEMM, or in the norm before it)."""
+    from superscale.training.layer import FP8_CAST_BYTES, _gemm
+
+    chip = chips().get("h100-sxm")
+    m, n, k = 8192.0, 14336.0, 4096.0  # compute-bound
+    fwd = replace(_gemm("mlp_up", m, n, k), cast_bytes_per_input=FP8_CAST_BYTES["current"])
+    bwd = fwd.backward()
+    assert (fwd.cast_elements, bwd.cast_elements) == (m * k, m * n)
+    bandwidth = chip.hbm_bandwidth_bytes_per_s * chip.efficiency.memory_fraction
+    overhead = chip.efficiency.kernel_overhead_us * 1e-6
+    for op, passes, elements in ((fwd, 1, m * k), (bwd, 2, m * n)):
+        bare = replace(op, cast_bytes_per_input=0.0)  # the GEMM alone, no quantize kernels
+        cast_s = FP8_CAST_BYTES["current"] * elements / bandwidth
+        priced = compute_time_s(op, chip, "fp8")
+        assert priced == pytest.approx(
+            compute_time_s(bare, chip, "fp8") + cast_s + 2 * passes * overhead, rel=1e-9
+        )

@@ -140,8 +140,11 @@ def test_each_recomputed_module_trades_memory_for_time(module: str) -> None:
     named = _deepseek(parallel={"recompute_modules": ["core_attn", module]})
     before, after = (simulate(load_scenario(d)).to_json() for d in (base, named))
     assert after["memory"]["activations_gib"] < before["memory"]["activations_gib"]
-    # the module runs again before its backward
-    assert after["breakdown_s"]["compute"] > before["breakdown_s"]["compute"]
+    # the module runs again before its backward: more hardware FLOPs, a longer step (the
+    # critical rank's compute alone can fall when another DualPipe rank becomes critical)
+    work = [r["hardware_tflops_per_gpu"] * r["step_time_s"] for r in (before, after)]
+    assert work[1] > work[0]
+    assert after["step_time_s"] > before["step_time_s"]
 
 
 def test_fp8_storage_halves_the_kept_expert_inputs() -> None:

@@ -12,12 +12,13 @@ profile: measured times include launch and tail). An op whose precision the prof
 not measure is priced wholly by the formulas. Serving prices its GEMMs through the same
 functions (`inference/layers.py`).
 
-Training-specific here: under fp8, each GEMM also quantizes its 16-bit inputs (read 2 B,
-write 1 B per element, plus the transposed copy backward needs; the op's
-`cast_bytes_per_input`, which the lowering sets from the fp8 recipe; Transformer Engine's
-recipes), the GEMM then reads its operands at the low dtype's width (`OPERAND_BYTES`; its
-output stays 16-bit: DeepGEMM's per-shape memory bandwidths count the bytes so), and the
-output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Under the NVFP4
+Training-specific here: under fp8, each GEMM also quantizes its 16-bit input forward and
+its output's gradient backward (read 2 B, write 1 B per element, plus the transposed copy
+wgrad needs; the op's `cast_bytes_per_input` × `cast_elements`, which the lowering sets
+from the fp8 recipe; Transformer Engine's recipes). Those kernels run before the GEMM, so
+their time adds to it. The GEMM then reads its operands at the low dtype's width
+(`OPERAND_BYTES`; its output stays 16-bit: DeepGEMM's per-shape memory bandwidths count
+the bytes so), and the output layer stays in 16 bits (`HIGH_PRECISION_GEMMS`). Under the NVFP4
 recipe a transformer layer's GEMMs run at the chip's fp4 peak (the op's `low_dtype`) with
 the same quantize traffic, priced by the recipe's cast bytes. Elementwise kernels are
 memory-bound.
@@ -111,19 +112,23 @@ def _time_s(
     per_kernel = hbm_bytes / vec.maximum(op.kernels, 1)
     mem_s = hbm_bytes / memory_bytes_per_s(chip, per_kernel, profile=profile)
     kernels = op.kernels * 1.0
-    flops_s = 0.0
+    flops_s: vec.Num = 0.0
+    cast_s: vec.Num = 0.0
     if op.kind == "gemm" and vec.any_nonzero(op.flops):
         flops_s = op.flops / gemm_flops_per_s(chip, gemm_precision, op.shape, profile=profile)
         if gemm_precision in _QUANTIZED and op.shape is not None and op.cast_bytes_per_input:
             m, n, k = op.shape
             passes = op.flops / (2.0 * m * n * k)  # 1 forward, 2 for its backward
-            cast_bytes = op.cast_bytes_per_input * m * k
-            mem_s += passes * cast_bytes / memory_bytes_per_s(chip, cast_bytes, profile=profile)
+            cast_bytes = op.cast_bytes_per_input * op.cast_elements
+            per_cast = cast_bytes / vec.maximum(passes, 1.0)
+            cast_s = cast_bytes / memory_bytes_per_s(chip, per_cast, profile=profile)
             kernels += 2 * passes  # amax/scale and cast(+transpose) kernels per input
     elif op.kind == "attention" and vec.any_nonzero(op.flops):
         rate = attention_flops_per_s(
             chip, _attention_precision(precision), attention_key_len(op), profile=profile
         )
         flops_s = op.flops / rate
-    one = vec.maximum(flops_s, mem_s) + kernels * kernel_overhead_s(chip, profile=profile)
+    # the quantize kernels run before the GEMM (or inside the norm or activation before
+    # it), so their traffic adds to the GEMM's time rather than hiding under its FLOPs
+    one = vec.maximum(flops_s, mem_s) + cast_s + kernels * kernel_overhead_s(chip, profile=profile)
     return one * op.repeat

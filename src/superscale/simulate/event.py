@@ -285,6 +285,7 @@ def _split_backward(ops: tuple[Op, ...]) -> tuple[list[Op], list[Op]]:
                 counted_flops=op.counted_flops / 2,
                 hbm_bytes=op.hbm_bytes / 2,
                 operand_bytes=op.operand_bytes / 2,
+                cast_elements=op.cast_elements / 2,
                 kernels=max(1, op.kernels // 2),
             )
             b_ops.append(replace(half, name=op.name.replace(".bwd", ".dgrad")))

@@ -43,6 +43,7 @@ _UNFUSED_ATTENTION = frozenset({"attn_scores", "attn_values"})  # FP4 is for lin
 FLASH_BLOCK = 128  # query/key tile of fused attention: causal work = (s + block) / 2s of full
 
 
+Shape2 = tuple[float, float]
 Shape3 = tuple[float, float, float]
 
 
@@ -83,16 +84,21 @@ class Shard:
 
 
 def _gemm_op(
-    name: str, flops: float, operand_bytes: float, output_bytes: float, shape: Shape3
+    name: str, flops: float, operand_bytes: float, io_elements: Shape2, shape: Shape3
 ) -> ComputeOp:
+    """A GEMM op; `io_elements` are (input activations, output) elements, the first what an
+    fp8 GEMM quantizes forward, the second what its gradient quantizes backward."""
     m, n, k = shape
+    inputs, outputs = io_elements
     return ComputeOp(
         name=name,
         kind="gemm",
         flops=flops,
         counted_flops=flops,
-        hbm_bytes=operand_bytes + output_bytes,
+        hbm_bytes=operand_bytes + ACT_BYTES * outputs,
         operand_bytes=operand_bytes,
+        cast_elements=inputs,
+        grad_cast_elements=outputs,
         shape=(vec.dim(m), vec.dim(n), vec.dim(k)),
     )
 
@@ -100,7 +106,8 @@ def _gemm_op(
 def _gemm(name: str, m: float, n: float, k: float, *, batch: float = 1.0) -> ComputeOp:
     """`batch` GEMMs of (m, n, k): inputs and output at 16 bits."""
     operands = ACT_BYTES * batch * (m * k + k * n)
-    return _gemm_op(name, 2.0 * batch * m * n * k, operands, ACT_BYTES * batch * m * n, (m, n, k))
+    io = (batch * m * k, batch * m * n)
+    return _gemm_op(name, 2.0 * batch * m * n * k, operands, io, (m, n, k))
 
 
 def grouped_gemm(
@@ -114,7 +121,7 @@ def grouped_gemm(
     launched on its own (Transformer Engine's GroupedLinear)."""
     operands = ACT_BYTES * (rows * k + groups * k * n)
     shape_m = rows if fused else rows / groups
-    op = _gemm_op(name, 2.0 * rows * n * k, operands, ACT_BYTES * rows * n, (shape_m, n, k))
+    op = _gemm_op(name, 2.0 * rows * n * k, operands, (rows * k, rows * n), (shape_m, n, k))
     return op if fused else replace(op, kernels=groups)
 
 

@@ -34,11 +34,16 @@ class ComputeOp:
     # (fp8, fp4) reads them at its own width (`costs/compute.py`)
     operand_bytes: float = 0.0
     shape: tuple[int, int, int] | None = None  # (m, n, k) for GEMMs
-    kernels: int = 1
+    kernels: float = 1  # launches (a per-expert GEMM launches once per local expert)
     recompute: bool = False
     repeat: int = 1
     backward_bytes_factor: float = 2.0  # HBM traffic of the gradient kernel / forward's
     cast_bytes_per_input: float = 4.0  # fp8 GEMMs: quantize traffic per input element
+    # fp8 GEMMs: the elements quantized before this op runs (its input forward; backward,
+    # the output's gradient dY, whose fp8 copy and transpose serve dgrad and wgrad), and
+    # those its gradient will quantize
+    cast_elements: float = 0.0
+    grad_cast_elements: float = 0.0
     low_dtype: str = "fp8"  # a GEMM's dtype under fp8 training: fp8, or fp4 under NVFP4
 
     @property
@@ -63,6 +68,8 @@ class ComputeOp:
             counted_flops=self.counted_flops * 2.0,
             hbm_bytes=self.hbm_bytes * factor,
             operand_bytes=self.operand_bytes * factor,
+            cast_elements=self.grad_cast_elements,
+            grad_cast_elements=0.0,
             kernels=self.kernels * 2,
         )
 
@@ -119,6 +126,8 @@ def gated(op: Op, *masks: Any) -> list[Op]:
             counted_flops=op.counted_flops * scale,
             hbm_bytes=op.hbm_bytes * scale,
             operand_bytes=op.operand_bytes * scale,
+            cast_elements=op.cast_elements * scale,
+            grad_cast_elements=op.grad_cast_elements * scale,
             kernels=op.kernels * scale,
         )
     ]

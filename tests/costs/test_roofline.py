@@ -50,11 +50,15 @@ def test_rows_below_a_tile_cost_the_tile_and_above_it_nothing() -> None:
     assert narrow / rate(8192) == pytest.approx(0.5 / ref)
 
 
-def test_profile_prices_fewer_rows_than_measured_as_the_smallest_measured_gemm() -> None:
+def test_profile_prices_rows_below_its_ridge_at_the_ridge_rate_padded_to_a_tile() -> None:
     h100 = chips().get("h100-sxm")
     chip = with_profile(h100, named_profile("fitted", "h100-sxm", None))
     profile = roofline.profile_for(chip, "gemm", "bf16")
-    assert profile is not None and profile.smallest_m("bf16") == 16
+    assert profile is not None
+    # H100 bf16 on its fitted profile: best GEMM over best copy rate, 2 bytes an element
+    ridge = profile.peak_tflops["bf16"] * 1e12 * 2.0 / (2.0 * profile.best_memory_bytes_per_s)
+    assert roofline.ridge_rows(profile, "bf16") == pytest.approx(ridge)
+    assert 200 < ridge < 300
     shape = (8192, 8192)
 
     def seconds(m: float) -> float:
@@ -62,10 +66,23 @@ def test_profile_prices_fewer_rows_than_measured_as_the_smallest_measured_gemm()
             chip, "bf16", (m, *shape), profile=profile
         ))  # fmt: skip
 
-    # an m = 1 GEMM takes the measured m = 16 GEMM's time, not 1/16 of it
+    # an m = 1 GEMM computes the 16-row tile, at the rate the profile has at the ridge
+    at_ridge = profile.gemm_flops_per_s("bf16", (ridge, *shape))
+    assert at_ridge is not None
     assert seconds(1) == pytest.approx(seconds(16))
-    times = [seconds(m) for m in (1, 2, 4, 8, 16, 32, 64)]
+    assert seconds(16) == pytest.approx(2.0 * 16 * 8192 * 8192 / (at_ridge * 0.8))
+    times = [seconds(m) for m in (1, 2, 4, 8, 16, 32, 64, 256, 1024)]
     assert times == sorted(times)
+
+    # so a decode GEMM is memory-bound on the bytes the caller stores: int4 weights (0.52 B)
+    # save their bytes under bf16 math, as on the catalog formulas
+    def decode_s(width: float) -> float:
+        return float(roofline.gemm_time_s(chip, "bf16", (1, *shape), hbm_bytes=8192**2 * width))
+
+    for width in (0.52, 2.0):
+        stream = roofline.memory_bytes_per_s(chip, 8192**2 * width, profile=profile)
+        assert decode_s(width) == pytest.approx(8192**2 * width / stream)
+    assert decode_s(0.52) < 0.35 * decode_s(2.0)
     # the array path (serving's curves) agrees with the scalar one
     ms = np.array([1.0, 4.0, 16.0, 64.0])
     many = roofline.gemm_flops_per_s(chip, "bf16", (ms, 8192.0, 8192.0), profile=profile)

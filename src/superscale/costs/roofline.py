@@ -6,18 +6,20 @@ kernel of one size and a fused attention of one key length cost the same in both
 
 - GEMM rate of (m, n, k) at a precision. With a profile: the rate it measured (or was
   fitted) for that shape and precision (`hardware/profile.py`, inverse-distance weighting
-  over the measured shapes); a GEMM of fewer rows than the profile's smallest measured m
-  (or a tile, if less) takes that GEMM's time (its rows padded), not a rate clamped at
-  it. Without: peak · matmul_fraction · min(1, m / GEMM_TILE_M) · Π_{n,k} g(d) / g(8192),
-  with the Hockney half-performance form g(d) = d / (d + d½) on n and k (a dimension far
-  above d½ runs at the large-shape rate, one near d½ halves it). The row dimension m is padded to
+  over the measured shapes). A GEMM of fewer rows than the profile's ridge (`ridge_rows`:
+  where its GEMMs turn compute-bound) reads the rate at the ridge, its rows padded to a
+  tile: a measured skinny GEMM is memory-bound at the precision's width, so its rate would
+  charge an int4-weight GEMM for bf16 bytes, and a rate clamped at the smallest measured
+  m made an m = 1 GEMM 16x faster than the m = 16 one. Without a profile:
+  peak · matmul_fraction · min(1, m / GEMM_TILE_M) · Π_{n,k} g(d) / g(8192), with the
+  Hockney half-performance form g(d) = d / (d + d½) on n and k (a dimension far above d½
+  runs at the large-shape rate, one near d½ halves it). The row dimension m is padded to
   the tile instead: a skinny GEMM (decode, GEMV, Marlin int4) computes a full 16-row tile
   and is memory-bound on its operands. The dense component rows (gemm.csv) favour it:
   DeepGEMM's H800 m = 64 and 128 decode shapes come within 5-36% (median 12%), where a
   Hockney factor on m put them 23-49% low (median 38%), and the mean |log error| over the
-  98 dense rows with a shape falls from 0.24 to 0.19. (DeepGEMM's grouped 4×256-row
-  GEMMs, near the ridge at ~2.1 TB/s, go from 4% slow to 14% fast: max() is optimistic
-  there, and the m factor had hidden it.) Both paths scale by the sustained-clock fraction.
+  98 dense rows with a shape falls from 0.24 to 0.19. Both paths scale by the
+  sustained-clock fraction.
 - Memory-bound kernels: B bytes in K kernels take B / rate(B / K) + K · overhead. With a
   profile the rate is the one measured for a kernel moving B / K bytes and the overhead is 0
   (the measured times include launch and tail); without, HBM bandwidth · memory_fraction
@@ -49,6 +51,9 @@ REFERENCE_DIM = 8192  # GEMM size at which MAMF-style measurements reach their m
 # cuBLAS's skinny kernels swap operands to put the batch on the 8-wide side). Fewer rows
 # are padded to it; at 16 rows and above a GEMM runs at its large-m rate.
 GEMM_TILE_M = 16.0
+# Bytes of a GEMM operand element at each math precision (weights at that width).
+OPERAND_BYTES = {"fp4": 0.5, "fp8": 1.0, "int8": 1.0, "bf16": 2.0, "fp16": 2.0, "tf32": 4.0,
+                 "fp32": 4.0}  # fmt: skip
 Kind = Literal["gemm", "attention", "memory"]
 Shape = tuple[vec.Num, vec.Num, vec.Num]
 
@@ -105,17 +110,30 @@ def gemm_flops_per_s(
         return chip.peak_flops(precision) * gemm_efficiency(chip, precision, shape) * clock
     if shape is None:
         return profile.peak_tflops[precision] * 1e12 * clock
+    if precision not in profile.matmul:
+        raise ValueError(f"profile has no {precision} GEMMs; price it with profile=None")
+    m, n, k = shape
+    # below the ridge a measured GEMM is memory-bound at the precision's width: its rate
+    # says how fast the weights streamed, not how fast the tiles compute. Read the rate
+    # where the rows make it compute-bound and pad the rows to a tile, so the caller's
+    # bytes (at their stored width: int4 weights under bf16 math) set the memory side
+    rows = vec.maximum(m, ridge_rows(profile, precision))
     rate: vec.Num | None
     if vec.is_array(*shape):
-        rate = profile.gemm_flops_per_s_array(precision, *shape)
+        rate = profile.gemm_flops_per_s_array(precision, rows, n, k)
     else:
-        rate = profile.gemm_flops_per_s(precision, shape)
-    smallest_m = profile.smallest_m(precision)
-    if rate is None or smallest_m is None:
-        raise ValueError(f"profile has no {precision} GEMMs; price it with profile=None")
-    # fewer rows than measured: the smallest measured GEMM's time (its rows padded, up to
-    # a tile), not its rate, which would make an m = 1 GEMM 16x faster than an m = 16 one
-    return rate * row_factor(shape[0], min(smallest_m, GEMM_TILE_M)) * clock
+        rate = profile.gemm_flops_per_s(precision, (rows, n, k))
+    assert rate is not None
+    return rate * row_factor(m) * clock
+
+
+def ridge_rows(profile: EfficiencyProfile, precision: str) -> float:
+    """Rows m at which a GEMM of large n, k turns compute-bound on the profile: its best
+    rate at `precision` against its best copy rate, 2·m·n·k / rate = n·k·bytes / HBM."""
+    width = OPERAND_BYTES.get(precision)
+    if width is None:
+        return 1.0
+    return profile.peak_tflops[precision] * 1e12 * width / (2.0 * profile.best_memory_bytes_per_s)
 
 
 def memory_bytes_per_s(

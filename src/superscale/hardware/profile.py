@@ -196,12 +196,6 @@ class EfficiencyProfile(Spec):
         query = np.clip(query, logs.min(axis=0), logs.max(axis=0))
         return _idw_many(logs, rates, query, NEAREST_SHAPES).reshape(dims[0].shape)
 
-    def smallest_m(self, precision: str) -> float | None:
-        """The fewest GEMM rows measured at `precision` (a skinnier GEMM is priced as that
-        one padded, `costs/roofline.py`); None if `precision` is unmeasured."""
-        points = self.matmul.get(precision)  # type: ignore[call-overload]
-        return float(min(p.m for p in points)) if points else None
-
     @cached_property
     def _memory_table(self) -> tuple[np.ndarray, np.ndarray]:
         points = sorted(self.memory, key=lambda p: p.bytes)

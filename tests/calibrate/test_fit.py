@@ -140,6 +140,28 @@ def test_fitted_attention_points_are_the_best_measured_kernel() -> None:
     assert measured == pytest.approx(best * 1e12, rel=1e-9)
 
 
+def test_blackwell_attention_is_the_b200_headline_pair_by_the_flash_convention() -> None:
+    """B200's dense-prefill kernel: 1,460 TFLOP/s forward, 1,000 backward (backward doing
+    2.5x the forward's work): 3.5 / (1/1460 + 2.5/1000) forward + backward. GB200 takes that
+    fraction of its own 16-bit peak, marked estimate."""
+    from superscale.calibrate.fit import headline_attention
+
+    expected = 3.5 / (1 / 1460 + 2.5 / 1000)
+    found = headline_attention("b200")
+    assert found is not None and found[0] == pytest.approx(expected)
+    b200, gb200 = _fitted("b200"), _fitted("gb200")
+    assert b200.attention_flops_per_s("bf16", 4096, 128) == pytest.approx(
+        expected * 1e12, rel=1e-3
+    )
+    scale = chips().get("gb200").peak_tflops["bf16"] / chips().get("b200").peak_tflops["bf16"]
+    assert gb200.attention_flops_per_s("bf16", 4096, 128) == pytest.approx(
+        expected * scale * 1e12, rel=1e-3
+    )
+    own = [p for p in b200.provenance if p.component == "attention"]
+    borrowed = [p for p in gb200.provenance if p.component == "attention"]
+    assert not own[0].estimate and borrowed[0].estimate and "b200" in borrowed[0].method
+
+
 def test_a_chip_without_rows_borrows_its_analogue_marked_estimate() -> None:
     h800 = _fitted("h800-sxm")  # H100 silicon: bf16 GEMM rows exist for the H100 only
     (gemm,) = [p for p in h800.provenance if p.component == "gemm" and p.precision == "bf16"]

@@ -80,6 +80,11 @@ ANALOGUES = {
     "c500": "c550",
     "c600": "c550",
 }
+# Chips without attention rows of their own that take another's fused-attention fraction
+# of the 16-bit peak (same tensor-core generation, the same kernels)
+ATTENTION_DONORS = {"gb200": "b200", "b300": "b200", "gb300": "b200"}
+FLASH_BACKWARD_WORK = 2.5  # backward FLOPs over forward (FlashAttention's convention)
+HEADLINE_SEQ_LEN = 8192  # where a headline rate without a stated shape is placed
 GRID_DIMS = (16, 64, 256, 1024, 4096, 16384)  # GEMM shapes a fitted profile lists
 MEMORY_SIZES = tuple(2**e for e in range(12, 33, 2))  # 4 KiB .. 4 GiB per kernel
 # A best-shape MAMF row times 100 iterations after 50 warm-up ones, about a second: the chip
@@ -442,6 +447,53 @@ def _attention_points(chip: Chip) -> list[dict[str, float]]:
     return [{"seq_len": s, "head_dim": d, "tflops": t} for (s, d), t in sorted(best.items())]
 
 
+def headline_attention(chip_name: str) -> tuple[float, tuple[str, ...]] | None:
+    """Forward + backward TFLOP/s from a chip's dense-prefill forward and backward headline
+    rates of one kernel (shape not stated): 3.5 / (1/F + 2.5/B), the flash convention's
+    work over the two passes' time; with its sources."""
+    rates: dict[tuple[str, str], float] = {}
+    sources: dict[str, str] = {}
+    for r in component_rows("attention"):
+        rate = _float(r["achieved_tflops"])
+        if CHIP_LABELS.get(r["chip"]) != chip_name or rate is None or r["dtype"] != "bf16":
+            continue
+        if "dense" in r["kernel"] and r["pass"] in ("prefill fwd", "prefill bwd"):
+            kernel = r["kernel"].split(" (")[0]
+            rates[(kernel, r["pass"])] = rate
+            sources[kernel] = r["source"]
+    for kernel in sorted(sources):
+        fwd, bwd = rates.get((kernel, "prefill fwd")), rates.get((kernel, "prefill bwd"))
+        if fwd and bwd:
+            work = 1.0 + FLASH_BACKWARD_WORK
+            return work / (1.0 / fwd + FLASH_BACKWARD_WORK / bwd), (sources[kernel],)
+    return None
+
+
+def _headline_points(
+    chip: Chip,
+) -> tuple[list[dict[str, float]], str, tuple[str, ...], bool] | None:
+    """Attention points from a headline fwd/bwd pair, the chip's own or its donor's scaled
+    by the 16-bit peaks: (points, method, sources, borrowed)."""
+    donor = chip.name
+    found = headline_attention(donor)
+    if found is None and chip.name in ATTENTION_DONORS:
+        donor = ATTENTION_DONORS[chip.name]
+        found = headline_attention(donor)
+    if found is None:
+        return None
+    rate, sources = found
+    scale = chip.peak_tflops["bf16"] / chips().get(donor).peak_tflops["bf16"]
+    tflops = _rounded(rate * scale)
+    method = (
+        f"{donor}'s dense-prefill forward and backward headline rates (shape not stated), "
+        f"combined by the flash convention: {rate:.0f} TFLOP/s"
+        + (f", x {scale:.3g} for {chip.name}'s 16-bit peak" if donor != chip.name else "")
+        + f", at every key length (placed at {HEADLINE_SEQ_LEN})"
+    )
+    points = [{"seq_len": HEADLINE_SEQ_LEN, "head_dim": 128, "tflops": tflops}]
+    return points, method, sources, donor != chip.name
+
+
 def fitted_profile(chip: Chip, fits: list[ComponentFit], *, date: str) -> EfficiencyProfile:
     """`chip`'s efficiency profile made from the component fits (see the module doc)."""
     eff = chip.efficiency
@@ -514,6 +566,19 @@ def fitted_profile(chip: Chip, fits: list[ComponentFit], *, date: str) -> Effici
             method=f"{len(points)} measured points, best kernel per shape",
         )
         provenance.append({**entry, "rows": len(points)})
+    elif (headline := _headline_points(chip)) is not None:
+        points, method, sources, borrowed = headline
+        attention["bf16"] = points
+        provenance.append(
+            {
+                "component": "attention",
+                "precision": "bf16",
+                "rows": 2,
+                "method": method,
+                "sources": list(sources),
+                "estimate": borrowed,
+            }
+        )
     else:
         provenance.append(
             _provenance(

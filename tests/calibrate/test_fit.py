@@ -150,9 +150,7 @@ def test_blackwell_attention_is_the_b200_headline_pair_by_the_flash_convention()
     found = headline_attention("b200")
     assert found is not None and found[0] == pytest.approx(expected)
     b200, gb200 = _fitted("b200"), _fitted("gb200")
-    assert b200.attention_flops_per_s("bf16", 4096, 128) == pytest.approx(
-        expected * 1e12, rel=1e-3
-    )
+    assert b200.attention_flops_per_s("bf16", 4096, 128) == pytest.approx(expected * 1e12, rel=1e-3)
     scale = chips().get("gb200").peak_tflops["bf16"] / chips().get("b200").peak_tflops["bf16"]
     assert gb200.attention_flops_per_s("bf16", 4096, 128) == pytest.approx(
         expected * scale * 1e12, rel=1e-3

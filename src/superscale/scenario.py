@@ -27,7 +27,7 @@ from superscale.readers import (
     read_json,
     read_yaml,
 )
-from superscale.simulate.schedules import schedules
+from superscale.schedules import schedules
 from superscale.spec import (
     MAX_BATCH,
     MAX_GPUS,
@@ -219,7 +219,7 @@ class ParallelSpec(Spec):
     )
     schedule: str = Field(
         "1f1b",
-        description="Pipeline schedule (simulate/schedules: 1f1b, interleaved, gpipe, zb-h1, "
+        description="Pipeline schedule (schedules/: 1f1b, interleaved, gpipe, zb-h1, "
         "dualpipe); default 'interleaved' when virtual_stages > 1, as Megatron-LM does.",
     )
     zero: Literal[0, 1, 2, 3] = Field(

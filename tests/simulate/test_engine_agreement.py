@@ -11,7 +11,7 @@ import pytest
 
 from superscale import load_scenario
 from superscale.pipeline import simulate
-from superscale.simulate.schedules import schedules
+from superscale.schedules import schedules
 
 GRID = list(itertools.product(sorted(schedules()), (False, True), (False, True), (2, 8, 32)))
 

@@ -2,7 +2,7 @@
 
 Scenario validation (at load), search pruning and both engines ask these functions, so a
 plan is either refused at load with one reason or priced alike by both engines. Rules
-about one schedule live with that schedule (`simulate/schedules/<name>.py`, its `problem`);
+about one schedule live with that schedule (`schedules/<name>.py`, its `problem`);
 the rules here are Megatron-LM's divisibility rules for tensor, context and expert
 parallelism and the pipeline's split of the layers.
 """
@@ -10,7 +10,7 @@ parallelism and the pipeline's split of the layers.
 from __future__ import annotations
 
 from superscale.models.spec import ModelSpec
-from superscale.simulate.schedules import Shape, schedules
+from superscale.schedules import Shape, schedules
 
 
 def default_schedule(virtual_stages: int) -> str:

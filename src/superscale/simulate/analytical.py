@@ -32,7 +32,7 @@ from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, GroupShape, Plan, grad_group
-from superscale.simulate.schedules import schedules
+from superscale.schedules import schedules
 from superscale.training.lower import Program, StageProgram
 from superscale.training.ops import CommOp, ComputeOp, Op
 

@@ -31,6 +31,7 @@ from superscale.costs.compute import compute_time_s
 from superscale.errors import InfeasiblePlan
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, Plan, place_group
+from superscale.schedules import Shape, Task, schedules
 from superscale.simulate.analytical import (
     ASYNC_P2P,
     DP_OVERLAP_WINDOW,
@@ -39,7 +40,6 @@ from superscale.simulate.analytical import (
     StepTime,
 )
 from superscale.simulate.kernel import Environment, Event, FluidLink
-from superscale.simulate.schedules import Shape, Task, schedules
 from superscale.training.lower import Program, StageProgram
 from superscale.training.ops import CommOp, ComputeOp, Op
 

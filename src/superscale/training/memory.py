@@ -29,7 +29,7 @@ from superscale import vec
 from superscale.models.spec import ModelSpec
 from superscale.parallelism.plan import Plan
 from superscale.scenario import Scenario
-from superscale.simulate.schedules import Shape, schedules
+from superscale.schedules import Shape, schedules
 from superscale.training.layer import ACT_BYTES, Shard
 from superscale.training.lower import Program, StageProgram, shard_of
 from superscale.units import GIB

@@ -7,7 +7,7 @@ so the bubble shrinks to (p−1)/v of a chunk pass: (p−1)/(v·m + p−1) of th
 from __future__ import annotations
 
 from superscale import vec
-from superscale.simulate.schedules.base import Shape, Task, register
+from superscale.schedules.base import Shape, Task, register
 
 
 @register("interleaved")

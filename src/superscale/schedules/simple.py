@@ -7,7 +7,7 @@ activations in flight. 1F1B has the same bubble but at most p − rank in flight
 from __future__ import annotations
 
 from superscale import vec
-from superscale.simulate.schedules.base import (
+from superscale.schedules.base import (
     Shape,
     Task,
     one_chunk_only,

@@ -6,7 +6,7 @@ it). W tasks are deferred and run wherever the rank would otherwise wait, which 
 from __future__ import annotations
 
 from superscale import vec
-from superscale.simulate.schedules.base import (
+from superscale.schedules.base import (
     Shape,
     Task,
     one_chunk_only,

@@ -10,7 +10,7 @@ import pytest
 from superscale import load_scenario
 from superscale.errors import SpecError
 from superscale.pipeline import simulate
-from superscale.simulate.schedules import Shape, schedules
+from superscale.schedules import Shape, schedules
 
 SCHEDULES = sorted(schedules())
 

@@ -25,7 +25,7 @@ a weight-gradient task may also fill a wait (zero-bubble scheduling).
 from __future__ import annotations
 
 from superscale import vec
-from superscale.simulate.schedules.base import Shape, Task, register
+from superscale.schedules.base import Shape, Task, register
 
 
 @register("dualpipe")

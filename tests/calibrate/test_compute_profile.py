@@ -14,8 +14,8 @@ from superscale.costs.compute import _time_s, attention_key_len, compute_time_s
 from superscale.hardware.profile import parse_profile
 from superscale.parallelism.plan import resolve
 from superscale.pipeline import simulate
+from superscale.program.ops import ComputeOp
 from superscale.training.lower import lower
-from superscale.training.ops import ComputeOp
 
 Make = Callable[..., dict[str, Any]]
 

@@ -12,8 +12,8 @@ from superscale.costs.dispatch import expected_nodes_per_token, remote_copies_pe
 from superscale.models.catalog import models
 from superscale.parallelism import resolve
 from superscale.pipeline import simulate
+from superscale.program.ops import CommOp
 from superscale.training.lower import lower
-from superscale.training.ops import CommOp
 
 
 def _deepseek(dispatch: str, *, system: str = "hgx-h800", count: int = 16) -> dict[str, Any]:

@@ -14,9 +14,9 @@ from superscale.collectives import CommModel
 from superscale.hardware.catalog import clusters
 from superscale.parallelism import place_group, resolve
 from superscale.pipeline import simulate
+from superscale.program.ops import ComputeOp
 from superscale.simulate.analytical import estimate_step
 from superscale.training.lower import Program, StageProgram
-from superscale.training.ops import ComputeOp
 
 
 def _uniform_program(stages: int, micro_batches: int) -> Program:

@@ -11,12 +11,12 @@ import pytest
 
 from superscale import load_scenario
 from superscale.parallelism import resolve
+from superscale.program.ops import ComputeOp
 from superscale.simulate.analytical import estimate_step
 from superscale.simulate.event import simulate_events
 from superscale.simulate.kernel import Environment, FluidLink
 from superscale.simulate.trace import chrome_trace
 from superscale.training.lower import Program, StageProgram, lower
-from superscale.training.ops import ComputeOp
 
 
 def _plan(pp: int, m: int, *, v: int = 1, schedule: str = "1f1b") -> tuple[Any, Any]:

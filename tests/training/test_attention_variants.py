@@ -15,9 +15,9 @@ from superscale.models.spec import ModelSpec
 from superscale.parallelism import resolve
 from superscale.parallelism.plan import recipe_words
 from superscale.pipeline import simulate
+from superscale.program.ops import ComputeOp
 from superscale.training.layer import FLASH_BLOCK
 from superscale.training.lower import lower
-from superscale.training.ops import ComputeOp
 
 SEQ = 8192
 

@@ -22,6 +22,7 @@ from superscale.parallelism import resolve
 from superscale.parallelism.megatron import parse_megatron
 from superscale.parallelism.plan import recipe_words
 from superscale.pipeline import simulate
+from superscale.program.ops import ComputeOp
 from superscale.scenario import Scenario
 from superscale.search.evaluate import evaluate_batch, evaluate_one
 from superscale.search.space import enumerate_plans
@@ -29,7 +30,6 @@ from superscale.simulate.analytical import estimate_step
 from superscale.training import layer
 from superscale.training.layer import FP8_CAST_BYTES
 from superscale.training.lower import bf16_layer_ids, bf16_shard, lower, shard_of
-from superscale.training.ops import ComputeOp
 
 
 def _dict(

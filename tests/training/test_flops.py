@@ -9,8 +9,8 @@ import pytest
 from superscale import load_scenario
 from superscale.parallelism import resolve
 from superscale.pipeline import simulate
+from superscale.program.ops import ComputeOp
 from superscale.training.lower import lower, split_layers
-from superscale.training.ops import ComputeOp
 
 
 def _gpt_scenario(recompute: str, **parallel: Any) -> dict[str, Any]:

@@ -12,10 +12,10 @@ from superscale.errors import SpecError
 from superscale.parallelism import resolve
 from superscale.parallelism.plan import recipe_words
 from superscale.pipeline import simulate
+from superscale.program.ops import CommOp
 from superscale.scenario import Scenario
 from superscale.training.lower import lower
 from superscale.training.memory import estimate_memory
-from superscale.training.ops import CommOp
 
 
 def _scenario(model: str = "llama3-8b", **parallel: Any) -> Scenario:

@@ -41,8 +41,8 @@ def test_layout_only_lowering_keeps_the_layout(model: str) -> None:
 def test_fp32_gradient_reduction_doubles_the_bytes() -> None:
     from superscale import load_scenario
     from superscale.parallelism import resolve
+    from superscale.program.ops import CommOp
     from superscale.training.lower import lower
-    from superscale.training.ops import CommOp
 
     def reduce_bytes(dtype: str) -> float:
         scenario = load_scenario(

@@ -13,9 +13,9 @@ from superscale.errors import SpecError
 from superscale.hardware.catalog import chips
 from superscale.parallelism import resolve
 from superscale.pipeline import simulate
+from superscale.program.ops import ComputeOp
 from superscale.training.layer import FP8_CAST_BYTES
 from superscale.training.lower import lower
-from superscale.training.ops import ComputeOp
 
 
 def _scenario(recipe: str, system: str = "dgx-b200") -> dict[str, Any]:

@@ -39,7 +39,7 @@ from superscale.costs.roofline import (
 )
 from superscale.hardware.profile import EfficiencyProfile, profile_of
 from superscale.hardware.spec import Chip
-from superscale.training.ops import ComputeOp
+from superscale.program.ops import ComputeOp
 
 __all__ = [
     "HIGH_PRECISION_GEMMS",

@@ -19,6 +19,7 @@ from superscale.collectives.tuner import CommModel
 from superscale.errors import InfeasiblePlan, SpecError
 from superscale.parallelism.plan import batch_plan
 from superscale.pipeline import simulate
+from superscale.program.ops import Op
 from superscale.scenario import Scenario, load_scenario
 from superscale.search.space import COLUMNS, RECOMPUTE, SCHEDULES, PlanTable
 from superscale.simulate.analytical import (
@@ -37,7 +38,6 @@ from superscale.training.lower import (
     zero3_gather_ops,
 )
 from superscale.training.memory import estimate_memory
-from superscale.training.ops import Op
 
 DOES_NOT_FIT = "does not fit in memory"  # the error of a plan pruned for memory
 

@@ -32,9 +32,9 @@ from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, GroupShape, Plan, grad_group
+from superscale.program.ops import CommOp, ComputeOp, Op
 from superscale.schedules import schedules
 from superscale.training.lower import Program, StageProgram
-from superscale.training.ops import CommOp, ComputeOp, Op
 
 # Schedules whose pipeline sends run beside other work (each schedule says so itself;
 # interleaving could with overlap_p2p_comm, but its module keeps sends exposed).

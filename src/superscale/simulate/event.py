@@ -31,6 +31,7 @@ from superscale.costs.compute import compute_time_s
 from superscale.errors import InfeasiblePlan
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, Plan, place_group
+from superscale.program.ops import CommOp, ComputeOp, Op
 from superscale.schedules import Shape, Task, schedules
 from superscale.simulate.analytical import (
     ASYNC_P2P,
@@ -41,7 +42,6 @@ from superscale.simulate.analytical import (
 )
 from superscale.simulate.kernel import Environment, Event, FluidLink
 from superscale.training.lower import Program, StageProgram
-from superscale.training.ops import CommOp, ComputeOp, Op
 
 RESOURCE = {"domain": "scale_up", "system": "host", "scale-out": "nic"}
 CATEGORIES = (

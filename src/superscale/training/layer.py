@@ -20,7 +20,7 @@ from typing import Any
 from superscale import vec
 from superscale.costs.dispatch import DISPATCH_PREPARATION_S, payload_factor
 from superscale.models.spec import ModelSpec
-from superscale.training.ops import Collective, CommOp, ComputeOp, Op, gated
+from superscale.program.ops import Collective, CommOp, ComputeOp, Op, gated
 
 ACT_BYTES = 2  # bf16/fp16 activations; fp8 runs keep activations in bf16 between GEMMs
 # Quantize traffic per GEMM input element under each fp8 recipe (Transformer Engine): read

@@ -22,9 +22,9 @@ from typing import Any
 from superscale import vec
 from superscale.models.spec import ModelSpec
 from superscale.parallelism.plan import Plan
+from superscale.program.ops import Collective, CommOp, ComputeOp, Op, gated
 from superscale.scenario import Scenario, TrainingSpec
 from superscale.training import layer
-from superscale.training.ops import Collective, CommOp, ComputeOp, Op, gated
 
 GRAD_REDUCE_BYTES = {"bf16": 2, "fp32": 4}  # parallel.grad_reduce_dtype
 PARAM_GATHER_BYTES = 2  # distributed optimizer all-gathers bf16/fp16 parameters

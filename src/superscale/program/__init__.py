@@ -1,0 +1,1 @@
+"""The lowered per-device program's vocabulary: the ops that lowering builds and costs price."""

@@ -21,8 +21,8 @@ from superscale.inference.kv import (
 )
 from superscale.inference.layers import attention_costs
 from superscale.inference.serve import serve
-from superscale.inference.spec import PlanSpec, SchedulerSpec
 from superscale.inference.step import PARTS, Speculation, StepModel
+from superscale.scenario.serving import PlanSpec, SchedulerSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FOUR_NINE = EXAMPLES / "serve-deepseek-v3-4p9d-h800.yaml"

@@ -12,9 +12,9 @@ from superscale.inference.deploy import resolve
 from superscale.inference.kv import kv_bytes_per_token
 from superscale.inference.plan_search import pareto_front, plan_capacity
 from superscale.inference.serve import serve
-from superscale.inference.spec import SloSpec
 from superscale.inference.workload import generate, parse_trace
 from superscale.models.catalog import models
+from superscale.scenario.serving import SloSpec
 
 
 def _scenario(**serving: Any) -> dict[str, Any]:

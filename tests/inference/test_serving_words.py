@@ -17,9 +17,9 @@ from superscale.inference.deploy import Deployment, resolve
 from superscale.inference.kv import bytes_per_weight, kv_bytes_per_token, kv_format
 from superscale.inference.layers import LayerCosts
 from superscale.inference.serve import serve
-from superscale.inference.spec import PlanSpec, QuantizationSpec
 from superscale.models.catalog import models
 from superscale.parallelism.plan import place_group
+from superscale.scenario.serving import PlanSpec, QuantizationSpec
 from superscale.units import GIB
 
 # Llama 3 8B by hand: q and o 4096², k and v 4096·1024, gate/up/down 3·4096·14336.

@@ -256,7 +256,7 @@ def serve_plan(
     against tokens/s per user.
     """
     from superscale.inference.plan_search import plan_capacity
-    from superscale.inference.spec import SloSpec
+    from superscale.scenario.serving import SloSpec
 
     in_range("--rate", rate, low=0, high=1e7, low_open=True)
     for name, value in (("--ttft-p99", ttft_p99), ("--tpot-p99", tpot_p99)):

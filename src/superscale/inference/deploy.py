@@ -38,11 +38,11 @@ from superscale.inference.kv import (
 )
 from superscale.inference.layers import resolve_attention_precision, resolve_dispatch
 from superscale.inference.sim import EngineConfig, KvTransfer, Role
-from superscale.inference.spec import PlanSpec, SchedulerSpec, ServingSpec, SpeculativeSpec
 from superscale.inference.step import Speculation, StepModel, build_step_model
 from superscale.models.catalog import models
 from superscale.models.spec import ModelSpec
 from superscale.scenario import Scenario
+from superscale.scenario.serving import PlanSpec, SchedulerSpec, ServingSpec, SpeculativeSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

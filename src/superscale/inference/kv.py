@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 from superscale import units
 from superscale.hardware.spec import Chip
-from superscale.inference.spec import PlanSpec, QuantizationSpec, SchedulerSpec
 from superscale.models.spec import ModelSpec
+from superscale.scenario.serving import PlanSpec, QuantizationSpec, SchedulerSpec
 
 BYTES_PER_ELEMENT = {
     "fp32": 4.0,

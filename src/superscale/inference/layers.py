@@ -63,9 +63,9 @@ from superscale.inference.kv import (
     HEAD_BYTES,
     kv_bytes_per_token_layer_per_gpu,
 )
-from superscale.inference.spec import PlanSpec
 from superscale.models.spec import ModelSpec
 from superscale.parallelism.plan import GroupPlacement, place_group
+from superscale.scenario.serving import PlanSpec
 
 KERNELS_PER_DENSE_LAYER = 10  # norms, qkv, rope, attention, out, gate/up, act, down, residuals
 KERNELS_PER_MOE_LAYER = 16  # + router, top-k, permute, grouped GEMMs, unpermute

@@ -20,9 +20,9 @@ from typing import Any
 from superscale.errors import InfeasiblePlan, SpecError
 from superscale.inference.deploy import Deployment, resolve
 from superscale.inference.serve import run_deployment
-from superscale.inference.spec import DisaggregationSpec, PlanSpec, SloSpec
 from superscale.inference.workload import Requests, generate, with_rate
 from superscale.scenario import Scenario
+from superscale.scenario.serving import DisaggregationSpec, PlanSpec, SloSpec
 
 BISECTION_STEPS = 7
 CAPACITY_REQUESTS = 1500

@@ -29,10 +29,10 @@ import numpy as np
 from superscale.inference.deploy import Deployment, Pool, engine_configs, resolve
 from superscale.inference.kv import max_batch_that_fits
 from superscale.inference.sim import Outcome, simulate
-from superscale.inference.spec import SloSpec
 from superscale.inference.step import PARTS
 from superscale.inference.workload import Requests, generate
 from superscale.scenario import Scenario
+from superscale.scenario.serving import SloSpec
 
 PERCENTILES = (50, 90, 99)
 

@@ -24,8 +24,8 @@ import numpy as np
 from superscale.collectives.tuner import CommModel
 from superscale.hardware.spec import Cluster
 from superscale.inference.layers import LayerCosts, attention_costs, resolve_dispatch
-from superscale.inference.spec import PlanSpec
 from superscale.models.spec import ModelSpec
+from superscale.scenario.serving import PlanSpec
 
 KERNELS_PER_DRAFT_STEP = 4  # projection, norms, head, sampling beside the draft layer
 # Parts of base(T), summed; ep_comm_hidden runs under compute and is not in base.

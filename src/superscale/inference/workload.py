@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from superscale.errors import SpecError
-from superscale.inference.spec import LengthSpec, WorkloadSpec
+from superscale.scenario.serving import LengthSpec, WorkloadSpec
 from superscale.spec import MAX_REQUESTS, MAX_SECONDS, MAX_SEQ_LEN
 
 DEFAULT_REQUESTS = 2000

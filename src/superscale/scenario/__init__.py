@@ -17,7 +17,6 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from superscale.errors import SpecError
 from superscale.facility.spec import FacilitySpec
 from superscale.hardware.spec import Cluster
-from superscale.inference.spec import ServingSpec
 from superscale.models.spec import ModelSpec
 from superscale.readers import (
     MAX_ALIASES,
@@ -27,6 +26,7 @@ from superscale.readers import (
     read_json,
     read_yaml,
 )
+from superscale.scenario.serving import ServingSpec
 from superscale.schedules import schedules
 from superscale.spec import (
     MAX_BATCH,

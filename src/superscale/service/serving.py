@@ -131,7 +131,7 @@ async def serve(request: Request) -> SafeJSONResponse:
 )
 async def serve_plan(request: Request) -> SafeJSONResponse:
     from superscale.inference.plan_search import plan_capacity
-    from superscale.inference.spec import SloSpec
+    from superscale.scenario.serving import SloSpec
 
     settings = settings_of(request)
     body = await body_of(request, ServePlanRequest)

@@ -42,9 +42,9 @@ from superscale.hardware.profile import FITTED, load_profile
 from superscale.inference.deploy import resolve
 from superscale.inference.plan_search import max_rate
 from superscale.inference.serve import run_deployment
-from superscale.inference.spec import SloSpec
 from superscale.inference.workload import generate
 from superscale.scenario import load_scenario
+from superscale.scenario.serving import SloSpec
 
 OPENORCA = {
     "prompt_tokens": {"distribution": "lognormal", "mean": 294, "sigma": 0.8, "max": 1024},

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from superscale.facility.catalog import systems as system_facts
 from superscale.facility.fabric import Fabric
-from superscale.facility.spec import FacilitySpec
 from superscale.hardware.spec import System
+from superscale.scenario.facility import FacilitySpec
 
 HOURS_PER_YEAR = 8766.0  # 365.25 days
 

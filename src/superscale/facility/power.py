@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from superscale.facility.catalog import chip_power
 from superscale.facility.fabric import Fabric
-from superscale.facility.spec import FacilitySpec
 from superscale.hardware.spec import IDLE_SHARE_OF_TDP, System
+from superscale.scenario.facility import FacilitySpec
 
 # When a system has no power_kw: non-GPU power as a share of GPU TDP (DGX H100: 4.6/5.6 kW).
 HOST_SHARE_OF_GPU_POWER = 0.8

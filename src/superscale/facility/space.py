@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from superscale.facility.fabric import Fabric
-from superscale.facility.spec import FacilitySpec
 from superscale.hardware.spec import System
+from superscale.scenario.facility import FacilitySpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from superscale.errors import SpecError
-from superscale.facility.spec import FacilitySpec
 from superscale.hardware.spec import Cluster
 from superscale.models.spec import ModelSpec
 from superscale.readers import (
@@ -26,6 +25,7 @@ from superscale.readers import (
     read_json,
     read_yaml,
 )
+from superscale.scenario.facility import FacilitySpec
 from superscale.scenario.serving import ServingSpec
 from superscale.schedules import schedules
 from superscale.spec import (

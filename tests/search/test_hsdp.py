@@ -12,9 +12,9 @@ import pytest
 from superscale.hardware.catalog import systems
 from superscale.hardware.spec import Cluster
 from superscale.parallelism import resolve
-from superscale.parallelism.rules import hsdp_problem
 from superscale.pipeline import simulate
 from superscale.scenario import load_scenario
+from superscale.scenario.rules import hsdp_problem
 from superscale.search.evaluate import evaluate_batch
 from superscale.search.space import Enumeration, enumerate_plans
 from superscale.training.lower import lower

@@ -1,4 +1,4 @@
-"""Parallel plans: derived sizes, validity and placement of groups on the topology."""
+"""Parallel plans: derived sizes and group placement (which plans can run: `scenario.rules`)."""
 
 from superscale.parallelism.plan import GroupPlacement, Plan, place_group, resolve
 

@@ -681,7 +681,7 @@ def _parallel(values: Mapping[str, Any], *, tp: int, layers: int | None) -> dict
     pp = _get_int(values, "pipeline-model-parallel-size", 1)
     virtual = _virtual_stages(values, pp=pp, layers=layers)
     if "pipeline-model-parallel-layout" in values and virtual == 1:
-        from superscale.parallelism.layout import parse_layout
+        from superscale.scenario.layout import parse_layout
 
         chunks = len(parse_layout(str(values["pipeline-model-parallel-layout"])))
         if chunks % pp == 0:

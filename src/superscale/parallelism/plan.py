@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from superscale.hardware.spec import Cluster, Link
-from superscale.parallelism.layout import plan_layout
-from superscale.parallelism.rules import schedule_warning
 from superscale.scenario import Scenario
+from superscale.scenario.layout import plan_layout
+from superscale.scenario.rules import schedule_warning
 
 Level = Literal["domain", "system", "scale-out"]
 GROUP_KINDS = ("tp", "cp", "ep", "dp", "edp", "pp")

@@ -26,6 +26,8 @@ from superscale.readers import (
     read_yaml,
 )
 from superscale.scenario.facility import FacilitySpec
+from superscale.scenario.layout import plan_layout
+from superscale.scenario.rules import hsdp_problem, plan_problem
 from superscale.scenario.serving import ServingSpec
 from superscale.schedules import schedules
 from superscale.spec import (
@@ -438,9 +440,6 @@ class Scenario(Spec):
                 f"training.global_batch ({self.training.global_batch}) must be a multiple of "
                 f"dp·micro_batch = {dp}·{p.micro_batch}"
             )
-        from superscale.parallelism.layout import plan_layout  # parallelism imports us
-        from superscale.parallelism.rules import plan_problem
-
         layout = plan_layout(p, m.layers)
 
         problem = plan_problem(
@@ -461,8 +460,6 @@ class Scenario(Spec):
         if problem is not None:
             raise ValueError(problem)
         if p.fsdp is not None and p.fsdp.shard_group is not None:
-            from superscale.parallelism.rules import hsdp_problem
-
             problem = hsdp_problem(p.fsdp.shard_group, tp=p.tp, cp=p.cp, ep=p.ep, dp=dp)
             if problem is not None:
                 raise ValueError(problem)

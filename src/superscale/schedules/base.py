@@ -11,7 +11,7 @@ one module implementing `Schedule` plus `@register("name")`: its bubble in close
 analytical engine), the micro-batches a stage holds in flight and its weight copies (the
 memory model), whether its pipeline sends run beside compute (both engines), and the plans
 it cannot run (`problem`, asked by scenario validation and search pruning through
-`superscale.parallelism.rules`).
+`superscale.scenario.rules`).
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ import numpy as np
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
 from superscale.models.spec import ModelSpec
-from superscale.parallelism.rules import hsdp_problem, schedule_names, schedule_problem
 from superscale.scenario import TrainingSpec
+from superscale.scenario.rules import hsdp_problem, schedule_names, schedule_problem
 
 RECOMPUTE = ("none", "selective", "full")
 ZERO = (0, 1, 2, 3)

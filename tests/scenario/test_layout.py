@@ -9,7 +9,7 @@ import pytest
 from superscale import load_scenario
 from superscale.errors import SpecError
 from superscale.parallelism import resolve
-from superscale.parallelism.layout import parse_layout
+from superscale.scenario.layout import parse_layout
 from superscale.training.lower import lower
 
 

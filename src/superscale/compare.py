@@ -114,3 +114,14 @@ def compare(
         else:
             entries.append(Entry(cluster=cluster, result=result))
     return entries
+
+
+def entry_json(entry: Entry, first_floor: float | None) -> dict[str, Any]:
+    """One column as `compare --json` prints it, its floor area as a share of the first
+    column's."""
+    if entry.result is None:
+        return {"cluster": entry.cluster, "error": entry.error, "result": None}
+    data = entry.result.to_json()
+    floor = data["facility"]["space"]["floor_m2"]
+    ratio = floor / first_floor if first_floor else None
+    return {"cluster": entry.cluster, "error": None, "floor_ratio": ratio, "result": data}

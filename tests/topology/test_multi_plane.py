@@ -69,7 +69,7 @@ def test_planes_must_divide_the_nics_and_need_a_fat_tree() -> None:
 
 
 def test_check_names_the_network_shape() -> None:
-    from superscale.cli.catalog import network_words
+    from superscale.report.check import network_words
 
     topo = _topology(8)
     assert network_words(topo.cluster) == "rail-optimized, 8 planes"

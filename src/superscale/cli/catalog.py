@@ -8,7 +8,6 @@ catalog YAML names them, so a new field with a unit suffix prints its unit with 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
@@ -22,23 +21,14 @@ from superscale.catalog import Catalog
 from superscale.cli.app import app, console, print_json, print_table
 from superscale.cli.limits import plural
 from superscale.errors import SpecError, unknown_name_message
-from superscale.hardware import catalog as hardware_catalog
 from superscale.hardware.profile import efficiency_source
 from superscale.hardware.spec import Chip, Cluster, Link, System
-from superscale.models import catalog as model_catalog
 from superscale.models.spec import ModelSpec
 from superscale.parallelism import Plan, resolve
 from superscale.parallelism.plan import recipe_words
+from superscale.report.catalog import CATALOGS, derived_figures
+from superscale.report.check import check_json, network_words
 from superscale.scenario import Scenario, load_scenario
-
-# Plural name on the command line → (singular kind, catalog loader), in lookup order.
-CATALOGS: dict[str, tuple[str, Callable[[], Catalog[Any]]]] = {
-    "chips": ("chip", hardware_catalog.chips),
-    "links": ("link", hardware_catalog.links),
-    "systems": ("system", hardware_catalog.systems),
-    "clusters": ("cluster", hardware_catalog.clusters),
-    "models": ("model", model_catalog.models),
-}
 
 # Field-name suffix → unit, checked in order (so `_kw` wins over `_w`).
 _UNITS: tuple[tuple[str, str], ...] = (
@@ -109,40 +99,6 @@ def _lookup(name: str) -> list[tuple[str, Any]]:
     return found
 
 
-def _derived(entry: Any) -> dict[str, Any]:
-    """Figures computed from an entry's fields (SI units or counts), for `show`."""
-    if isinstance(entry, ModelSpec):
-        return {
-            "params": entry.params,
-            "active_params": entry.active_params,
-            "params_b": round(entry.params / 1e9, 3),
-            "active_params_b": round(entry.active_params / 1e9, 3),
-            "moe_layers": entry.moe_layers,
-        }
-    if isinstance(entry, Cluster):
-        return {
-            "gpus": entry.gpus,
-            "chip": entry.chip.name,
-            "network": entry.nic.name,
-            "nic_bytes_per_s_per_system": entry.nic_bytes_per_s_per_system,
-        }
-    if isinstance(entry, System):
-        return {
-            "gpus": entry.gpus,
-            "domains": entry.domains,
-            "scale_up_bytes_per_s": entry.scale_up_bytes_per_s,
-        }
-    if isinstance(entry, Chip):
-        return {
-            "hbm_bytes": entry.hbm_bytes,
-            "hbm_bandwidth_bytes_per_s": entry.hbm_bandwidth_bytes_per_s,
-            "efficiency_source": efficiency_source(entry),
-        }
-    if isinstance(entry, Link):
-        return {"bandwidth_bytes_per_s": entry.bandwidth_bytes_per_s, "latency_s": entry.latency_s}
-    return {}
-
-
 def _field_rows(spec: BaseModel, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
     """(dotted key, unit, value) for every field; nested catalog entries print as their name."""
     for field in type(spec).model_fields:
@@ -175,7 +131,7 @@ def _show_one(kind: str, entry: Any) -> None:
         mark = "*" if (key in estimated or key.split(".")[0] in estimated) else ""
         table.add_row(escape(key), escape(_fmt(value)), unit, f"[yellow]{mark}[/]")
     print_table(table)
-    derived = _derived(entry)
+    derived = derived_figures(entry)
     if isinstance(entry, ModelSpec):
         line = f"params {_billions(entry.params)} B"
         if entry.moe is not None:
@@ -422,79 +378,11 @@ def show_command(
     found = _lookup(name)
     kind, entry = found[0]
     if as_json:
-        print_json({**entry.model_dump(mode="json"), "derived": _derived(entry)})
+        print_json({**entry.model_dump(mode="json"), "derived": derived_figures(entry)})
         return
     _show_one(kind, entry)
     for other, _ in found[1:]:
         console.print(f"[dim]'{escape(name)}' is also a {other} name[/]")
-
-
-def _check_json(scenario: Scenario, plan: Plan) -> dict[str, Any]:
-    m, cl, t = scenario.model, scenario.cluster, scenario.require_training()
-    return {
-        "gpus": plan.gpus,
-        "dp": plan.dp,
-        "micro_batches": plan.micro_batches,
-        "model": {
-            "name": m.name,
-            "params": m.params,
-            "active_params": m.active_params,
-            "params_b": round(m.params / 1e9, 3),
-            "active_params_b": round(m.active_params / 1e9, 3),
-        },
-        "cluster": {
-            "name": cl.name,
-            "system": cl.system.name,
-            "count": cl.count,
-            "gpus": cl.gpus,
-            "chip": cl.chip.name,
-            "network": cl.nic.name,
-            "topology": cl.scale_out.topology,
-            "oversubscription": cl.scale_out.oversubscription,
-            "planes": cl.scale_out.planes,
-            "network_shape": network_words(cl),
-            "profile": cl.profile,
-            "efficiency": efficiency_source(cl.chip),
-        },
-        "training": t.model_dump(mode="json"),
-        # Every scalar field of the plan, so new plan fields appear without a change here.
-        "parallel": {
-            f.name: getattr(plan, f.name)
-            for f in dataclasses.fields(plan)
-            if f.name not in {"groups", "warnings"}
-        },
-        "groups": {
-            kind: {
-                "size": g.size,
-                "stride": g.stride,
-                "level": g.level,
-                "link": g.link.name,
-                "where": g.describe(cl),
-            }
-            for kind, g in plan.groups.items()
-        },
-        "warnings": list(plan.warnings),
-        "recipe": recipe_words(scenario, plan),
-    }
-
-
-def network_words(cl: Cluster) -> str:
-    """The scale-out topology with the figures that shape it, in the scenario's words."""
-    so = cl.scale_out
-    words: list[str] = [so.topology]
-    if so.topology == "dragonfly":
-        links = so.global_links_per_group or "one per NIC"
-        words.append(f"groups of {so.dragonfly_group_systems} systems, global links {links}")
-    elif so.topology == "torus" and so.torus_dims is not None:
-        dims = "×".join(str(d) for d in so.torus_dims)
-        rate = f", {so.torus_link_gb_per_s:g} GB/s links" if so.torus_link_gb_per_s else ""
-        words[0] = f"torus {dims}{rate}"
-    else:
-        if so.oversubscription != 1.0:
-            words.append(f"{so.oversubscription:g}:1 at the leaves")
-        if so.planes > 1:
-            words.append(f"{so.planes} planes")
-    return ", ".join(words)
 
 
 def _print_check(path: str, scenario: Scenario, plan: Plan) -> None:
@@ -595,6 +483,6 @@ def check_command(
         return
     plan = resolve(scenario)
     if as_json:
-        print_json(_check_json(scenario, plan))
+        print_json(check_json(scenario, plan))
         return
     _print_check(scenario_path, scenario, plan)

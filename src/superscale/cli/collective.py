@@ -17,50 +17,12 @@ from superscale.cli.limits import (
     MAX_COLLECTIVE_ROWS,
     check_work,
 )
-from superscale.collectives import BUS_FACTOR, COLLECTIVES, CommModel
+from superscale.collectives import COLLECTIVES, CommModel
+from superscale.collectives.sweep import DTYPES, sweep
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
 from superscale.spec import MAX_COUNT
 from superscale.units import parse_bytes
-
-DTYPES = {"float": 4, "half": 2, "bfloat16": 2, "int8": 1, "double": 8}
-
-
-def sweep(
-    model: CommModel,
-    op: str,
-    *,
-    gpus: int,
-    min_bytes: int,
-    max_bytes: int,
-    factor: int,
-    algorithm: str,
-    elem_bytes: int,
-) -> dict[str, Any]:
-    """Predicted time, algbw and busbw per size and algorithm (nccl-tests' definitions)."""
-    table = model.costs(op, gpus, 1)
-    names = sorted(table) if algorithm == "auto" else [algorithm]
-    if algorithm != "auto" and algorithm not in table:
-        raise SpecError(
-            f"--algo: '{algorithm}' does not run {op} on {gpus} GPUs of this "
-            f"cluster (allowed: auto, {', '.join(sorted(table))})"
-        )
-    rows = []
-    size = max(elem_bytes, min_bytes - min_bytes % elem_bytes)
-    while size <= max_bytes:
-        entry: dict[str, Any] = {"size_bytes": size, "count": size // elem_bytes, "algos": {}}
-        for name in names:
-            t = table[name].time_s(size)
-            algbw = size / t / 1e9
-            entry["algos"][name] = {
-                "time_us": t * 1e6,
-                "algbw_gb_per_s": algbw,
-                "busbw_gb_per_s": algbw * BUS_FACTOR[op](gpus),
-            }
-        entry["best"] = min(entry["algos"], key=lambda a: entry["algos"][a]["time_us"])
-        rows.append(entry)
-        size *= factor
-    return {"op": op, "gpus": gpus, "algorithms": names, "rows": rows}
 
 
 @app.command()

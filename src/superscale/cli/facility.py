@@ -22,8 +22,8 @@ from rich.table import Table
 from superscale.cli import plot
 from superscale.cli.app import app, console, print_json
 from superscale.cli.limits import in_range, plural
-from superscale.compare import Entry, parse_clusters
 from superscale.compare import compare as compare_clusters
+from superscale.compare import entry_json, parse_clusters
 from superscale.errors import SpecError
 from superscale.scenario import load_scenario
 from superscale.spec import MAX_TOKENS
@@ -139,15 +139,6 @@ def _cell(value: Any, fmt: str) -> str:
     return f"{value:{fmt}}" if fmt else str(value)
 
 
-def _entry_json(entry: Entry, first_floor: float | None) -> dict[str, Any]:
-    if entry.result is None:
-        return {"cluster": entry.cluster, "error": entry.error, "result": None}
-    data = entry.result.to_json()
-    floor = data["facility"]["space"]["floor_m2"]
-    ratio = floor / first_floor if first_floor else None
-    return {"cluster": entry.cluster, "error": None, "floor_ratio": ratio, "result": data}
-
-
 def _print_table(columns: list[dict[str, Any]]) -> None:
     table = Table(
         title="one workload, several clusters",
@@ -241,7 +232,7 @@ def compare(
     first_floor = (
         None if first is None or first.facility is None else first.facility["space"]["floor_m2"]
     )
-    columns = [_entry_json(e, first_floor) for e in entries]
+    columns = [entry_json(e, first_floor) for e in entries]
     if plot is not None:
         if first is None:
             raise SpecError("--plot: no cluster could run the plan; nothing to draw")

@@ -20,29 +20,8 @@ from superscale.cli.limits import (
 )
 from superscale.errors import SpecError
 from superscale.readers import MAX_TRACE_BYTES, read_text_bounded
+from superscale.report.serving import serving_facility
 from superscale.scenario import load_scenario
-
-
-def _facility_hook(scenario: Any, result: dict[str, Any]) -> dict[str, Any] | None:
-    """Facility, reliability and cost of the deployment (`superscale.facility.assess`).
-
-    One second of serving is the unit of work: its busy share is the engines' measured
-    utilization and its tokens the output tokens served per second.
-    """
-    from superscale import facility
-
-    assess = getattr(facility, "assess", None)
-    if assess is None or not result.get("fits") or "throughput" not in result:
-        return None
-    out: dict[str, Any] = assess(
-        scenario,
-        utilization=result["utilization"],
-        seconds_per_unit=1.0,
-        tokens_per_unit=result["throughput"]["output_tokens_per_s"],
-        gpus=result["gpus"],
-        kind="serving",
-    )
-    return out
 
 
 def _read_trace(scenario_path: Path, trace: str, *, max_requests: int) -> Any:
@@ -107,7 +86,7 @@ def serve(
     with progress_bar(err_console, "serve: simulating", unit="requests") as progress:
         result = run_serve(spec, requests=requests, name=scenario.stem, progress=progress)
     data = result.to_json()
-    facility = _facility_hook(spec, data)
+    facility = serving_facility(spec, data)
     if facility is not None:
         warnings = [*data["warnings"], *facility.pop("warnings", [])]
         data.update(facility)

@@ -19,17 +19,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from superscale.cli.catalog import CATALOGS, _check_json, _derived
-from superscale.cli.collective import DTYPES, sweep
-from superscale.cli.facility import _entry_json
 from superscale.collectives import COLLECTIVES, CommModel
-from superscale.compare import cluster_value, parse_clusters
+from superscale.collectives.sweep import DTYPES, sweep
+from superscale.compare import cluster_value, entry_json, parse_clusters
 from superscale.compare import compare as compare_clusters
 from superscale.errors import unknown_name_message
 from superscale.hardware import catalog as hardware_catalog
 from superscale.hardware.spec import Cluster
 from superscale.parallelism import resolve
 from superscale.pipeline import simulate_timeline
+from superscale.report.catalog import CATALOGS, derived_figures
+from superscale.report.check import check_json
 from superscale.scenario import Scenario
 from superscale.service.errors import ApiError, cap_exceeded
 from superscale.service.inputs import (
@@ -89,7 +89,9 @@ def show(name: str) -> SafeJSONResponse:
         everything.extend(entries.names())
         if name in entries:
             entry = entries.get(name)
-            return ok({**entry.model_dump(mode="json"), "derived": _derived(entry), "kind": kind})
+            return ok(
+                {**entry.model_dump(mode="json"), "derived": derived_figures(entry), "kind": kind}
+            )
     raise ApiError(404, unknown_name_message("name", name[:80], everything), field="name")
 
 
@@ -99,7 +101,7 @@ async def hf_config(request: Request) -> SafeJSONResponse:
 
     body = await body_of(request, HfConfigRequest)
     spec = await call(lambda: from_hf_config(body.config, name=body.name))
-    return ok({"model": spec.model_dump(mode="json"), "derived": _derived(spec)})
+    return ok({"model": spec.model_dump(mode="json"), "derived": derived_figures(spec)})
 
 
 # --- training: check, simulate, compare ---------------------------------------------------
@@ -124,7 +126,7 @@ async def check(request: Request) -> SafeJSONResponse:
     body = await body_of(request, ScenarioRequest)
     check_gpus(settings_of(request), body.scenario.cluster.gpus, "cluster")
     scenario = body.scenario
-    out = await call(lambda: _check_json(scenario, resolve(scenario)), "scenario")
+    out = await call(lambda: check_json(scenario, resolve(scenario)), "scenario")
     return ok({**out, "hierarchy": _hierarchy(scenario.cluster)})
 
 
@@ -157,7 +159,7 @@ def _simulate(settings: Settings, body: SimulateRequest) -> dict[str, Any]:
             scenario, name=body.name, engine=body.engine, ranks=body.ranks, spans=body.trace
         )
         out = result.to_json()
-        out["placement"] = _check_json(scenario, resolve(scenario))["groups"]
+        out["placement"] = check_json(scenario, resolve(scenario))["groups"]
         out["hierarchy"] = _hierarchy(scenario.cluster)
         if body.trace and timeline is not None:
             if len(timeline.spans) > settings.max_spans:
@@ -201,7 +203,7 @@ async def compare(request: Request) -> SafeJSONResponse:
         first = next((e.result for e in entries if e.result is not None), None)
         floor = None if first is None or first.facility is None else first.facility["space"]
         first_floor = None if floor is None else floor["floor_m2"]
-        return {"scenario": body.name, "clusters": [_entry_json(e, first_floor) for e in entries]}
+        return {"scenario": body.name, "clusters": [entry_json(e, first_floor) for e in entries]}
 
     return ok(await call(run, "scenario"))
 

@@ -76,9 +76,9 @@ def _check_prefill_work(settings: Settings, scenario: Scenario, requests: float)
 
 
 def _serve(settings: Settings, body: ServeRequest) -> dict[str, Any]:
-    from superscale.cli.serving import _facility_hook
     from superscale.inference.serve import serve as run_serve
     from superscale.inference.workload import parse_trace
+    from superscale.report.serving import serving_facility
 
     scenario = body.scenario
     if scenario.serving is None:
@@ -106,7 +106,7 @@ def _serve(settings: Settings, body: ServeRequest) -> dict[str, Any]:
 
     def run() -> dict[str, Any]:
         data = run_serve(scenario, requests=requests, name=body.name).to_json()
-        facility = _facility_hook(scenario, data)
+        facility = serving_facility(scenario, data)
         if facility is not None:
             warnings = [*data["warnings"], *facility.pop("warnings", [])]
             data.update(facility)

@@ -17,9 +17,9 @@ from superscale.hardware.catalog import chips
 from superscale.hardware.profile import fitted_profile_path, named_profile, with_profile
 from superscale.inference.deploy import resolve
 from superscale.inference.layers import LayerCosts
-from superscale.inference.spec import PlanSpec
 from superscale.models.catalog import models
-from superscale.training.ops import ComputeOp
+from superscale.program.ops import ComputeOp
+from superscale.scenario.serving import PlanSpec
 
 
 def test_one_token_bf16_decode_gemm_by_hand() -> None:

@@ -19,6 +19,9 @@ from typing import Any
 from superscale.calibrate.fit import fit_all
 from superscale.validate.components import (
     ComponentCheck,
+    attention_checks,
+    collective_checks,
+    dense_gemm_checks,
     dispatch_checks,
     grouped_gemm_checks,
     nvl72_dispatch_checks,
@@ -50,6 +53,9 @@ def _components() -> dict[str, Any]:
         "moe_dispatch_nvl72_torch_api": _check_stats(
             "moe_dispatch_nvl72 (torch API)", nvl72_dispatch_checks()
         ),
+        "gemm_dense_fitted": _check_stats("gemm_dense (fitted profiles)", dense_gemm_checks()),
+        "attention_fitted": _check_stats("attention (fitted profiles)", attention_checks()),
+        "collectives": _check_stats("collectives (nccl-tests busbw)", collective_checks()),
     }
     print(f"\n{'fit (components -> parameters)':<34} {'rows':>4} {'|err|':>6}  fitted (catalog)")
     for fit in fit_all():

@@ -105,9 +105,11 @@ def simulate(
     or [bold]superscale simulate --from-megatron "--num-layers 32 ..." --cluster h100-16k[/]
 
     The step is split into compute, exposed communication per parallel group, pipeline
-    bubble and optimizer; memory is the peak per GPU (weights, gradients, optimizer states,
-    activations, workspace) and whether it fits in HBM. With --json the stable result keys
-    (step_time_s, tokens_per_s, mfu, memory, breakdown_s, ...) go to stdout.
+    bubble and optimizer; communication that overlap hid behind compute is shown apart
+    ("hidden behind compute"). Memory is the peak per GPU (weights, gradients, optimizer
+    states, activations, workspace) and whether it fits in HBM. With --json the stable
+    result keys (step_time_s, tokens_per_s, mfu, memory, breakdown_s, hidden_comm_s, ...)
+    go to stdout.
     """
     if engine not in ENGINES:
         raise SpecError(f"--engine: unknown engine '{engine}' (allowed: {', '.join(ENGINES)})")

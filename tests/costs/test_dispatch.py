@@ -105,11 +105,11 @@ def test_dispatch_preparation_is_the_median_of_hybrid_ep_api_minus_kernel_time()
 
     from superscale.calibrate.components import component_rows
     from superscale.costs.dispatch import DISPATCH_PREPARATION_S
-    from superscale.validate.components import _kernel_only_gbps
+    from superscale.validate.components import kernel_only_gbps
 
     gaps = []
     for row in component_rows("moe_dispatch"):
-        kernel_gbps = _kernel_only_gbps(row["notes"])
+        kernel_gbps = kernel_only_gbps(row["notes"])
         if kernel_gbps is None:
             continue
         ep = int(row["ep_size"])

@@ -122,7 +122,9 @@ def _time_s(
             cast_bytes = op.cast_bytes_per_input * op.cast_elements
             per_cast = cast_bytes / vec.maximum(passes, 1.0)
             cast_s = cast_bytes / memory_bytes_per_s(chip, per_cast, profile=profile)
-            kernels += 2 * passes  # amax/scale and cast(+transpose) kernels per input
+            # amax/scale and cast(+transpose) kernels, two a pass, so the event engine's
+            # dgrad and wgrad halves launch as many as the analytical backward
+            kernels += 2 * passes
     elif op.kind == "attention" and vec.any_nonzero(op.flops):
         rate = attention_flops_per_s(
             chip, _attention_precision(precision), attention_key_len(op), profile=profile

@@ -102,7 +102,7 @@ def dispatch_checks() -> list[ComponentCheck]:
 _NVL72_LIBRARIES = ("Hybrid-EP (NVIDIA)", "DeepEP V1 (as measured by NVIDIA)")
 
 
-def _kernel_only_gbps(notes: str) -> float | None:
+def kernel_only_gbps(notes: str) -> float | None:
     """Hybrid-EP's kernel-only bandwidth, which its rows carry in the notes."""
     found = re.match(r"kernel-only ([0-9.]+) GB/s", notes)
     return float(found.group(1)) if found else None
@@ -119,7 +119,7 @@ def nvl72_dispatch_checks(*, kernel_only: bool = False) -> list[ComponentCheck]:
         if row["library"] not in _NVL72_LIBRARIES or row["chip"] != "GB200":
             continue
         dtype = row["dispatch_dtype"] if row["op"] == "dispatch" else row["combine_dtype"]
-        if dtype != "bf16" or (kernel_only and _kernel_only_gbps(row["notes"]) is None):
+        if dtype != "bf16" or (kernel_only and kernel_only_gbps(row["notes"]) is None):
             continue
         key = (row["library"], row["op"], int(row["ep_size"]))
         if key not in best or int(row["num_sms"]) > int(best[key]["num_sms"]):
@@ -135,7 +135,7 @@ def nvl72_dispatch_checks(*, kernel_only: bool = False) -> list[ComponentCheck]:
         costs = CommModel(cluster).costs("all_to_all", ep, 1)
         time_s = min(c.time_s(payload) for c in costs.values())
         link_bytes = payload * (ep - 1) / ep  # the copies bound for other GPUs
-        measured = _kernel_only_gbps(row["notes"]) if kernel_only else None
+        measured = kernel_only_gbps(row["notes"]) if kernel_only else None
         checks.append(
             ComponentCheck(
                 component="moe_dispatch_nvl72",

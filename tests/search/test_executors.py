@@ -308,3 +308,26 @@ def test_a_killed_sweep_leaves_no_process(how: signal.Signals, tmp_path: Path) -
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_signal_during_a_submit_is_held_until_it_returns() -> None:
+    # The signal is caught inside the section (not raised there, where it would cut a
+    # forkserver handshake in half) and handed to the real handler once it is left,
+    # even when something lifted a signal mask or it came from another thread.
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with executors._termination_deferred():
+            # What the resource tracker does when the first spawn starts it.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+            signal.raise_signal(signal.SIGTERM)
+            other = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGTERM))
+            other.start()
+            other.join()
+            time.sleep(0.05)  # let the interpreter run the Python-level handler
+            assert seen == []
+        assert seen == [signal.SIGTERM]  # once: a held signal is a flag, not a queue
+        signal.raise_signal(signal.SIGTERM)
+        assert seen == [signal.SIGTERM, signal.SIGTERM]  # the real handler is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -380,18 +380,33 @@ def _run_processes(
 
 @contextlib.contextmanager
 def _termination_deferred() -> Iterator[None]:
-    """Hold SIGTERM (and SIGINT) while a submit may be starting a worker: the forkserver's
-    handshake, cut half-way, leaves a child printing an EOFError traceback. A signal that
-    arrives meanwhile is delivered when the submit returns."""
-    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
-        yield
+    """Hold SIGTERM and SIGINT while a submit may be starting a worker: the forkserver's
+    handshake, cut half-way, leaves the forkserver printing an EOFError traceback.
+
+    The handlers are swapped for a recorder, not the signals masked: the first spawn
+    starts multiprocessing's resource tracker, which blocks and then *unblocks* SIGINT
+    and SIGTERM around its own start, lifting any mask between the forkserver connect
+    and the file descriptors sent after it (the race CI hit). What was caught is raised
+    again, to the restored handlers, when the submit returns.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers, and only it runs them
         return
-    held = {signal.SIGTERM, signal.SIGINT}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    caught: list[int] = []
+
+    def record(signum: int, frame: object) -> None:
+        if signum not in caught:
+            caught.append(signum)
+
+    held = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.signal(signum, record) for signum in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():  # None: set outside Python; default it
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for signum in caught:
+            signal.raise_signal(signum)
 
 
 def _land_one(pending: dict[cf.Future[Evaluated], Unit], land: Land) -> None:

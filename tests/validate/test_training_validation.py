@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from superscale.validate.training import (
+    BRIDGE_RECIPES,
     HELD_OUT_SOURCES,
     compare_all,
     reference_rows,
+    scenario_dict,
     summarize_errors,
 )
 
@@ -91,3 +93,35 @@ def test_held_out_rows_compare_measured_tokens(all_comparisons) -> None:  # type
     # Megatron-Bridge's TFLOP/s follow its own FLOP formula; its tokens/s are measured
     held_out = [c for c in all_comparisons if c.source_key in HELD_OUT_SOURCES]
     assert {c.metric for c in held_out} == {"tokens_per_s_per_gpu"}
+
+
+def _bridge_row(model: str, gpu_type: str) -> dict[str, str]:
+    return next(
+        r
+        for r in reference_rows()
+        if r["source_key"] == "megatron_bridge_25.11"
+        and r["model"] == model
+        and r["gpu_type"] == gpu_type
+    )
+
+
+def test_bridge_rows_take_their_recipes_software_switches() -> None:
+    """Each Megatron-Bridge row runs its benchmark preset's software (dispatcher, expert
+    all-to-all overlap, recomputed modules), the plan staying the row's own."""
+    hybrid = scenario_dict(_bridge_row("Qwen3_30B_a3B", "DGX-GB200"))["parallel"]
+    assert hybrid["ep_dispatch"] == "deepep" and not hybrid.get("ep_comm_overlap", False)
+    overlap = scenario_dict(_bridge_row("Qwen3_235B_a22B", "DGX-H100"))["parallel"]
+    assert overlap["ep_comm_overlap"] is True and overlap.get("ep_dispatch") is None
+    row = _bridge_row("GPT OSS 120B", "DGX-B200")
+    rebuilt = scenario_dict(row)["parallel"]
+    assert rebuilt["recompute"] == "selective"
+    assert rebuilt["recompute_modules"] == ("layernorm", "moe_act")
+    assert rebuilt["micro_batch"] == int(row["micro_batch"])
+    dense = scenario_dict(_bridge_row("LLAMA3_70B", "DGX-H100"))["parallel"]
+    assert dense["recompute"] == "none" and "ep_dispatch" not in dense
+    assert BRIDGE_RECIPES.keys() <= {
+        (r["model"], key)
+        for r in reference_rows()
+        if r["source_key"] == "megatron_bridge_25.11"
+        for key in ("gb300-nvl72", "gb200-nvl72", "dgx-b200", "dgx-h100")
+    }

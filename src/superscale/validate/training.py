@@ -94,6 +94,36 @@ STACKS: dict[str, dict[str, Any]] = {
     "nemo_2407": _MODERN,
     "megatron_bridge_25.11": _MODERN,  # Megatron-Core 0.15 under Megatron-Bridge 25.11
 }
+# Megatron-Bridge 25.11's per-recipe switches, read from its benchmark presets
+# (NVIDIA-NeMo/Megatron-Bridge v0.2.0, the 25.11 release: scripts/performance/configs/
+# {qwen3,gpt_oss,deepseek}/workload_base_configs.py), keyed by (row model, catalog system):
+# the flex dispatcher (moe_flex_dispatcher_backend hybridep or deepep: one copy per node),
+# --overlap-moe-expert-parallel-comm (moe_a2a_overlap) and --recompute-modules. Only the
+# software words are taken; each row keeps its own published plan.
+_HYBRID_EP = {"ep_dispatch": "deepep"}
+_A2A_OVERLAP = {"ep_comm_overlap": True}
+
+
+def _rebuild(*modules: str) -> dict[str, Any]:
+    return {"recompute": "selective", "recompute_modules": modules}
+
+
+BRIDGE_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
+    ("Qwen3_30B_a3B", "gb300-nvl72"): _HYBRID_EP,
+    ("Qwen3_30B_a3B", "gb200-nvl72"): _HYBRID_EP,
+    ("Qwen3_30B_a3B", "dgx-h100"): _A2A_OVERLAP,
+    ("Qwen3_235B_a22B", "gb300-nvl72"): _HYBRID_EP,
+    ("Qwen3_235B_a22B", "gb200-nvl72"): _HYBRID_EP,
+    ("Qwen3_235B_a22B", "dgx-b200"): _A2A_OVERLAP,
+    ("Qwen3_235B_a22B", "dgx-h100"): _A2A_OVERLAP,
+    ("GPT OSS 120B", "gb200-nvl72"): _rebuild("layernorm", "moe_act"),
+    ("GPT OSS 120B", "dgx-b200"): _rebuild("layernorm", "moe_act"),
+    ("GPT OSS 120B", "dgx-h100"): _rebuild("layernorm", "moe_act"),
+    ("DeepSeekV3 (w/o MTP)", "gb300-nvl72"): {**_HYBRID_EP, **_rebuild("moe_act")},
+    ("DeepSeekV3 (w/o MTP)", "gb200-nvl72"): {**_HYBRID_EP, **_rebuild("mla_up_proj")},
+    ("DeepSeekV3 (w/ MTP)", "dgx-b200"): _rebuild("mla_up_proj"),
+}
+
 # The row's gpu_type -> the catalog system it ran on. GB200/GB300 rows use NVL72 racks in
 # slices: runs of fewer than 64 GPUs take that many GPUs (whole trays) of one rack, larger
 # runs 64 GPUs of each rack (16 of its 18 compute trays), the power-of-two NVLink domain
@@ -188,6 +218,8 @@ def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
     if system is None:
         raise SpecError(f"no catalog system for '{row['gpu_type']}'")
     stack = dict(STACKS[row["source_key"]])
+    if row["source_key"] == "megatron_bridge_25.11":
+        stack.update(BRIDGE_RECIPES.get((row["model"], system), {}))
     recompute_text = row["recompute"].lower()
     recompute = (
         "full"
@@ -196,6 +228,9 @@ def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
         if "selective" in recompute_text
         else "none"
     )
+    if recompute == "none":  # a recipe's module recomputation, where the row states none
+        recompute = stack.pop("recompute", "none")
+    stack.pop("recompute", None)
     if "sequence parallel" in recompute_text:
         stack["sequence_parallel"] = True
     if (_int(row["fsdp"], 0) or 0) > 0:

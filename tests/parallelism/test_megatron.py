@@ -301,3 +301,31 @@ def test_fp4_and_fp8_recipe_flags() -> None:
         scenario_from_megatron(base + "--fp8-format e4m3 --fp8-recipe custom", cluster=h100)
     with pytest.raises(SpecError, match="exclusive"):
         scenario_from_megatron(base + "--fp8-format e4m3 --fp4-format e2m1", cluster=h100)
+
+
+@pytest.mark.parametrize(
+    ("flags", "graphs"),
+    [
+        ("", ()),
+        (" --cuda-graph-impl none --cuda-graph-scope attn", ()),
+        (" --enable-cuda-graph", ("attn", "mlp")),
+        (
+            " --cuda-graph-impl transformer_engine --cuda-graph-scope attn moe_router"
+            " moe_preprocess",
+            ("attn", "moe_router", "moe_preprocess"),
+        ),
+        (" --cuda-graph-impl local --cuda-graph-scope full_iteration", ("full_iteration",)),
+    ],
+)
+def test_cuda_graph_flags(flags: str, graphs: tuple[str, ...]) -> None:
+    run = parse_megatron(DEEPSEEK_V3 + flags, cluster={"system": "hgx-h800", "count": 256})
+    assert not run.ignored
+    assert load_scenario(run.scenario).parallel.cuda_graphs == graphs
+
+
+def test_unknown_cuda_graph_scope_is_named() -> None:
+    with pytest.raises(SpecError, match=r"--cuda-graph-scope.*unknown scope 'moe'"):
+        parse_megatron(
+            DEEPSEEK_V3 + " --cuda-graph-impl local --cuda-graph-scope moe",
+            cluster={"system": "hgx-h800", "count": 256},
+        )

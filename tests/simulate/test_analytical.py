@@ -178,7 +178,8 @@ def test_distinct_stages_price_like_every_stage(model: str, parallel: dict[str, 
     fast = estimate_step(program, plan, scenario.cluster, precision)
     every = estimate_step(unsigned, plan, scenario.cluster, precision)
     assert fast.step_time_s == pytest.approx(every.step_time_s, rel=1e-12)
-    assert fast.critical_stage == every.critical_stage
+    # twins are interchangeable: the critical stage is one of the same layer mix and place
+    assert program.stages[fast.critical_stage].key == program.stages[every.critical_stage].key
     for key, value in every.breakdown_s.items():
         assert fast.breakdown_s[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
     assert fast.model_flops_per_gpu == pytest.approx(every.model_flops_per_gpu, rel=1e-12)

@@ -140,10 +140,14 @@ def test_each_recomputed_module_trades_memory_for_time(module: str) -> None:
     named = _deepseek(parallel={"recompute_modules": ["core_attn", module]})
     before, after = (simulate(load_scenario(d)).to_json() for d in (base, named))
     assert after["memory"]["activations_gib"] < before["memory"]["activations_gib"]
-    # the module runs again before its backward: more hardware FLOPs, a longer step (the
-    # critical rank's compute alone can fall when another DualPipe rank becomes critical)
+    # the module runs again before its backward: a longer step (the critical rank's compute
+    # alone can fall when another DualPipe rank becomes critical), and more hardware FLOPs
+    # where it holds GEMMs (norms and activations count none)
     work = [r["hardware_tflops_per_gpu"] * r["step_time_s"] for r in (before, after)]
-    assert work[1] > work[0]
+    if module in {"mla_up_proj", "moe"}:
+        assert work[1] > work[0] * (1 + 1e-6)
+    else:
+        assert work[1] == pytest.approx(work[0], rel=1e-12)
     assert after["step_time_s"] > before["step_time_s"]
 
 

@@ -25,6 +25,7 @@ from superscale.cli.limits import (
     event_tasks,
     progress_bar,
 )
+from superscale.costs.host import HOST_LAUNCH_S
 from superscale.errors import SpecError
 from superscale.pipeline import ENGINES, simulate_timeline
 from superscale.report.result import BREAKDOWN_KEYS, Result
@@ -35,6 +36,7 @@ from superscale.simulate.trace import chrome_trace
 _BAR_WIDTH = 40
 _LABELS = {
     "compute": "compute",
+    "host": "waiting on the host",
     "tp_comm": "tensor-parallel comm",
     "cp_comm": "context-parallel comm",
     "ep_comm": "expert all-to-all",
@@ -387,6 +389,8 @@ def _print_error_summary(summary: dict[str, Any]) -> None:
         ("held-out rows", "held_out"),
         ("all rows", "overall"),
         ("rows with architecture", "with_architecture"),
+        ("residual's train split", "train_split"),
+        ("residual's test split", "test_split"),
     )
     for label, key in labels:
         stats = summary[key]
@@ -395,6 +399,11 @@ def _print_error_summary(summary: dict[str, Any]) -> None:
                 f"[bold]  {label:<24} {stats['rows']:3d} rows  mean |error| "
                 f"{stats['mean_abs_error_pct']:5.1f}%  max {stats['max_abs_error_pct']:5.1f}%[/]"
             )
+    console.print(
+        f"  one fitted residual: {HOST_LAUNCH_S * 1e6:g} us of host time per kernel launch "
+        "(costs/host.py), fitted on the train split; refit with "
+        "python -m superscale.validate.residual"
+    )
 
 
 def _row_json(r: Any) -> dict[str, Any]:

@@ -43,6 +43,9 @@ apply to absent flags):
                                                                     parallel.grad_reduce_dtype
     --moe-token-dispatcher-type flex, --moe-enable-deepep → deepep  parallel.ep_dispatch
     --overlap-moe-expert-parallel-comm                              parallel.ep_comm_overlap
+    --cuda-graph-impl local|transformer_engine (or --enable-cuda-graph) with
+    --cuda-graph-scope full|attn|mlp|moe_router|moe_preprocess|full_iteration (default full:
+    attn and mlp)                                                   parallel.cuda_graphs
     --moe-router-num-groups G --moe-router-group-topk K (K < G)     model.moe.max_nodes_per_token
     --use-precision-aware-optimizer + --exp-avg-dtype/--exp-avg-sq-dtype bf16
                                                                     training.adam_moments
@@ -120,7 +123,7 @@ _STR_FLAGS = """
     attention-backend transformer-impl tokenizer-type moe-layer-freq
     data-parallel-sharding-strategy vocab-file merge-file moe-token-dispatcher-type
     exp-avg-dtype exp-avg-sq-dtype pipeline-model-parallel-layout fp8-recipe fp4-format
-    fp4-recipe
+    fp4-recipe cuda-graph-impl
 """
 _BOOL_FLAGS = """
     group-query-attention swiglu untie-embeddings-and-output-weights disable-bias-linear
@@ -130,7 +133,7 @@ _BOOL_FLAGS = """
     use-rotary-position-embeddings
     no-position-embedding qk-layernorm overlap-moe-expert-parallel-comm moe-enable-deepep
     use-precision-aware-optimizer accumulate-allreduce-grads-in-fp32 grad-reduce-in-bf16
-    first-last-layers-bf16
+    first-last-layers-bf16 enable-cuda-graph external-cuda-graph
 """
 _FLAGS: dict[str, str] = {
     **dict.fromkeys(_INT_FLAGS.split(), _INT),
@@ -138,6 +141,7 @@ _FLAGS: dict[str, str] = {
     **dict.fromkeys(_STR_FLAGS.split(), _STR),
     **dict.fromkeys(_BOOL_FLAGS.split(), _BOOL),
     "recompute-modules": _LIST,
+    "cuda-graph-scope": _LIST,
 }
 _ALIASES = {"encoder-num-layers": "num-layers", "encoder-seq-length": "seq-length"}
 # Flags that change nothing about the step time (optimizer values, data, I/O), dropped
@@ -706,6 +710,7 @@ def _parallel(values: Mapping[str, Any], *, tp: int, layers: int | None) -> dict
         else "bf16",
         **_layout(values),
         **_moe_plan(values),
+        **_cuda_graphs(values),
         **(_recompute_modules(values) if _recompute(values) == "selective" else {}),
     }
 
@@ -735,6 +740,43 @@ def _recompute_modules(values: Mapping[str, Any]) -> dict[str, Any]:
     if not modules:
         raise SpecError("needs at least one module name", path="--recompute-modules")
     return {"recompute_modules": list(modules)}
+
+
+# --cuda-graph-scope names -> parallel.cuda_graphs: "full" is each layer whole, which for a
+# dropless MoE layer leaves the experts eager (their token counts vary step to step)
+_GRAPH_SCOPES = {
+    "full": ("attn", "mlp"),
+    "attn": ("attn",),
+    "mlp": ("mlp",),
+    "moe_router": ("moe_router",),
+    "moe_preprocess": ("moe_preprocess",),
+    "full_iteration": ("full_iteration",),
+}
+
+
+def _cuda_graphs(values: Mapping[str, Any]) -> dict[str, Any]:
+    """--cuda-graph-impl local|transformer_engine (or the older --enable-cuda-graph and
+    --external-cuda-graph) with --cuda-graph-scope (Megatron-Core's default: full)."""
+    impl = values.get("cuda-graph-impl")
+    if impl is None:
+        on = values.get("enable-cuda-graph") or values.get("external-cuda-graph")
+        impl = "local" if on else "none"
+    if impl not in {"none", "local", "transformer_engine"}:
+        raise SpecError(
+            f"unknown value '{impl}' (allowed: none, local, transformer_engine)",
+            path="--cuda-graph-impl",
+        )
+    if impl == "none":
+        return {}
+    scopes = values.get("cuda-graph-scope") or ["full"]
+    unknown = [name for name in scopes if name not in _GRAPH_SCOPES]
+    if unknown:
+        raise SpecError(
+            f"unknown scope '{unknown[0]}' (allowed: {', '.join(_GRAPH_SCOPES)})",
+            path="--cuda-graph-scope",
+        )
+    picked = dict.fromkeys(scope for name in scopes for scope in _GRAPH_SCOPES[name])
+    return {"cuda_graphs": list(picked)}
 
 
 def _layout(values: Mapping[str, Any]) -> dict[str, Any]:

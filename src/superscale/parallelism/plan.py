@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from superscale.costs.host import HOST_LAUNCH_S
 from superscale.hardware.spec import Cluster, Link
 from superscale.scenario import Scenario
 from superscale.scenario.layout import plan_layout
@@ -106,6 +107,8 @@ class Plan:
     fsdp_reshard: bool = True  # ZeRO-3/FSDP2: gather weights again in backward
     fsdp_prefetch: int = 1  # layers gathered ahead; 0: every gather exposed
     fsdp_shard: int | None = None  # HSDP: GPUs of dp·cp one weight copy shards over
+    cuda_graphs: tuple[str, ...] = ()  # captured CUDA-graph scopes (costs/host.py)
+    host_launch_s: float = HOST_LAUNCH_S  # host time per eager kernel launch
 
     @property
     def gpus(self) -> int:
@@ -283,6 +286,8 @@ def _recipe(scenario: Scenario) -> dict[str, Any]:
         "grad_reduce_dtype": p.grad_reduce_dtype,
         "expert_imbalance": p.expert_imbalance,
         "redundant_experts": p.redundant_experts,
+        "cuda_graphs": tuple(p.cuda_graphs),
+        "host_launch_s": HOST_LAUNCH_S if p.host_launch_us is None else p.host_launch_us * 1e-6,
     }
 
 
@@ -306,14 +311,19 @@ def recipe_words(scenario: Scenario, plan: Plan) -> list[str]:
         words.append(f"recompute modules {', '.join(p.recompute_modules)}")
     if plan.ep > 1:
         words.append(f"expert dispatch {p.ep_dispatch}")
-    if scenario.model.moe is not None and p.expert_gemm != "per_expert":
-        words.append(f"expert GEMMs {p.expert_gemm}")
-        if p.ep_comm_overlap:
+    if scenario.model.moe is not None:
+        if p.expert_gemm != "per_expert":
+            words.append(f"expert GEMMs {p.expert_gemm}")
+        if plan.ep_comm_overlap:
             words.append("expert all-to-all overlapped")
         if p.expert_imbalance != 1.0:
             words.append(f"expert imbalance {p.expert_imbalance:g}")
         if p.redundant_experts:
             words.append(f"{p.redundant_experts} redundant experts")
+    if p.cuda_graphs:
+        words.append(f"CUDA graphs: {', '.join(p.cuda_graphs)}")
+    if p.host_launch_us is not None:
+        words.append(f"host {p.host_launch_us:g} us per kernel launch")
     if p.grad_reduce_dtype != "bf16":
         words.append(f"gradients reduced in {p.grad_reduce_dtype}")
     if t.precision == "fp8":

@@ -45,6 +45,9 @@ class ComputeOp:
     cast_elements: float = 0.0
     grad_cast_elements: float = 0.0
     low_dtype: str = "fp8"  # a GEMM's dtype under fp8 training: fp8, or fp4 under NVFP4
+    # the run of work the op belongs to (one dense or MoE layer, the head, the tail, a
+    # send): the host's launches are waited on per run (`costs/host.py`)
+    unit: str = ""
 
     @property
     def model_flops(self) -> float:
@@ -94,6 +97,7 @@ class CommOp:
     # fixed time of each call beside its transfer: a dispatcher's layout and metadata
     # preparation (`costs/dispatch.py`)
     setup_s: float = 0.0
+    unit: str = ""  # as ComputeOp.unit
 
     def recomputed(self) -> CommOp:
         return replace(self, name=f"{self.name}.recompute", recompute=True)

@@ -20,6 +20,7 @@ from superscale.units import GIB
 
 BREAKDOWN_KEYS = (
     "compute",
+    "host",
     "tp_comm",
     "cp_comm",
     "ep_comm",

@@ -43,6 +43,7 @@ from superscale.spec import (
 MAX_YAML_ALIASES = MAX_ALIASES
 
 TrainPrecision = Literal["bf16", "fp16", "fp8"]
+CudaGraphScope = Literal["attn", "mlp", "moe_router", "moe_preprocess", "full_iteration"]
 RecomputeModule = Literal[
     "core_attn", "layernorm", "mla_up_proj", "moe_act", "mlp", "moe", "shared_experts"
 ]
@@ -305,6 +306,21 @@ class ParallelSpec(Spec):
         False,
         description="Hide the expert all-to-all behind another micro-batch's compute "
         "(Megatron-Core's --overlap-moe-expert-parallel-comm); DualPipe always does.",
+    )
+    cuda_graphs: tuple[CudaGraphScope, ...] = Field(
+        (),
+        description="Parts of each layer captured in CUDA graphs (Megatron-Core's "
+        "--cuda-graph-scope): attn, mlp, moe_router, moe_preprocess, or full_iteration for "
+        "the whole step. Captured ops cost the host no launches; the rest run eagerly, and "
+        "a pass whose launches take the host longer than the device's work waits on it.",
+    )
+    host_launch_us: float | None = Field(
+        None,
+        gt=0.0,
+        le=10_000.0,
+        description="Host microseconds per kernel launch of your stack (framework Python "
+        "and launch together); default: the global figure fitted on the published rows' "
+        "train split (`superscale validate` prints it).",
     )
 
     @model_validator(mode="before")

@@ -405,8 +405,8 @@ def _termination_deferred() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():  # None: set outside Python; default it
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
-        for signum in caught:
-            signal.raise_signal(signum)
+        for number in caught:
+            signal.raise_signal(number)
 
 
 def _land_one(pending: dict[cf.Future[Evaluated], Unit], land: Land) -> None:

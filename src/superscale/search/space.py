@@ -72,6 +72,8 @@ STACK_SWITCHES = (
     "expert_imbalance",
     "redundant_experts",
     "recompute_modules",
+    "cuda_graphs",
+    "host_launch_us",
     "fsdp",  # FSDP2's words: the search then keeps zero 3, which they mean
 )
 

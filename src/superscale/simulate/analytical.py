@@ -30,6 +30,7 @@ import numpy as np
 from superscale import vec
 from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
+from superscale.costs.host import eager, pass_host_s
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, GroupShape, Plan, grad_group
 from superscale.program.ops import CommOp, ComputeOp, Op
@@ -56,10 +57,11 @@ class PassTime:
     comm_s: dict[str, float]  # raw collective time per group
     exposed_s: dict[str, float]  # exposed collective time per group
     gather_wait_s: Any = 0.0  # ZeRO-3 gathers without prefetch: the pass waits on the NIC
+    host_s: float = 0.0  # the device idle, waiting on the host's launches (costs/host.py)
 
     @property
     def total_s(self) -> float:
-        return self.compute_s + sum(self.exposed_s.values())
+        return self.compute_s + self.host_s + sum(self.exposed_s.values())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,9 +117,15 @@ class PassSums:
     overlappable_s: dict[str, Any]
     model_flops: Any
     hardware_flops: Any
+    # per run of work (`ComputeOp.unit`): the host's time to issue its launches, and its
+    # device compute, which the host's issuing runs beside
+    host_s: dict[str, Any] = field(default_factory=dict)
+    unit_compute_s: dict[str, Any] = field(default_factory=dict)
 
     def __add__(self, other: PassSums) -> PassSums:
         return PassSums(
+            host_s=_add_groups(self.host_s, other.host_s),
+            unit_compute_s=_add_groups(self.unit_compute_s, other.unit_compute_s),
             compute_s=self.compute_s + other.compute_s,
             gemm_s=self.gemm_s + other.gemm_s,
             attention_s=self.attention_s + other.attention_s,
@@ -130,6 +138,8 @@ class PassSums:
     def scaled(self, factor: Any) -> PassSums:
         """The sums of `factor` copies (a layer's, for a stage of `factor` layers)."""
         return PassSums(
+            host_s={k: v * factor for k, v in self.host_s.items()},
+            unit_compute_s={k: v * factor for k, v in self.unit_compute_s.items()},
             compute_s=self.compute_s * factor,
             gemm_s=self.gemm_s * factor,
             attention_s=self.attention_s * factor,
@@ -142,6 +152,8 @@ class PassSums:
     def take(self, rows: np.ndarray) -> PassSums:
         """The sums of plans `rows` of a batch."""
         return PassSums(
+            host_s={k: _take(v, rows) for k, v in self.host_s.items()},
+            unit_compute_s={k: _take(v, rows) for k, v in self.unit_compute_s.items()},
             compute_s=_take(self.compute_s, rows),
             gemm_s=_take(self.gemm_s, rows),
             attention_s=_take(self.attention_s, rows),
@@ -166,9 +178,12 @@ def pass_sums(
     cluster = comm_model.cluster
     chip = cluster.chip
     compute = gemm = attention = model = hardware = 0.0
+    launches: dict[str, Any] = {}
+    unit_compute: dict[str, Any] = {}
     comm = dict.fromkeys(COMM_GROUPS, 0.0)
     overlappable = dict.fromkeys(COMM_GROUPS, 0.0)
     for op in ops:
+        launched = eager(op.name, op.unit, plan.cuda_graphs)
         if isinstance(op, ComputeOp):
             t = compute_time_s(op, chip, precision)
             compute += t
@@ -176,15 +191,22 @@ def pass_sums(
             attention += t if op.kind == "attention" else 0.0
             model += op.model_flops
             hardware += op.hardware_flops
+            unit_compute[op.unit] = unit_compute.get(op.unit, 0.0) + t
+            if launched:
+                launches[op.unit] = launches.get(op.unit, 0.0) + op.kernels * op.repeat
         else:
             group = _placement(op, plan, cluster)
             t = comm_model.time_s(op.collective, op.payload_bytes, group) + op.setup_s
             t = t * op.repeat
+            if launched:
+                launches[op.unit] = launches.get(op.unit, 0.0) + vec.where(t > 0, op.repeat, 0.0)
             key = "dp" if op.group in {"dp", "edp"} else op.group  # ZeRO-3 weight prefetch
             comm[key] = comm.get(key, 0.0) + t
             if op.overlappable:
                 overlappable[key] = overlappable.get(key, 0.0) + t
     return PassSums(
+        host_s={unit: n * plan.host_launch_s for unit, n in launches.items()},
+        unit_compute_s=unit_compute,
         compute_s=compute,
         gemm_s=gemm,
         attention_s=attention,
@@ -200,6 +222,8 @@ def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
     the compute they overlap (sends are left to `_with_schedule`)."""
     comm, overlappable = sums.comm_s, sums.overlappable_s
     exposed = dict(comm)
+    host = pass_host_s(sums.host_s, sums.unit_compute_s)
+    busy = sums.compute_s + host  # what overlapped all-to-all and prefetch run beside
     if plan.tp_comm_overlap:
         exposed["tp"] = comm["tp"] - overlappable["tp"] + _hidden(overlappable["tp"], sums.gemm_s)
     exposed["cp"] = comm["cp"] - overlappable["cp"] + _hidden(overlappable["cp"], sums.attention_s)
@@ -208,16 +232,16 @@ def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
     # event engine runs it: issued without blocking, waited for at the pass's end.
     ep_overlapped = ep_overlap_mask(plan)
     if vec.is_array(ep_overlapped):
-        hidden_ep = _hidden(comm["ep"], sums.compute_s)
+        hidden_ep = _hidden(comm["ep"], busy)
         exposed["ep"] = np.where(ep_overlapped > 0, hidden_ep, comm["ep"])
     elif ep_overlapped:
-        exposed["ep"] = _hidden(comm["ep"], sums.compute_s)
-    if "dp" in comm:  # prefetched layer by layer behind the pass's busy time: its compute
-        # and the exposed tensor-, context- and expert-parallel collectives (the event
-        # engine's order: issued at the pass's start, waited for at its end)
-        busy = sums.compute_s + exposed["tp"] + exposed["cp"] + exposed["ep"]
+        exposed["ep"] = _hidden(comm["ep"], busy)
+    if "dp" in comm:  # prefetched layer by layer behind the pass's busy time: its compute,
+        # its host wait and the exposed tensor-, context- and expert-parallel collectives
+        # (the event engine's order: issued at the pass's start, waited for at its end)
+        window = busy + exposed["tp"] + exposed["cp"] + exposed["ep"]
         exposed["dp"] = (
-            comm["dp"] - overlappable.get("dp", 0.0) + _hidden(overlappable.get("dp", 0.0), busy)
+            comm["dp"] - overlappable.get("dp", 0.0) + _hidden(overlappable.get("dp", 0.0), window)
         )
     return PassTime(
         compute_s=sums.compute_s,
@@ -226,6 +250,7 @@ def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
         comm_s=dict(comm),
         exposed_s=exposed,
         gather_wait_s=comm.get("dp", 0.0) - overlappable.get("dp", 0.0),
+        host_s=host,
     )
 
 
@@ -250,11 +275,12 @@ def _with_schedule(pass_time: PassTime, overlapped: Any) -> PassTime:
     other direction's work where `overlapped` (an asynchronous schedule such as DualPipe;
     `_ASYNC` looked up once per stage), in full otherwise."""
     comm_pp = pass_time.comm_s["pp"]
+    busy = pass_time.compute_s + pass_time.host_s
     exposed_pp: Any
     if vec.is_array(overlapped):
-        exposed_pp = np.where(overlapped > 0, _hidden(comm_pp, pass_time.compute_s), comm_pp)
+        exposed_pp = np.where(overlapped > 0, _hidden(comm_pp, busy), comm_pp)
     elif overlapped:
-        exposed_pp = _hidden(comm_pp, pass_time.compute_s)
+        exposed_pp = _hidden(comm_pp, busy)
     else:
         return pass_time
     return replace(pass_time, exposed_s={**pass_time.exposed_s, "pp": exposed_pp})
@@ -434,6 +460,7 @@ def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan)
     passes = [(s.forward, s.backward) for s, _ in stages]
     breakdown = {
         "compute": m * critical([f.compute_s + b.compute_s for f, b in passes]),
+        "host": m * critical([f.host_s + b.host_s for f, b in passes]),
         **{
             f"{g}_comm": m * critical([f.exposed_s[g] + b.exposed_s[g] for f, b in passes])
             for g in COMM_GROUPS

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
+from superscale.costs.host import eager, pass_host_s
 from superscale.errors import InfeasiblePlan
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, Plan, place_group
@@ -46,6 +47,7 @@ from superscale.training.lower import Program, StageProgram
 RESOURCE = {"domain": "scale_up", "system": "host", "scale-out": "nic"}
 CATEGORIES = (
     "compute",
+    "host",
     "tp_comm",
     "cp_comm",
     "ep_comm",
@@ -91,6 +93,7 @@ class Segment:
     parts: tuple[tuple[str, float], ...] = ()  # a folded block: seconds per category
     flops: float = 0.0
     bytes: float = 0.0
+    category: str = "compute"  # what a compute-stream segment's time counts as (or "host")
 
     @property
     def is_comm(self) -> bool:
@@ -164,17 +167,27 @@ class _Pricer:
         segment, which leaves every time unchanged and saves events."""
         segments: list[Segment] = []
         send: Send | None = None
+        launches: dict[str, float] = {}
+        unit_compute: dict[str, float] = {}
         for op in ops:
+            launched = eager(op.name, op.unit, self.plan.cuda_graphs)
             if isinstance(op, ComputeOp):
+                t = compute_time_s(op, self.cluster.chip, self.precision)
                 segments.append(
                     Segment(
                         name=op.name,
-                        compute_s=compute_time_s(op, self.cluster.chip, self.precision),
+                        compute_s=t,
                         flops=op.hardware_flops,
                         bytes=op.hbm_bytes * op.repeat,
                     )
                 )
-            elif op.group == "pp":
+                unit_compute[op.unit] = unit_compute.get(op.unit, 0.0) + t
+                if launched:
+                    launches[op.unit] = launches.get(op.unit, 0.0) + op.kernels * op.repeat
+                continue
+            if launched and sum(self.comm_parts(op)[:2]) > 0:
+                launches[op.unit] = launches.get(op.unit, 0.0) + op.repeat
+            if op.group == "pp":
                 fixed, work, resource = self.comm_parts(op)
                 send = Send(
                     fixed_s=fixed,
@@ -208,6 +221,11 @@ class _Pricer:
             ):
                 segments[i] = replace(seg, early=True)
         compute = sum(s.compute_s for s in segments)
+        # the device waits at the task's end for the host's launches beyond its compute
+        host_s = {unit: n * self.plan.host_launch_s for unit, n in launches.items()}
+        stall = pass_host_s(host_s, unit_compute)
+        if stall > 0:
+            segments.append(Segment(name="host_wait", compute_s=stall, category="host"))
         if merge:
             segments = _merge_compute(segments)
         return TaskCode(segments=tuple(segments), send=send, compute_s=compute)
@@ -231,7 +249,7 @@ def _fold(code: TaskCode, shared: set[str]) -> TaskCode:
             seg.is_comm and seg.blocking and seg.resource not in shared
         )
         if fixed:
-            category = _category(seg) if seg.is_comm else "compute"
+            category = _category(seg) if seg.is_comm else seg.category
             seconds = seg.fixed_s + seg.work_s if seg.is_comm else seg.compute_s
             parts[category] = parts.get(category, 0.0) + seconds
         else:
@@ -258,7 +276,8 @@ def _category(seg: Segment) -> str:
 def _merge_compute(segments: list[Segment]) -> list[Segment]:
     merged: list[Segment] = []
     for seg in segments:
-        if merged and not seg.is_comm and not merged[-1].is_comm:
+        last_kind = merged[-1].category if merged and not merged[-1].is_comm else None
+        if not seg.is_comm and last_kind == seg.category:
             last = merged[-1]
             merged[-1] = replace(
                 last,
@@ -640,7 +659,7 @@ class _Engine:
                         (self._collective(state, member, nxt, task, seq), _category(nxt))
                     )
                 yield env.timeout(seg.compute_s)
-                acct["compute"] += env.now - start
+                acct[seg.category] += env.now - start
                 self._span(
                     state,
                     "compute",

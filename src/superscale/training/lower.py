@@ -178,7 +178,9 @@ def lower(
     shard = shard_of(scenario, plan)
     bf16 = bf16_layer_ids(model, train)
     dense_fwd, moe_fwd = _layer_ops(model, shard) if passes else ([], [])
-    dense_bf16, moe_bf16 = _layer_ops(model, bf16_shard(shard)) if passes and bf16 else ([], [])
+    dense_bf16, moe_bf16 = (
+        _layer_ops(model, bf16_shard(shard), kept=True) if passes and bf16 else ([], [])
+    )
     parts = _Parts(
         model=model,
         shard=shard,
@@ -222,11 +224,20 @@ def lower(
     )
 
 
-def _layer_ops(model: ModelSpec, shard: layer.Shard) -> tuple[list[Op], list[Op]]:
-    """One dense and (for MoE models) one MoE layer's forward ops."""
+def _layer_ops(
+    model: ModelSpec, shard: layer.Shard, *, kept: bool = False
+) -> tuple[list[Op], list[Op]]:
+    """One dense and (for MoE models) one MoE layer's forward ops, each tagged with its
+    layer kind (`kept`: a layer kept in bf16)."""
+    suffix = "_bf16" if kept else ""
     dense = layer.forward_layer_ops(model, shard, moe_layer=False)
     moe = layer.forward_layer_ops(model, shard, moe_layer=True) if model.moe else []
-    return dense, moe
+    return _tagged(dense, f"dense{suffix}"), _tagged(moe, f"moe{suffix}")
+
+
+def _tagged(ops: Sequence[Op], unit: str) -> list[Op]:
+    """`ops` marked as one run of work (`ComputeOp.unit`)."""
+    return [replace(op, unit=unit) for op in ops]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,10 +279,12 @@ def layer_pieces(scenario: Scenario, plan: Plan) -> LayerPieces:
 
     dense, moe = _layer_ops(model, shard)
     bf16 = bf16_layer_ids(model, train)
-    dense_bf16, moe_bf16 = _layer_ops(model, bf16_shard(shard)) if bf16 else ([], [])
+    dense_bf16, moe_bf16 = _layer_ops(model, bf16_shard(shard), kept=True) if bf16 else ([], [])
     images = plan.micro_batch * train.images_per_sample
-    head = layer.embedding_ops(model, shard) + layer.vision_ops(model, shard, images)
-    tail = layer.logits_ops(model, shard)
+    head = _tagged(
+        layer.embedding_ops(model, shard) + layer.vision_ops(model, shard, images), "head"
+    )
+    tail = _tagged(layer.logits_ops(model, shard), "tail")
     return LayerPieces(
         dense_fwd=tuple(dense),
         dense_bwd=backward(dense),
@@ -418,6 +431,7 @@ class _Parts:
             head += layer.vision_ops(model, shard, self.images)
         if last:
             tail += layer.logits_ops(model, shard)
+        head, tail = _tagged(head, "head"), _tagged(tail, "tail")
         gathers = _zero3_gathers(dense, expert, plan, backward=False)
         forward = tuple(
             gathers + head + body + tail + _pp_send(model, shard, plan, not last, sends)
@@ -452,7 +466,12 @@ def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, send: bool, repea
     # each of the v model chunks hands its activations on once per micro-batch
     return [
         CommOp(
-            name="pp_send", group="pp", collective="send_recv", payload_bytes=payload, repeat=repeat
+            name="pp_send",
+            group="pp",
+            collective="send_recv",
+            payload_bytes=payload,
+            repeat=repeat,
+            unit="send",
         )
     ]
 

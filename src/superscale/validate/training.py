@@ -67,6 +67,15 @@ REFERENCE_MODELS: dict[tuple[str, str], str] = {
 # Sources added after the efficiency parameters were set: test rows only. The others are
 # the rows the first release's parameters were chosen while looking at ("tuned").
 HELD_OUT_SOURCES = frozenset({"megatron_bridge_25.11"})
+
+
+def in_train_split(row: dict[str, str]) -> bool:
+    """The declared train split of the one fitted residual (`validate.residual`): every
+    row of the first release's sources and the even row ids of the held-out sources. It
+    was fixed before the fit, by row number, never by error; the rest is its test split."""
+    return row["source_key"] not in HELD_OUT_SOURCES or int(row["row_id"]) % 2 == 0
+
+
 # Rows whose model runs without its multi-token-prediction modules.
 WITHOUT_MTP = {("megatron_bridge_25.11", "DeepSeekV3 (w/o MTP)")}
 
@@ -123,6 +132,39 @@ BRIDGE_RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("DeepSeekV3 (w/o MTP)", "gb200-nvl72"): {**_HYBRID_EP, **_rebuild("mla_up_proj")},
     ("DeepSeekV3 (w/ MTP)", "dgx-b200"): _rebuild("mla_up_proj"),
 }
+
+# The same presets' CUDA-graph scopes (cuda_graph_scope), which also vary by precision:
+# keyed by (row model, catalog system, precision family of the row: bf16, fp8-cs, fp8-mx)
+_ROUTER = ("moe_router", "moe_preprocess")
+_ATTN_ROUTER = ("attn", *_ROUTER)
+BRIDGE_GRAPHS: dict[tuple[str, str, str], tuple[str, ...]] = {
+    **{("Qwen3_30B_a3B", "gb300-nvl72", f): _ROUTER for f in ("bf16", "fp8-cs", "fp8-mx")},
+    ("Qwen3_30B_a3B", "gb200-nvl72", "bf16"): _ATTN_ROUTER,
+    ("Qwen3_30B_a3B", "gb200-nvl72", "fp8-cs"): _ATTN_ROUTER,
+    ("Qwen3_30B_a3B", "gb200-nvl72", "fp8-mx"): _ROUTER,
+    **{("Qwen3_30B_a3B", "dgx-b200", f): _ROUTER for f in ("bf16", "fp8-cs", "fp8-mx")},
+    ("Qwen3_30B_a3B", "dgx-h100", "bf16"): _ROUTER,
+    **{("Qwen3_235B_a22B", "gb300-nvl72", f): _ROUTER for f in ("bf16", "fp8-cs", "fp8-mx")},
+    **{("Qwen3_235B_a22B", "gb200-nvl72", f): _ATTN_ROUTER for f in ("bf16", "fp8-cs", "fp8-mx")},
+    ("GPT OSS 120B", "gb300-nvl72", "bf16"): _ATTN_ROUTER,
+    **{
+        ("DeepSeekV3 (w/o MTP)", "gb300-nvl72", f): _ATTN_ROUTER
+        for f in ("bf16", "fp8-cs", "fp8-mx")
+    },
+    **{("DeepSeekV3 (w/o MTP)", "gb200-nvl72", f): _ROUTER for f in ("bf16", "fp8-cs", "fp8-mx")},
+    **{
+        ("LLAMA3_8B", system, f): ("full_iteration",)
+        for system in ("gb300-nvl72", "gb200-nvl72", "dgx-b200")
+        for f in ("bf16", "fp8-cs")
+    },
+}
+
+
+def _precision_family(precision: str) -> str:
+    """bf16, fp8-cs or fp8-mx: the recipe a row's precision names first."""
+    recipe = _fp8_recipe(precision).get("fp8_recipe")
+    return {"current": "fp8-cs", "mxfp8": "fp8-mx"}.get(recipe or "", "bf16")
+
 
 # The row's gpu_type -> the catalog system it ran on. GB200/GB300 rows use NVL72 racks in
 # slices: runs of fewer than 64 GPUs take that many GPUs (whole trays) of one rack, larger
@@ -220,6 +262,9 @@ def scenario_dict(row: dict[str, str]) -> dict[str, Any]:
     stack = dict(STACKS[row["source_key"]])
     if row["source_key"] == "megatron_bridge_25.11":
         stack.update(BRIDGE_RECIPES.get((row["model"], system), {}))
+        graphs = BRIDGE_GRAPHS.get((row["model"], system, _precision_family(row["precision"])))
+        if graphs:
+            stack["cuda_graphs"] = graphs
     recompute_text = row["recompute"].lower()
     recompute = (
         "full"
@@ -282,10 +327,16 @@ def _fp8_recipe(precision: str) -> dict[str, str]:
 
 
 def compare_row(
-    row: dict[str, str], *, engine: str = "analytical", profile: str | None = None
+    row: dict[str, str],
+    *,
+    engine: str = "analytical",
+    profile: str | None = None,
+    host_launch_us: float | None = None,
 ) -> Comparison:
     """Predict one row's metric with `engine` ("analytical" or "event"), the chip's times
-    read from `profile` (`cluster.profile`: 'fitted' or a file) when one is given."""
+    read from `profile` (`cluster.profile`: 'fitted' or a file) when one is given, and the
+    host's time per launch `host_launch_us` in place of the global figure (the residual's
+    fit, `validate.residual`)."""
     metric, published = _metric(row)
     base = Comparison(
         row_id=int(row["row_id"]),
@@ -303,6 +354,9 @@ def compare_row(
         spec = scenario_dict(row)
         if profile is not None:
             spec = {**spec, "cluster": {**spec["cluster"], "profile": profile}}
+        if host_launch_us is not None:  # 0: no host time
+            launch = host_launch_us if host_launch_us > 0 else 1e-9
+            spec = {**spec, "parallel": {**spec["parallel"], "host_launch_us": launch}}
         result = simulate(load_scenario(spec), engine=engine)
     except (SpecError, InfeasiblePlan) as exc:
         return _skip(base, str(exc))
@@ -348,9 +402,14 @@ def compare_all(
     return out
 
 
+def _in_train(c: Comparison) -> bool:
+    return in_train_split({"source_key": c.source_key, "row_id": str(c.row_id)})
+
+
 def summarize_errors(rows: list[Comparison]) -> dict[str, Any]:
     """Mean and worst absolute error overall, per source, on the tuned and held-out rows
-    (`HELD_OUT_SOURCES`), and over rows with architecture."""
+    (`HELD_OUT_SOURCES`), on the residual's train and test splits (`in_train_split`), and
+    over rows with architecture."""
 
     def stats(subset: list[Comparison]) -> dict[str, float | int]:
         errors = [abs(c.error_pct) for c in subset if c.error_pct is not None]
@@ -368,6 +427,8 @@ def summarize_errors(rows: list[Comparison]) -> dict[str, Any]:
         "tuned": stats([c for c in rows if c.source_key not in HELD_OUT_SOURCES]),
         "held_out": stats([c for c in rows if c.source_key in HELD_OUT_SOURCES]),
         "with_architecture": stats([c for c in rows if c.has_architecture]),
+        "train_split": stats([c for c in rows if _in_train(c)]),
+        "test_split": stats([c for c in rows if not _in_train(c)]),
         "per_source": {s: stats([c for c in rows if c.source_key == s]) for s in sources},
         "skipped": len([c for c in rows if c.skipped]),
     }

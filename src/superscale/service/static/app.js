@@ -9,7 +9,7 @@
 const $ = (id) => document.getElementById(id);
 const F = Charts.fmt;
 const BREAKDOWN = [
-  ["compute", "compute"], ["tp_comm", "tensor-parallel comm"], ["cp_comm", "context-parallel comm"],
+  ["compute", "compute"], ["host", "waiting on the host"], ["tp_comm", "tensor-parallel comm"], ["cp_comm", "context-parallel comm"],
   ["ep_comm", "expert all-to-all"], ["pp_comm", "pipeline send/recv"], ["pp_bubble", "pipeline bubble"],
   ["dp_comm", "data-parallel comm"], ["other", "optimizer + other"],
 ];

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from superscale.costs.host import HOST_LAUNCH_S
 from superscale.hardware.spec import Cluster, Link
+from superscale.parallelism.experts import imbalance
 from superscale.scenario import Scenario
 from superscale.scenario.layout import plan_layout
 from superscale.scenario.rules import schedule_warning
@@ -205,7 +206,7 @@ def resolve(scenario: Scenario) -> Plan:
         dp_comm_overlap=p.dp_comm_overlap,
         groups=groups,
         warnings=tuple(warnings),
-        **_recipe(scenario),
+        **{**_recipe(scenario), "expert_imbalance": expert_imbalance(scenario, p.ep)},
         ep_comm_overlap=p.ep_comm_overlap and p.ep > 1,
         layout=plan_layout(p, scenario.model.layers),
         fsdp_shard=shard,
@@ -265,10 +266,33 @@ def batch_plan(
         dp_comm_overlap=p.dp_comm_overlap,
         groups=groups,
         warnings=(),
-        **_recipe(scenario),
+        **{**_recipe(scenario), "expert_imbalance": expert_imbalance(scenario, ep)},
         ep_comm_overlap=p.ep_comm_overlap,
         fsdp_shard=shard,
     )
+
+
+def expert_imbalance(scenario: Scenario, ep: Any) -> Any:
+    """The busiest expert-parallel GPU's routed tokens over the mean: from the router's
+    loads and the placement (`parallelism/experts.py`) where the scenario gives loads, else
+    its `expert_imbalance`; one figure per plan for a batch's `ep` array."""
+    import numpy as np
+
+    p = scenario.parallel
+    loads = p.expert_loads
+    if loads is None:
+        return p.expert_imbalance
+    placement = p.expert_placement or ("eplb" if p.redundant_experts else "contiguous")
+
+    def one(size: int) -> float:
+        if size <= 1:
+            return 1.0
+        return imbalance(loads, size, redundant=p.redundant_experts, placement=placement)
+
+    if isinstance(ep, np.ndarray):
+        table = {int(e): one(int(e)) for e in np.unique(ep)}
+        return np.array([table[int(e)] for e in ep.ravel()]).reshape(ep.shape)
+    return one(int(ep))
 
 
 def _recipe(scenario: Scenario) -> dict[str, Any]:
@@ -316,7 +340,10 @@ def recipe_words(scenario: Scenario, plan: Plan) -> list[str]:
             words.append(f"expert GEMMs {p.expert_gemm}")
         if plan.ep_comm_overlap:
             words.append("expert all-to-all overlapped")
-        if p.expert_imbalance != 1.0:
+        if p.expert_loads is not None:
+            placement = p.expert_placement or ("eplb" if p.redundant_experts else "contiguous")
+            words.append(f"expert loads placed {placement}: imbalance {plan.expert_imbalance:.3g}")
+        elif p.expert_imbalance != 1.0:
             words.append(f"expert imbalance {p.expert_imbalance:g}")
         if p.redundant_experts:
             words.append(f"{p.redundant_experts} redundant experts")

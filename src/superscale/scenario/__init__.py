@@ -288,6 +288,20 @@ class ParallelSpec(Spec):
         "each GPU holds (experts + redundant) / ep experts, and the replicas let the "
         "busiest GPU shed load (lower expert_imbalance).",
     )
+    expert_loads: tuple[Annotated[float, Field(ge=0.0)], ...] | None = Field(
+        None,
+        max_length=4096,
+        description="The router's load statistics: relative tokens per routed expert, one "
+        "number per expert. With them the busiest GPU's share follows from where the "
+        "experts sit (expert_placement), in place of expert_imbalance.",
+    )
+    expert_placement: Literal["contiguous", "eplb"] | None = Field(
+        None,
+        description="Where routed experts and their redundant replicas sit, with "
+        "expert_loads: contiguous (Megatron-Core: experts in index order) or eplb "
+        "(DeepSeek's balancer: replicas to the most loaded experts, packed heaviest "
+        "first); default eplb with redundant_experts, else contiguous.",
+    )
     ep_dispatch: Literal["all_to_all", "deepep"] = Field(
         "all_to_all",
         description="Expert dispatch: all_to_all (Megatron's default: k copies of a token) "
@@ -401,6 +415,31 @@ def _measured_clocks(chip: Any) -> Any:
     return chip.model_copy(update={"efficiency": efficiency})
 
 
+def _expert_loads_problem(p: ParallelSpec, m: ModelSpec) -> str | None:
+    """Why parallel.expert_loads cannot describe this model's experts, or None."""
+    if m.moe is None:
+        return "parallel.expert_loads needs a mixture-of-experts model"
+    loads = p.expert_loads or ()
+    if len(loads) != m.moe.experts:
+        return (
+            f"parallel.expert_loads: {len(loads)} numbers given, the model has "
+            f"{m.moe.experts} routed experts (one number each)"
+        )
+    if sum(loads) <= 0:
+        return "parallel.expert_loads: every load is 0; give relative tokens per expert"
+    if p.expert_imbalance != 1.0:
+        return (
+            "parallel: give expert_loads or expert_imbalance, not both (the loads and the "
+            "placement set the imbalance)"
+        )
+    if p.expert_placement == "contiguous" and p.redundant_experts:
+        return (
+            "parallel.expert_placement 'contiguous' places no redundant replicas; use eplb "
+            "with redundant_experts"
+        )
+    return None
+
+
 class Scenario(Spec):
     """Model + cluster + training workload + parallel plan, validated together."""
 
@@ -475,6 +514,10 @@ class Scenario(Spec):
         )
         if problem is not None:
             raise ValueError(problem)
+        if p.expert_loads is not None:
+            problem = _expert_loads_problem(p, m)
+            if problem is not None:
+                raise ValueError(problem)
         if p.fsdp is not None and p.fsdp.shard_group is not None:
             problem = hsdp_problem(p.fsdp.shard_group, tp=p.tp, cp=p.cp, ep=p.ep, dp=dp)
             if problem is not None:

@@ -71,6 +71,8 @@ STACK_SWITCHES = (
     "grad_reduce_dtype",
     "expert_imbalance",
     "redundant_experts",
+    "expert_loads",
+    "expert_placement",
     "recompute_modules",
     "cuda_graphs",
     "host_launch_us",

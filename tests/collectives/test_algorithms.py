@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from superscale.collectives import COLLECTIVES, CommModel, algorithms, costs_for
+from superscale.collectives.base import LAUNCH_S
 from superscale.hardware.catalog import clusters, systems
 from superscale.hardware.spec import Cluster, ScaleOut
 from superscale.topology import Topology, groups_of
@@ -32,19 +35,28 @@ def test_contract_every_algorithm(name: str, collective: str) -> None:
         assert cost.time_s(2 * GIB) > cost.time_s(GIB)
 
 
-def test_ring_time_is_linear_in_bytes_at_large_sizes() -> None:
+def test_ring_time_is_linear_in_bytes_up_to_the_pipeline_fill() -> None:
+    """time = fixed + fill·√S + per_byte·S: less the fill it is linear in S, and the
+    marginal cost per byte falls to per_byte, its excess (the fill's slope) as 1/√S."""
     model = CommModel(_cluster("dgx-h100", 4))
-    t = [model.best("all_reduce", s, 32, 1, algorithm="ring")[1] for s in (GIB, 2 * GIB, 4 * GIB)]
-    assert t[2] - t[1] == pytest.approx(2 * (t[1] - t[0]), rel=1e-9)
-    assert t[1] / t[0] == pytest.approx(2.0, rel=0.02)  # latency negligible at 1 GiB
+    ring = model.costs("all_reduce", 32, 1)["ring"]
+    sizes = (GIB, 2 * GIB, 4 * GIB)
+    t = [model.best("all_reduce", s, 32, 1, algorithm="ring")[1] for s in sizes]
+    linear = [ti - ring.fill_s_per_sqrt_byte * math.sqrt(s) for ti, s in zip(t, sizes, strict=True)]
+    assert linear[2] - linear[1] == pytest.approx(2 * (linear[1] - linear[0]), rel=1e-9)
+    excess = [(t[1] - t[0]) / GIB - ring.per_byte_s, (t[2] - t[1]) / (2 * GIB) - ring.per_byte_s]
+    assert 0 < excess[1] < excess[0]
+    assert excess[1] / excess[0] == pytest.approx(1 / math.sqrt(2), rel=1e-9)
+    assert ring.fixed_s < 0.05 * t[0]  # the steps' latency alone is small at 1 GiB
 
 
 def test_ring_latency_term_grows_with_group_size() -> None:
     model = CommModel(clusters().get("h100-16k"))
     fixed = [model.costs("all_reduce", n, 8)["ring"].fixed_s for n in (2, 16, 128, 1024)]
     assert fixed == sorted(fixed) and fixed[-1] > 10 * fixed[0]
-    # small messages are latency-bound: per-rank bytes barely matter
-    tiny = [model.best("all_reduce", 8, n, 8, algorithm="ring")[1] for n in (16, 128)]
+    # small messages are latency-bound: per-rank bytes barely matter, and past the one
+    # launch the time goes as the 2(n−1) steps
+    tiny = [model.best("all_reduce", 8, n, 8, algorithm="ring")[1] - LAUNCH_S for n in (16, 128)]
     assert tiny[1] / tiny[0] == pytest.approx(127 / 15, rel=0.05)
 
 

@@ -240,3 +240,24 @@ def test_chrome_trace_format(tmp_path: Path) -> None:
     finishes = {e["id"] for e in events if e["ph"] == "f"}
     assert starts and finishes <= starts  # every arrow ends at a send that began
     assert any(e["args"]["flops"] > 0 for e in slices)
+
+
+def test_a_collective_pays_its_pipeline_fill_as_latency_not_link_work() -> None:
+    """The event engine charges the whole `LinearCost.time_s` (the analytical engine's
+    time), with the chunk pipeline's fill beside the fixed latency: only per_byte·S
+    occupies the link, so sharing it does not stretch the fill."""
+    from superscale.collectives import CommModel
+    from superscale.program.ops import CommOp
+    from superscale.simulate.event import _Pricer
+
+    scenario, plan = _plan(2, 4)
+    comm = CommModel(scenario.cluster)
+    pricer = _Pricer(plan, comm, "bf16", schedule="1f1b")
+    op = CommOp(name="ar", group="tp", collective="all_reduce", payload_bytes=64 * 2**20)
+    fixed, work, _ = pricer.comm_parts(op.times(3))
+    group = plan.groups["tp"]
+    table = comm.costs("all_reduce", group.size, group.stride)
+    best = min(table.values(), key=lambda c: c.time_s(op.payload_bytes))
+    assert best.fill_s(op.payload_bytes) > 0.1 * best.fixed_s  # a mid-size message
+    assert fixed + work == pytest.approx(3 * comm.time_s("all_reduce", op.payload_bytes, group))
+    assert work == pytest.approx(3 * best.per_byte_s * op.payload_bytes)

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from superscale.collectives import BUS_FACTOR, CommModel
+from superscale.collectives.base import LAUNCH_S, STEP_S
 from superscale.hardware.catalog import systems
 from superscale.hardware.spec import Cluster, ScaleOut
 from superscale.parallelism.plan import GroupShape
@@ -23,12 +24,14 @@ def _model(*, count: int = 64, **scale_out: object) -> CommModel:
 
 def test_ring_along_an_axis_shares_the_forward_link() -> None:
     """Hand computation: 4-system rings along x (stride 8 GPUs), one per GPU of a system:
-    the 8 rings all use each system's +x link, so each gets LINK / 8 of busbw."""
+    the 8 rings all use each system's +x link, so each gets LINK / 8 of busbw. At 1 GiB the
+    latency and the pipeline fill (2·√(steps·α·β·S), about 1%) take a little of it."""
     model = _model(topology="torus", torus_dims=[4, 4, 4])
     assert model.topology.capacity["torus"] == pytest.approx(LINK)
     ring = model.costs("all_reduce", 4, 8)["ring"]
+    assert BUS_FACTOR["all_reduce"](4) / ring.per_byte_s == pytest.approx(LINK / 8, rel=1e-12)
     busbw = GIB / ring.time_s(GIB) * BUS_FACTOR["all_reduce"](4)
-    assert busbw == pytest.approx(LINK / 8, rel=0.01)
+    assert 0.97 * LINK / 8 < busbw < LINK / 8
     flat = _model(topology="fat-tree").costs("all_reduce", 4, 8)["ring"]
     assert ring.per_byte_s > flat.per_byte_s  # one NIC per GPU on the fat-tree
 
@@ -56,7 +59,7 @@ def test_torus_dims_must_hold_the_systems() -> None:
         ScaleOut.model_validate({"topology": "torus"})
 
 
-HOP_S, STEP_S, LAUNCH_S = 0.25e-6, 0.5e-6, 5e-6  # topology.graph, collectives.base
+HOP_S = 0.25e-6  # topology.graph
 
 
 def _torus(dims: list[int]) -> CommModel:
@@ -84,6 +87,8 @@ def test_all_reduce_over_every_system_of_a_3d_torus(dims: list[int]) -> None:
     assert ring.per_byte_s == pytest.approx(2 * (n - 1) * 8 / (n * LINK), rel=1e-12)
     step_latency = model.cluster.nic.latency_s + 3 * HOP_S + STEP_S
     assert ring.fixed_s == pytest.approx(LAUNCH_S + 2 * (n - 1) * step_latency, rel=1e-12)
+    fill = 2 * math.sqrt(2 * (n - 1) * step_latency * ring.per_byte_s)  # chunk pipeline
+    assert ring.fill_s_per_sqrt_byte == pytest.approx(fill, rel=1e-12)
     assert BUS_FACTOR["all_reduce"](n) / ring.per_byte_s == pytest.approx(LINK / 8, rel=1e-12)
     # the tuner takes the ring at bandwidth-bound sizes (the double binary tree is slower)
     group = GroupShape(size=n, stride=8)

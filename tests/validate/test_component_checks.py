@@ -127,7 +127,17 @@ def test_causal_flash_attention_within_10_percent() -> None:
 
 def test_large_collectives_within_their_measured_bus_bandwidth() -> None:
     """nccl-tests at >= 1 GiB inside one A100, H100 or H200 node within 6% of the priced
-    collective; across 2-32 H100 nodes at >= 4 GiB within 20%."""
+    collective; across 2-32 H100 nodes at >= 4 GiB within 20%.
+
+    The worst of those, two AWS p5 nodes at 4-8 GiB (466-478 GB/s, priced about 19%
+    slow), measure above the bandwidth ceiling of every algorithm modelled there (the
+    tree's, each GPU's NVLink carrying its chain up and down; the ring's, eight NIC
+    rails) and at the single-node NVLS figure: NCCL runs NVLS inside each node and a tree
+    across the two (NVLSTree), which superscale does not model. The tree's latency and
+    pipeline fill take under 10% off its ceiling there, so that gap is the missing
+    algorithm, not the fixed terms."""
+    from superscale.collectives import BUS_FACTOR, CommModel
+    from superscale.hardware.spec import Cluster
     from superscale.validate.components import collective_checks
 
     checks = collective_checks()
@@ -140,6 +150,15 @@ def test_large_collectives_within_their_measured_bus_bandwidth() -> None:
     assert all(abs(c.error_pct) <= 20.0 for c in across), [
         (c.label, round(c.error_pct, 1)) for c in across if abs(c.error_pct) > 20.0
     ]
+    two_nodes = CommModel(Cluster.model_validate({"system": "dgx-h100", "count": 2}))
+    costs = two_nodes.costs("all_reduce", 16, 1)
+    ceiling = BUS_FACTOR["all_reduce"](16) / min(c.per_byte_s for c in costs.values()) / 1e9
+    above = [c for c in across if c.measured > ceiling]
+    assert [c.label.split(" [")[0] for c in above] == [
+        "all_reduce H100 16 GPUs/2 nodes 4GiB",
+        "all_reduce H100 16 GPUs/2 nodes 8GiB",
+    ]
+    assert all(0.9 * ceiling < c.predicted < ceiling for c in above)
 
 
 def _size_gib(label: str) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from superscale.collectives.base import LAUNCH_S, STEP_S, LinearCost, register, subgroups
+from superscale.collectives.base import LinearCost, launch_s, register, step_s, subgroups
 from superscale.topology.graph import IntArray, Topology
 
 PER_PEER_S = 0.2e-6  # issue cost per destination of an all-to-all (NCCL grouped send/recv)
@@ -25,12 +25,13 @@ def pairwise(groups: IntArray) -> tuple[IntArray, IntArray]:
 
 
 def direct_cost(
-    groups: IntArray, topo: Topology, *, launch_s: float, per_peer_s: float
+    groups: IntArray, topo: Topology, *, launch: float, per_peer_s: float
 ) -> LinearCost:
     n = groups.shape[1]
     src, dst = pairwise(groups)
     per_byte, latency = topo.flow_cost(src, dst, 1.0 / n)
-    return LinearCost(launch_s + latency + STEP_S + (n - 1) * per_peer_s, per_byte)
+    fixed = launch + latency + step_s(topo) + (n - 1) * per_peer_s
+    return LinearCost(fixed, per_byte)
 
 
 @register("direct")
@@ -42,7 +43,7 @@ class Direct:
     def cost(self, collective: str, groups: IntArray, topo: Topology) -> LinearCost | None:
         if collective != "all_to_all" or groups.shape[1] < 2:
             return None
-        return direct_cost(groups, topo, launch_s=LAUNCH_S, per_peer_s=PER_PEER_S)
+        return direct_cost(groups, topo, launch=launch_s(topo), per_peer_s=PER_PEER_S)
 
 
 @register("hierarchical_a2a")
@@ -66,5 +67,6 @@ class HierarchicalAllToAll:
         # phase 2: forward to the local owner: (k−1)/k of what arrived (systems·k/n · ...)
         src2, dst2 = pairwise(intra)
         local, local_lat = topo.flow_cost(src2, dst2, systems / n)
-        fixed = LAUNCH_S + net_lat + local_lat + 2 * STEP_S + (systems + k - 2) * PER_PEER_S
+        peers = (systems + k - 2) * PER_PEER_S
+        fixed = launch_s(topo) + net_lat + local_lat + 2 * step_s(topo) + peers
         return LinearCost(fixed, net + local)

@@ -1,11 +1,13 @@
-"""The collective-algorithm protocol, its registry, and linear time models.
+"""The collective-algorithm protocol, its registry, and the cost every algorithm returns.
 
 An algorithm turns (collective, concurrent groups, topology) into a `LinearCost`: time =
-fixed_s + per_byte_s · payload, where the payload is nccl-tests' size (the all-reduce
-buffer, the all-gather output, the reduce-scatter input, the bytes one rank sends in an
-all-to-all). Per-byte time comes from the busiest link when every concurrent group runs the
-algorithm's flows at once, so shared NICs and uplinks slow it; fixed time counts
-launches and per-step latencies (Thakur et al. 2005 for ring and tree step counts).
+fixed_s + fill_s_per_sqrt_byte · √S + per_byte_s · S, where the payload S is nccl-tests'
+size (the all-reduce buffer, the all-gather output, the reduce-scatter input, the bytes one
+rank sends in an all-to-all). Per-byte time comes from the busiest link when every
+concurrent group runs the algorithm's flows at once, so shared NICs and uplinks slow it;
+fixed time counts launches and per-step latencies (Thakur et al. 2005 for ring and tree
+step counts). Pipelined algorithms (ring, tree, NVLS) also pay the chunk pipeline's fill
+(`pipelined`), a term in √S that needs no parameter of its own.
 Adding an algorithm = one module with a class implementing `Algorithm` and an
 `@register("name")` line; contract tests run over the registry.
 """
@@ -22,8 +24,14 @@ from superscale.registry import Registry
 from superscale.topology.graph import IntArray, Topology
 
 COLLECTIVES = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_to_all", "send_recv")
-LAUNCH_S = 5e-6  # kernel launch + protocol setup of one library collective (NCCL-class)
-STEP_S = 0.5e-6  # per-step synchronisation overhead on top of link latency
+# The library's fixed latencies, fitted (`python -m superscale.calibrate.latency`) to the 33
+# nccl-tests all-reduce rows of 1 KiB-1 MiB on whole 8-GPU ND A100 v4, ND H100 v5 and ND
+# H200 v5 nodes (collectives.csv, Azure AI Benchmarking Guide): priced with the links
+# catalog's latencies, the tuner's algorithm (NVLS on H100/H200, tree on A100) and the
+# pipeline fill, they give those rows a median error of 8.6%. Only single-node 8-GPU rows
+# are that small, so the per-step figure is set by NVLS's 2 steps against the tree's 6.
+LAUNCH_S = 25.55e-6  # launch + protocol setup of one library collective (NCCL-class)
+STEP_S = 1.05e-6  # per-step synchronisation on top of the link's latency
 # nccl-tests bus-bandwidth factors (NVIDIA nccl-tests doc/PERFORMANCE.md)
 BUS_FACTOR: dict[str, Callable[[int], float]] = {
     "all_reduce": lambda n: 2 * (n - 1) / n,
@@ -37,20 +45,52 @@ BUS_FACTOR: dict[str, Callable[[int], float]] = {
 
 @dataclass(frozen=True, slots=True)
 class LinearCost:
-    """time(S) = fixed_s + per_byte_s · S."""
+    """time(S) = fixed_s + fill_s_per_sqrt_byte · √S + per_byte_s · S.
+
+    Linear in S but for the pipeline fill (zero for unpipelined patterns), which grows as
+    √S and so fades against the per-byte term at large sizes.
+    """
 
     fixed_s: float
     per_byte_s: float
+    fill_s_per_sqrt_byte: float = 0.0
+
+    def fill_s(self, nbytes: float) -> float:
+        """Seconds the chunk pipeline spends filling and draining for `nbytes`."""
+        return self.fill_s_per_sqrt_byte * nbytes**0.5
 
     def time_s(self, nbytes: float) -> float:
-        return self.fixed_s + self.per_byte_s * nbytes
+        return self.fixed_s + self.fill_s(nbytes) + self.per_byte_s * nbytes
 
     def __add__(self, other: LinearCost) -> LinearCost:
-        return LinearCost(self.fixed_s + other.fixed_s, self.per_byte_s + other.per_byte_s)
+        return LinearCost(
+            self.fixed_s + other.fixed_s,
+            self.per_byte_s + other.per_byte_s,
+            self.fill_s_per_sqrt_byte + other.fill_s_per_sqrt_byte,
+        )
 
     def scaled(self, bytes_factor: float) -> LinearCost:
-        """The cost of a phase that moves `bytes_factor` of the payload."""
-        return LinearCost(self.fixed_s, self.per_byte_s * bytes_factor)
+        """The cost of a phase that moves `bytes_factor` of the payload (the fill goes as
+        the square root of the per-byte time, so by √factor)."""
+        return LinearCost(
+            self.fixed_s,
+            self.per_byte_s * bytes_factor,
+            self.fill_s_per_sqrt_byte * bytes_factor**0.5,
+        )
+
+
+def pipelined(launch_s: float, steps_latency_s: float, per_byte_s: float) -> LinearCost:
+    """A collective that streams its payload in chunks through a chain of latency steps.
+
+    NCCL splits a buffer into chunks that flow through the ring or tree steps. With k
+    chunks the last one is done after k + steps − 1 stages of α + β·S/k (α the per-step
+    latency, β·S the per-byte time through the busiest link), ≈ steps·α + β·S + k·α +
+    steps·β·S/k; the best k = √(steps·β·S/α) gives (√(steps·α) + √(β·S))²: a fill of
+    2·√(steps·α·β·S) on top of the linear terms (van de Geijn's pipelined broadcast).
+    `steps_latency_s` is steps·α and `per_byte_s` is β, so the fill needs no parameter.
+    """
+    fill = 2.0 * (max(steps_latency_s, 0.0) * per_byte_s) ** 0.5
+    return LinearCost(launch_s + steps_latency_s, per_byte_s, fill)
 
 
 class Algorithm(Protocol):
@@ -68,6 +108,16 @@ register = _REGISTRY.register
 def algorithms() -> dict[str, Algorithm]:
     """Registered algorithms by name (importing the package registers the built-ins)."""
     return _REGISTRY.all()
+
+
+def launch_s(topo: Topology) -> float:
+    """The library's launch latency on `topo` (LAUNCH_S unless the topology overrides it)."""
+    return LAUNCH_S if topo.launch_s is None else topo.launch_s
+
+
+def step_s(topo: Topology) -> float:
+    """The library's per-step latency on `topo` (STEP_S unless the topology overrides it)."""
+    return STEP_S if topo.step_s is None else topo.step_s
 
 
 # ---- shared flow patterns ----------------------------------------------------------
@@ -88,7 +138,7 @@ def ring_step(groups: IntArray, topo: Topology) -> tuple[float, float]:
         dsts.append(np.roll(order, -1, axis=1).reshape(-1))
     src, dst = np.concatenate(srcs), np.concatenate(dsts)
     per_byte, latency = topo.flow_cost(src, dst, 1.0 / channels)
-    latency += STEP_S
+    latency += step_s(topo)
     return per_byte, latency
 
 

@@ -10,7 +10,7 @@ uses every peer link.
 
 from __future__ import annotations
 
-from superscale.collectives.base import LAUNCH_S, LinearCost, register, subgroups
+from superscale.collectives.base import LinearCost, launch_s, register, subgroups
 from superscale.collectives.mesh import mesh_cost
 from superscale.collectives.ring import Ring
 from superscale.topology.graph import IntArray, Topology
@@ -44,9 +44,9 @@ class Hierarchical:
         outer = _RING.cost(collective, inter, topo)
         assert outer is not None
         outer = outer.scaled(1.0 / k)  # each position-group carries the 1/k shard
-        launch = LinearCost(-2 * LAUNCH_S, 0.0)  # one launch, not three
+        launch = LinearCost(-2 * launch_s(topo), 0.0)  # one launch, not three
         if collective == "all_reduce":
             return inner_rs + outer + inner_ag + launch
         if collective == "reduce_scatter":
-            return inner_rs + outer + LinearCost(-LAUNCH_S, 0.0)
-        return outer + inner_ag + LinearCost(-LAUNCH_S, 0.0)
+            return inner_rs + outer + LinearCost(-launch_s(topo), 0.0)
+        return outer + inner_ag + LinearCost(-launch_s(topo), 0.0)

@@ -10,7 +10,7 @@ over the fabric. Applies only when every member of a group shares one such domai
 from __future__ import annotations
 
 from superscale.collectives.alltoall import direct_cost, pairwise
-from superscale.collectives.base import STEP_S, LinearCost, register
+from superscale.collectives.base import LinearCost, register, step_s
 from superscale.topology.graph import IntArray, Topology
 
 LOADSTORE_LAUNCH_S = 1e-6
@@ -29,11 +29,11 @@ class LoadStore:
         if not link.unified_memory or n < 2 or not (domains == domains[:, :1]).all():
             return None
         if collective == "all_to_all":
-            return direct_cost(groups, topo, launch_s=LOADSTORE_LAUNCH_S, per_peer_s=0.0)
+            return direct_cost(groups, topo, launch=LOADSTORE_LAUNCH_S, per_peer_s=0.0)
         src, dst = pairwise(groups)
         # each rank reads (or writes) its 1/n shard of every peer: (n−1)/n·S per phase
         per_phase, latency = topo.flow_cost(src, dst, 1.0 / n)
-        latency += STEP_S
+        latency += step_s(topo)
         phases = {"all_reduce": 2, "reduce_scatter": 1, "all_gather": 1, "broadcast": 1}
         if collective not in phases:
             return None

@@ -13,7 +13,7 @@ Applies only when every member of a group shares one full-mesh domain.
 from __future__ import annotations
 
 from superscale.collectives.alltoall import PER_PEER_S, pairwise
-from superscale.collectives.base import LAUNCH_S, STEP_S, LinearCost, register
+from superscale.collectives.base import LinearCost, launch_s, register, step_s
 from superscale.topology.graph import IntArray, Topology
 
 PHASES = {"all_reduce": 2, "reduce_scatter": 1, "all_gather": 1}
@@ -32,8 +32,8 @@ def mesh_cost(collective: str, groups: IntArray, topo: Topology) -> LinearCost |
     src, dst = pairwise(groups)
     per_phase, latency = topo.flow_cost(src, dst, 1.0 / n)
     phases = PHASES[collective]
-    step = latency + STEP_S + (n - 1) * PER_PEER_S
-    return LinearCost(LAUNCH_S + phases * step, phases * per_phase)
+    step = latency + step_s(topo) + (n - 1) * PER_PEER_S
+    return LinearCost(launch_s(topo) + phases * step, phases * per_phase)
 
 
 @register("mesh")

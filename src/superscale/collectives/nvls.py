@@ -10,7 +10,14 @@ Achieved rates use the link's `in_network_reduction_efficiency`.
 
 from __future__ import annotations
 
-from superscale.collectives.base import LAUNCH_S, STEP_S, LinearCost, register, subgroups
+from superscale.collectives.base import (
+    LinearCost,
+    launch_s,
+    pipelined,
+    register,
+    step_s,
+    subgroups,
+)
 from superscale.topology.graph import IntArray, Topology
 
 
@@ -31,7 +38,8 @@ class InNetworkReduction:
         rate = system.scale_up_bytes_per_s * link.in_network_reduction_efficiency
         domains = groups // topo.domain
         if (domains == domains[:, :1]).all():  # the whole group inside one domain
-            return LinearCost(LAUNCH_S + 2 * (link.latency_s + STEP_S), (1 + 1 / n) / rate)
+            step = 2 * (link.latency_s + step_s(topo))
+            return pipelined(launch_s(topo), step, (1 + 1 / n) / rate)
         split = subgroups(groups, topo)
         nic = topo.cluster.nic
         if split is None or not nic.in_network_reduction or topo.domain < topo.per_system:
@@ -39,8 +47,8 @@ class InNetworkReduction:
         if topo.torus_dims is not None:  # SHARP reduces in switches; a torus has none
             return None
         k = split[0].shape[1]
-        inside = LinearCost(2 * (link.latency_s + STEP_S), (1 + 1 / k) / rate)
+        inside = pipelined(0.0, 2 * (link.latency_s + step_s(topo)), (1 + 1 / k) / rate)
         # SHARP: each position-group sends its 1/k shard up and receives it back once
         nic_rate = nic.bandwidth_bytes_per_s * nic.in_network_reduction_efficiency
-        across = LinearCost(2 * nic.latency_s, 1.0 / (k * nic_rate))
-        return LinearCost(LAUNCH_S, 0.0) + inside + across
+        across = pipelined(0.0, 2 * nic.latency_s, 1.0 / (k * nic_rate))
+        return LinearCost(launch_s(topo), 0.0) + inside + across

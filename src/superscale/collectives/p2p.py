@@ -3,7 +3,7 @@ stages hand activations on), all pairs at once so shared NICs count."""
 
 from __future__ import annotations
 
-from superscale.collectives.base import LAUNCH_S, STEP_S, LinearCost, register
+from superscale.collectives.base import LinearCost, launch_s, register, step_s
 from superscale.topology.graph import IntArray, Topology
 
 
@@ -19,4 +19,4 @@ class SendRecv:
         src = groups[:, :-1].reshape(-1)
         dst = groups[:, 1:].reshape(-1)
         per_byte, latency = topo.flow_cost(src, dst, 1.0)
-        return LinearCost(LAUNCH_S + latency + STEP_S, per_byte)
+        return LinearCost(launch_s(topo) + latency + step_s(topo), per_byte)

@@ -1,12 +1,13 @@
 """Ring algorithms: bandwidth-optimal, latency linear in the group size.
 
 All-reduce = reduce-scatter + all-gather, 2(n−1) steps of S/n each; reduce-scatter and
-all-gather n−1 steps; broadcast a pipelined chain (Patarasuk & Yuan 2009; NCCL).
+all-gather n−1 steps; broadcast a pipelined chain (Patarasuk & Yuan 2009; NCCL). NCCL
+streams each in chunks, so each pays the pipeline fill (`base.pipelined`).
 """
 
 from __future__ import annotations
 
-from superscale.collectives.base import LAUNCH_S, LinearCost, register, ring_step
+from superscale.collectives.base import LinearCost, launch_s, pipelined, register, ring_step
 from superscale.topology.graph import IntArray, Topology
 
 _STEPS = {"all_reduce": 2, "reduce_scatter": 1, "all_gather": 1}
@@ -25,7 +26,7 @@ class Ring:
         per_byte, latency = ring_step(groups, topo)
         if collective in _STEPS:
             steps = _STEPS[collective] * (n - 1)
-            return LinearCost(LAUNCH_S + steps * latency, steps * per_byte / n)
+            return pipelined(launch_s(topo), steps * latency, steps * per_byte / n)
         if collective == "broadcast":  # pipelined chain: the payload streams through
-            return LinearCost(LAUNCH_S + (n - 1) * latency, per_byte)
+            return pipelined(launch_s(topo), (n - 1) * latency, per_byte)
         return None

@@ -19,7 +19,14 @@ import math
 
 import numpy as np
 
-from superscale.collectives.base import LAUNCH_S, STEP_S, LinearCost, register, subgroups
+from superscale.collectives.base import (
+    LinearCost,
+    launch_s,
+    pipelined,
+    register,
+    step_s,
+    subgroups,
+)
 from superscale.topology.graph import IntArray, Topology
 
 
@@ -68,7 +75,7 @@ def _flat(groups: IntArray, topo: Topology) -> LinearCost:
     ).busiest(topo.capacity)[2]
     latency = float(np.max(topo.latency_s(child, parent)))
     depth = math.ceil(math.log2(groups.shape[1]))
-    return LinearCost(LAUNCH_S + 2 * depth * (latency + STEP_S), per_byte)
+    return pipelined(launch_s(topo), 2 * depth * (latency + step_s(topo)), per_byte)
 
 
 def _chains_and_trees(intra: IntArray, inter: IntArray, topo: Topology) -> LinearCost:
@@ -91,8 +98,9 @@ def _chains_and_trees(intra: IntArray, inter: IntArray, topo: Topology) -> Linea
         np.concatenate(srcs), np.concatenate(dsts), np.concatenate(weights)
     ).busiest(topo.capacity)[2]
     depth = math.ceil(math.log2(systems))
-    hops = (k - 1) * (chain_latency + STEP_S) + depth * (tree_latency + STEP_S)
-    return LinearCost(LAUNCH_S + 2 * hops, per_byte)
+    step = step_s(topo)
+    hops = (k - 1) * (chain_latency + step) + depth * (tree_latency + step)
+    return pipelined(launch_s(topo), 2 * hops, per_byte)
 
 
 @register("tree")

@@ -2,7 +2,7 @@
 collectives on a parallel group's placement for the training and serving models.
 
 A `CommModel` owns one cluster's topology and caches each (collective, group layout)'s
-linear costs, so a training step with hundreds of collectives routes each layout once.
+costs, so a training step with hundreds of collectives routes each layout once.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class CommModel:
         self.cluster = cluster
         self.topology = Topology(cluster=cluster)
         self._costs: dict[tuple[str, int, int], dict[str, LinearCost]] = {}
-        self._tables: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray]] = {}
+        self._tables: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def costs(self, collective: str, size: int, stride: int) -> dict[str, LinearCost]:
         """Every applicable algorithm's cost for all groups of (size, stride) at once."""
@@ -75,18 +75,22 @@ class CommModel:
         else:
             codes = size_a.ravel().astype(np.int64) * (1 << 32) + stride_a.ravel().astype(np.int64)
             pairs, inverse = np.unique(codes, return_inverse=True)
-        fixed, per_byte = self._matrices(collective, pairs)
+        fixed, fill, per_byte = self._matrices(collective, pairs)
         if fixed.shape[1] == 0:
             return np.zeros(size_a.shape)
         flat_bytes = bytes_a.ravel()
-        times = fixed[inverse] + per_byte[inverse] * flat_bytes[:, None]
+        column = flat_bytes[:, None]
+        times = fixed[inverse] + fill[inverse] * np.sqrt(column) + per_byte[inverse] * column
         best = times.min(axis=1)
         active = (size_a.ravel() > 1) & (flat_bytes != 0)
         return np.where(active, best, 0.0).reshape(size_a.shape)
 
-    def _matrices(self, collective: str, pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(fixed seconds, seconds per byte) of every algorithm (columns; +inf where one
-        does not run) on each layout `size·2³² + stride` of `pairs` (rows)."""
+    def _matrices(
+        self, collective: str, pairs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fixed seconds, fill seconds per √byte, seconds per byte) of every algorithm
+        (columns; +inf fixed where one does not run) on each layout `size·2³² + stride` of
+        `pairs` (rows): `LinearCost.time_s` of each, vectorized."""
         key = (collective, pairs.tobytes())
         if key not in self._tables:
             tables = [
@@ -97,11 +101,13 @@ class CommModel:
             ]
             width = max((len(t) for t in tables), default=0)
             fixed = np.full((len(tables), width), np.inf)
+            fill = np.zeros((len(tables), width))
             per_byte = np.zeros((len(tables), width))
             for row, table in enumerate(tables):
                 for col, cost in enumerate(table.values()):
                     fixed[row, col], per_byte[row, col] = cost.fixed_s, cost.per_byte_s
-            self._tables[key] = (fixed, per_byte)
+                    fill[row, col] = cost.fill_s_per_sqrt_byte
+            self._tables[key] = (fixed, fill, per_byte)
         return self._tables[key]
 
 

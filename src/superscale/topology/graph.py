@@ -100,9 +100,15 @@ class LinkLoads:
 
 @dataclass(frozen=True, kw_only=True)
 class Topology:
-    """The link structure of a cluster."""
+    """The link structure of a cluster.
+
+    `launch_s` and `step_s` override the collective library's fixed latencies
+    (`collectives.base.LAUNCH_S`, `STEP_S`; None keeps them), so a fit can vary them.
+    """
 
     cluster: Cluster
+    launch_s: float | None = None
+    step_s: float | None = None
 
     # ---- sizes ----------------------------------------------------------------------
     @property

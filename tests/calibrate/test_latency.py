@@ -1,0 +1,24 @@
+"""The collective library's fixed latencies come from nccl-tests' small messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from superscale.calibrate.latency import fit_latency, latency_rows
+from superscale.collectives.base import LAUNCH_S, STEP_S
+
+
+def test_rows_are_the_small_single_node_all_reduces() -> None:
+    rows = latency_rows()
+    assert len(rows) == 33  # 1 KiB to 1 MiB on ND A100 v4, ND H100 v5, ND H200 v5
+    assert {r.system for r in rows} == {"dgx-a100", "dgx-h100", "hgx-h200"}
+    assert all(r.size_bytes <= 2**20 and 20e-6 < r.measured_s < 60e-6 for r in rows)
+
+
+def test_shipped_launch_and_step_are_the_fit() -> None:
+    """collectives.base's constants are what the fit gives (grid of 0.05 µs), and they
+    price the rows to a median error under 10%."""
+    fit = fit_latency()
+    assert fit.launch_s == pytest.approx(LAUNCH_S, abs=1e-9)
+    assert fit.step_s == pytest.approx(STEP_S, abs=1e-9)
+    assert fit.median_abs_error_pct < 10.0

@@ -318,6 +318,10 @@ def validate(
     and held-out rows, and overall. One set of efficiency parameters per chip serves every
     row; --engine both reports each engine apart; --profile fitted prices every chip from
     the profiles fitted to component measurements instead of the catalog's defaults.
+
+    One figure is fitted on these rows: the host time per kernel launch (no component row
+    measures it), on a train split declared by row number; its train and test splits are
+    printed apart. Refit it with python -m superscale.validate.residual.
     """
     if inference:
         from superscale.cli.serving import print_inference_validation

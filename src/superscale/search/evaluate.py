@@ -367,7 +367,7 @@ def _price(
         send_rows, send_of = _distinct(fields, _SEND_FIELDS)
         send_fields = {k: v[send_rows] for k, v in fields.items()}
         send_plan = batch_plan(scenario, schedule="1f1b", fields=send_fields, **shape)
-        ops = pipeline_send_ops(scenario, send_plan, virtual_stages)
+        ops = pipeline_send_ops(scenario, send_plan, 1)
         send = pass_sums(ops, send_plan, comm, precision).take(send_of)
     stages = []
     for stage, count in sync_program.distinct_stages():
@@ -399,9 +399,11 @@ def _price(
                 backward = backward + parts[f"{name}_bwd"].scaled(n)
         if first:
             backward = backward + parts["head_bwd"]
-        if send is not None:
-            forward = forward if last else forward + send
-            backward = backward if first else backward + send
+        if send is not None:  # each chunk sends on, but the model's last (first) chunk
+            if virtual_stages - last:
+                forward = forward + send.scaled(virtual_stages - last)
+            if virtual_stages - first:
+                backward = backward + send.scaled(virtual_stages - first)
         passes = passes_of(forward, backward, plan)
         sync = stage_sync(stage, sync_plan, comm, precision).take(sync_of)
         stages.append((stage_time(stage.index, passes, sync, plan.schedule), count))

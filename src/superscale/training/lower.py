@@ -294,7 +294,7 @@ def layer_pieces(scenario: Scenario, plan: Plan) -> LayerPieces:
 
 def pipeline_send_ops(scenario: Scenario, plan: Plan, repeat: int) -> list[Op]:
     """A stage's send to its neighbour for one micro-batch (none without pipelining)."""
-    return _pp_send(scenario.model, shard_of(scenario, plan), plan, True, repeat)
+    return _pp_send(scenario.model, shard_of(scenario, plan), plan, repeat)
 
 
 def zero3_gather_ops(stage: StageProgram, plan: Plan, *, backward: bool = False) -> list[Op]:
@@ -419,14 +419,16 @@ class _Parts:
         if last:
             tail += layer.logits_ops(model, shard)
         gathers = _zero3_gathers(dense, expert, plan, backward=False)
-        forward = tuple(
-            gathers + head + body + tail + _pp_send(model, shard, plan, not last, sends)
-        )
+        # Each of the rank's `sends` chunks hands its activations on to the next virtual
+        # stage and its gradients back to the one before, except the model's last chunk
+        # (forward) and first chunk (backward): with v chunks the first rank also sends
+        # v − 1 gradients and the last rank v − 1 activations (Narayanan et al. 2021).
+        forward = tuple(gathers + head + body + tail + _pp_send(model, shard, plan, sends - last))
         backward = tuple(
             _zero3_gathers(dense, expert, plan, backward=True)
             + _recompute_ops(body, plan)
             + [_backward_of(op, flash=plan.flash_attention) for op in reversed(head + body + tail)]
-            + _pp_send(model, shard, plan, not first, sends)
+            + _pp_send(model, shard, plan, sends - first)
         )
         return StageProgram(
             index=index,
@@ -443,13 +445,13 @@ class _Parts:
         )
 
 
-def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, send: bool, repeat: int) -> list[Op]:
-    if plan.pp == 1 or not send:
+def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, repeat: int) -> list[Op]:
+    """`repeat` pipeline sends of one micro-batch's activations (or their gradients)."""
+    if plan.pp == 1 or repeat <= 0:
         return []
     payload = layer.ACT_BYTES * shard.tokens * model.hidden
     # scatter-gather under sequence parallelism: each TP rank sends its 1/tp share
     payload = vec.where(plan.sequence_parallel, payload / plan.tp, payload)
-    # each of the v model chunks hands its activations on once per micro-batch
     return [
         CommOp(
             name="pp_send", group="pp", collective="send_recv", payload_bytes=payload, repeat=repeat

@@ -510,12 +510,10 @@ class _Engine:
             params: Event | None = None
             if overlap and task.kind == "F" and task.chunk not in gathered and param_s > 0:
                 gathered.add(task.chunk)
-                params = self._transfer(
-                    state, member, param_s * share, resource, "param_all_gather", "dp"
-                )
+                params = self._bucketed(state, member, task, param_s * share, resource, "F")
             reducing = overlap and grad_s > 0 and last_b.get(task.chunk) == task
             if reducing:
-                grads.append(self._grad_sync(state, member, task, grad_s * share, resource))
+                grads.append(self._bucketed(state, member, task, grad_s * share, resource, "B"))
             yield from self._run_task(state, member, task)
             if reducing:
                 yield from self._overlap_residual(
@@ -539,28 +537,42 @@ class _Engine:
         state.end_s = env.now
         state.finished = True
 
+    @staticmethod
+    def _residual_s(comm_s: float, window_s: float) -> float:
+        """The share of an overlapped data-parallel transfer still exposed (the analytical
+        engine's residual): pipeline fill and SM contention."""
+        return OVERLAP_RESIDUAL * min(comm_s, DP_OVERLAP_WINDOW * window_s)
+
     def _overlap_residual(
         self, state: _RankState, comm_s: float, window_s: float
     ) -> Generator[Event, Any, None]:
-        """What an overlapped data-parallel transfer costs the compute stream (the same
-        residual the analytical engine charges)."""
-        residual = OVERLAP_RESIDUAL * min(comm_s, DP_OVERLAP_WINDOW * window_s)
+        """What an overlapped data-parallel transfer costs the compute stream."""
+        residual = self._residual_s(comm_s, window_s)
         if residual > 0:
             yield self.env.timeout(residual)
             state.acct["dp_comm"] += residual
 
-    def _grad_sync(
-        self, state: _RankState, member: int, task: Task, seconds: float, resource: str
+    def _bucketed(
+        self, state: _RankState, member: int, task: Task, seconds: float, resource: str, kind: str
     ) -> Event:
-        """Start reducing a chunk's gradients early in its last backward."""
+        """A chunk's bucketed gradient reduction (`kind` B: in its last backward) or
+        parameter gather (F: in its first forward). It runs beside the last
+        DP_OVERLAP_WINDOW of the task's compute (the first bucket is ready, or gathered,
+        only after the rest), after the task's leading waits for unprefetched weights, and
+        is done a residual after its transfer: the residual the compute stream pays is
+        pipeline fill too, so it shows even when the transfer outlasts the window, as in
+        the analytical engine's (c − w)⁺ + r·min(c, w)."""
         done = self.env.event()
         _, lane = self.lane_of(state.stage, task.chunk)
-        delay = (1 - DP_OVERLAP_WINDOW) * self.code[(lane, "B")].compute_s
-        delay += self.gather_wait[(lane, "B")]
+        compute_s = self.code[(lane, kind)].compute_s
+        delay = (1 - DP_OVERLAP_WINDOW) * compute_s + self.gather_wait[(lane, kind)]
+        residual = self._residual_s(seconds, compute_s)
+        name = "grad_sync" if kind == "B" else "param_all_gather"
 
         def later() -> Generator[Event, Any, None]:
             yield self.env.timeout(delay)
-            yield self._transfer(state, member, seconds, resource, "grad_sync", "dp")
+            yield self._transfer(state, member, seconds, resource, name, "dp")
+            yield self.env.timeout(residual)
             done.succeed()
 
         self.env.process(later())

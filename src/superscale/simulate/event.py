@@ -159,12 +159,36 @@ class _Pricer:
             return not op.overlappable
         return op.group != "cp"  # K/V exchange overlaps
 
+    def overlapped(self, op: Op) -> bool:
+        return isinstance(op, CommOp) and op.group != "pp" and not self.blocking(op)
+
+    def in_layer_order(self, ops: tuple[Op, ...] | list[Op]) -> list[Op]:
+        """`ops` with each run of n identical layers (ops of `repeat` n) that holds an
+        overlapped collective laid out layer by layer. Folded, a run's collectives would
+        all sit behind its last compute (every layer's expert combine at the pass's end,
+        with nothing left to hide behind); in layer order each hides behind the next
+        layer's work, as it runs, and only the last layer's waits at the end."""
+        out: list[Op] = []
+        start = 0
+        while start < len(ops):
+            n = ops[start].repeat
+            end = start + 1
+            while end < len(ops) and ops[end].repeat == n:
+                end += 1
+            run = ops[start:end]
+            if n > 1 and any(self.overlapped(op) for op in run):
+                out += [replace(op, repeat=1) for op in run] * n
+            else:
+                out += run
+            start = end
+        return out
+
     def task(self, ops: tuple[Op, ...] | list[Op], *, merge: bool = False) -> TaskCode:
         """Price a task's ops; `merge` fuses runs of compute (no spans needed) into one
         segment, which leaves every time unchanged and saves events."""
         segments: list[Segment] = []
         send: Send | None = None
-        for op in ops:
+        for op in self.in_layer_order(ops):
             if isinstance(op, ComputeOp):
                 segments.append(
                     Segment(

@@ -302,6 +302,42 @@ def stage_passes(
     return passes_of(forward, backward, plan)
 
 
+def rank_passes(
+    program: Program, stage: StageProgram, plan: Plan, comm_model: CommModel, precision: str
+) -> StagePasses:
+    """A rank's passes: with virtual stages the sum of its chunks' (each chunk's
+    collectives overlap that chunk's compute only, as the event engine runs its tasks),
+    else its stage's."""
+    if not stage.chunks or len(program.virtual) == len(program.stages):
+        return stage_passes(stage, plan, comm_model, precision)
+    chunks = [program.virtual[c * plan.pp + stage.index] for c in range(len(stage.chunks))]
+    return sum_passes([stage_passes(chunk, plan, comm_model, precision) for chunk in chunks])
+
+
+def sum_passes(chunks: list[StagePasses]) -> StagePasses:
+    """A rank's passes from its model chunks' (in chunk order)."""
+    return functools.reduce(
+        lambda a, b: StagePasses(
+            forward=_add_pass(a.forward, b.forward),
+            backward=_add_pass(a.backward, b.backward),
+            model_flops=a.model_flops + b.model_flops,
+            hardware_flops=a.hardware_flops + b.hardware_flops,
+        ),
+        chunks,
+    )
+
+
+def _add_pass(a: PassTime, b: PassTime) -> PassTime:
+    return PassTime(
+        compute_s=a.compute_s + b.compute_s,
+        gemm_s=a.gemm_s + b.gemm_s,
+        attention_s=a.attention_s + b.attention_s,
+        comm_s=_add_groups(a.comm_s, b.comm_s),
+        exposed_s=_add_groups(a.exposed_s, b.exposed_s),
+        gather_wait_s=a.gather_wait_s + b.gather_wait_s,
+    )
+
+
 def passes_of(forward: PassSums, backward: PassSums, plan: Plan) -> StagePasses:
     """A stage's passes from the sums of its forward and backward ops."""
     return StagePasses(
@@ -361,7 +397,7 @@ def estimate_step(
         (
             stage_time(
                 stage.index,
-                stage_passes(stage, plan, comm, precision),
+                rank_passes(program, stage, plan, comm, precision),
                 stage_sync(stage, plan, comm, precision),
                 plan.schedule,
             ),

@@ -15,7 +15,7 @@ by global layer number), so the stages holding them run slower than the rest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,11 +46,15 @@ class StageProgram:
     signature: tuple[int, int, bool, bool] = (0, 0, False, False)  # dense, MoE, first, last
     bf16_layers: int = 0  # of `layers`, those kept in bf16 under fp8 (training.bf16_layers)
     bf16_moe_layers: int = 0  # of those, the MoE layers
+    # with v > 1: the keys of the rank's v model chunks, in order (`Program.virtual` holds
+    # them); each chunk's collectives overlap that chunk's compute only
+    chunks: tuple[tuple[int, int, bool, bool, int, int], ...] = ()
 
     @property
-    def key(self) -> tuple[int, int, bool, bool, int, int]:
-        """What makes two stages cost the same: layer mix, position and bf16 layers."""
-        return (*self.signature, self.bf16_layers, self.bf16_moe_layers)
+    def key(self) -> tuple[Any, ...]:
+        """What makes two stages cost the same: layer mix, position, bf16 layers and (with
+        virtual stages) how the layers split into chunks."""
+        return (*self.signature, self.bf16_layers, self.bf16_moe_layers, self.chunks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,7 +74,7 @@ class Program:
         """The first stage of each distinct signature (same layers and position), in stage
         order, with how many stages share it: identical stages cost the same, and the pipeline
         formula needs only these (a later twin never has a larger tail, head or peak)."""
-        first: dict[tuple[int, int, bool, bool, int, int], int] = {}
+        first: dict[tuple[Any, ...], int] = {}
         out: list[tuple[StageProgram, int]] = []
         for stage in self.stages:
             key = stage.key
@@ -125,6 +129,18 @@ def _stage_layers(model: ModelSpec, plan: Plan) -> list[list[int]]:
     for chunk, (start, count) in enumerate(zip(starts, chunks, strict=True)):
         stages[chunk % plan.pp].extend(range(start, start + count))
     return stages
+
+
+def chunk_key(
+    model: ModelSpec, layer_ids: Iterable[int], bf16: frozenset[int], *, first: bool, last: bool
+) -> tuple[int, int, bool, bool, int, int]:
+    """`StageProgram.key` of the stage (or chunk) holding `layer_ids`, without lowering it:
+    (dense layers, MoE layers, first, last, layers kept in bf16, of those MoE)."""
+    ids = list(layer_ids)
+    n_moe = sum(is_moe_layer(model, i) for i in ids)
+    kept = [i for i in ids if i in bf16]
+    bf16_moe = sum(is_moe_layer(model, i) for i in kept)
+    return (len(ids) - n_moe, n_moe, first, last, len(kept), bf16_moe)
 
 
 def _backward_of(op: Op, *, flash: bool) -> Op:
@@ -200,10 +216,20 @@ def lower(
         for i, ids in enumerate(_stage_layers(model, plan))
     )
     chunks_programs = stages
-    if plan.virtual_stages > 1 and virtual:
+    if plan.virtual_stages > 1:
         chunks = split_layers(model.layers, plan.pp * plan.virtual_stages, plan.layout)
         starts = [sum(chunks[:i]) for i in range(len(chunks))]
         last_chunk = len(chunks) - 1
+        keys = [
+            chunk_key(model, range(start, start + count), bf16, first=k == 0, last=k == last_chunk)
+            for k, (start, count) in enumerate(zip(starts, chunks, strict=True))
+        ]
+        v = plan.virtual_stages
+        stages = tuple(
+            replace(s, chunks=tuple(keys[c * plan.pp + s.index] for c in range(v))) for s in stages
+        )
+        chunks_programs = stages
+    if plan.virtual_stages > 1 and virtual:
         chunks_programs = tuple(
             parts.lower(
                 index=k,
@@ -353,11 +379,10 @@ class _Parts:
     def lower(
         self, *, index: int, layer_ids: list[int], first: bool, last: bool, sends: int
     ) -> StageProgram:
-        n_moe = sum(is_moe_layer(self.model, i) for i in layer_ids)
-        n_dense = len(layer_ids) - n_moe
-        kept = [i for i in layer_ids if i in self.bf16]
-        bf16_moe = sum(is_moe_layer(self.model, i) for i in kept)
-        bf16 = (len(kept) - bf16_moe, bf16_moe)  # (dense, MoE) layers kept in bf16
+        n_dense, n_moe, _, _, kept, bf16_moe = chunk_key(
+            self.model, layer_ids, self.bf16, first=first, last=last
+        )
+        bf16 = (kept - bf16_moe, bf16_moe)  # (dense, MoE) layers kept in bf16
         key = (n_dense, n_moe, first, last, sends, bf16)
         cache: dict[Any, StageProgram] = self.__dict__.setdefault("_cache", {})
         if key not in cache:

@@ -329,6 +329,8 @@ class _RankState:
     priced: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0.0))
     end_s: float = 0.0
     finished: bool = False
+    # expert all-to-all a pass left running under ep_comm_overlap, waited for at the next's end
+    carried: list[Event] = field(default_factory=list)
 
 
 class _Engine:
@@ -550,6 +552,8 @@ class _Engine:
                 yield from self._wait(state, params, "dp_comm")
         for w in fillers:
             yield from self._run_task(state, member, w)
+        for carried in state.carried:
+            yield from self._wait(state, carried, "ep_comm")
         if not overlap and grad_s > 0:
             grads.append(self._transfer(state, member, grad_s, resource, "grad_sync", "dp"))
         for done in grads:
@@ -715,6 +719,15 @@ class _Engine:
                     yield from self._wait(state, finished, category)
                 self.env.process(self._finish_later(state, member, task, draining))
                 return
+        if self.plan.ep_comm_overlap and not self.dual:
+            # Megatron's --overlap-moe-expert-parallel-comm runs a pass's all-to-all beside
+            # the other micro-batch's pass: what is still running at this pass's end (its
+            # last layer's combine) drains beside the next one, which waits for it at its end
+            carried, state.carried = state.carried, []
+            last = [e for e, c in outstanding if c == "ep_comm"][-1:]
+            state.carried = [e for e in last if not e.triggered]
+            outstanding = [(e, c) for e, c in outstanding if e not in state.carried]
+            outstanding += [(e, "ep_comm") for e in carried]
         for finished, category in outstanding:
             yield from self._wait(state, finished, category)
         self.done_event(member, direction, lane, task).succeed()

@@ -113,6 +113,10 @@ class TaskCode:
     segments: tuple[Segment, ...]
     send: Send | None
     compute_s: float
+    # the task's work standalone, as the analytical engine's pass total less its waits for
+    # unprefetched weights: compute, blocking collectives, overlap residuals and (sends
+    # blocking the sender) the send; a bucketed data-parallel transfer hides behind it
+    busy_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +136,7 @@ class _Pricer:
         self.plan, self.comm, self.precision = plan, comm, precision
         self.cluster: Cluster = comm.cluster
         self.bidirectional = schedules()[schedule].bidirectional
+        self.async_sends = schedule in ASYNC_P2P
 
     def placement(self, op: CommOp) -> GroupPlacement:
         if op.group == "dp" and (self.plan.cp > 1 or self.plan.fsdp_shard is not None):
@@ -232,9 +237,13 @@ class _Pricer:
             ):
                 segments[i] = replace(seg, early=True)
         compute = sum(s.compute_s for s in segments)
+        busy = compute + (send.fixed_s + send.work_s if send and not self.async_sends else 0.0)
+        for seg in segments:
+            if seg.is_comm and seg.group not in {"dp", "edp"}:
+                busy += (1.0 if seg.blocking else OVERLAP_RESIDUAL) * (seg.fixed_s + seg.work_s)
         if merge:
             segments = _merge_compute(segments)
-        return TaskCode(segments=tuple(segments), send=send, compute_s=compute)
+        return TaskCode(segments=tuple(segments), send=send, compute_s=compute, busy_s=busy)
 
 
 def _fold(code: TaskCode, shared: set[str]) -> TaskCode:
@@ -543,11 +552,11 @@ class _Engine:
             yield from self._run_task(state, member, task)
             if reducing:
                 yield from self._overlap_residual(
-                    state, grad_s * share, self.code[(lane_index, "B")].compute_s
+                    state, grad_s * share, self.code[(lane_index, "B")].busy_s
                 )
             if params is not None:
                 yield from self._overlap_residual(
-                    state, param_s * share, self.code[(lane_index, "F")].compute_s
+                    state, param_s * share, self.code[(lane_index, "F")].busy_s
                 )
                 yield from self._wait(state, params, "dp_comm")
         for w in fillers:
@@ -592,9 +601,9 @@ class _Engine:
         the analytical engine's (c − w)⁺ + r·min(c, w)."""
         done = self.env.event()
         _, lane = self.lane_of(state.stage, task.chunk)
-        compute_s = self.code[(lane, kind)].compute_s
-        delay = (1 - DP_OVERLAP_WINDOW) * compute_s + self.gather_wait[(lane, kind)]
-        residual = self._residual_s(seconds, compute_s)
+        busy_s = self.code[(lane, kind)].busy_s
+        delay = (1 - DP_OVERLAP_WINDOW) * busy_s + self.gather_wait[(lane, kind)]
+        residual = self._residual_s(seconds, busy_s)
         name = "grad_sync" if kind == "B" else "param_all_gather"
 
         def later() -> Generator[Event, Any, None]:

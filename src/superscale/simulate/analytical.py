@@ -4,8 +4,11 @@ Per stage and micro-batch, forward and backward time is the sum of compute-op ti
 the exposed part of each collective. Tensor-parallel collectives are exposed unless the
 plan overlaps them with GEMMs; then only what exceeds the GEMM time shows, plus a residual
 (`OVERLAP_RESIDUAL`) for pipeline fill and SM contention. Context-parallel K/V exchange
-hides behind attention the same way; expert all-to-all is exposed, and so are pipeline
-sends except under DualPipe.
+hides behind attention the same way; expert all-to-all behind the pass's compute under
+DualPipe or `ep_comm_overlap`, else it is exposed, and so are pipeline sends except under
+DualPipe. With virtual stages a rank's pass is the sum of its chunks' (each chunk is a task
+of its own in the event engine, so its collectives hide behind its own compute only), and
+every chunk sends its activations on and its gradients back but the model's last (first).
 
 Pipeline (1F1B, Narayanan et al. 2021): with per-micro-batch stage times t_i, m
 micro-batches and v virtual stages, T = m·max_i t_i + β·(Σ_i t_i − max_i t_i), β = 1/v;
@@ -14,9 +17,10 @@ ZB-H1 removes about two thirds of the 1F1B bubble (Qi et al. 2024: β = 1/3) and
 half of it (DeepSeek-AI 2024); the event engine models these schedules exactly.
 
 Gradient reduction runs after the last micro-batch's backward; with overlap it hides
-behind that backward (less the residual every overlapped collective pays), and stage i
-also has the i·t_b cool-down slack before stage 0 finishes. The parameter all-gather of a
-distributed optimizer hides likewise behind the next forward.
+behind DP_OVERLAP_WINDOW of that backward (less the residual every overlapped collective
+pays, even when the reduction outlasts the window), and stage i also has the i·t_b
+cool-down slack before stage 0 finishes. The parameter all-gather of a distributed
+optimizer hides likewise behind the first forward.
 """
 
 from __future__ import annotations

@@ -7,10 +7,14 @@ latency, then `work` seconds of exclusive link time on a `FluidLink` that concur
 transfers of the same rank share max-min fairly (a pipeline send and the gradient
 reduce-scatter on one NIC each get half of it). Blocking collectives stall the compute
 stream; overlapped ones (tensor-parallel with userbuffers, context-parallel K/V, ZeRO-3
-prefetch, expert all-to-all under DualPipe) run beside it and cost the compute stream only
-the overlap residual, and the task waits for them at its end. Pipeline sends carry
-activations and gradients to the neighbouring stage, whose task starts when they arrive.
-Gradient reduction starts during the last backward when the plan overlaps it.
+prefetch, expert all-to-all under DualPipe or `ep_comm_overlap`) run beside it and cost the
+compute stream only the overlap residual, and the task waits for them at its end (under
+`ep_comm_overlap` a pass's last all-to-all at the next pass's end). Folded layers (one op
+for n) that hold an overlapped collective are laid out layer by layer, so each layer's
+collectives hide behind the next layer's work. Pipeline sends carry activations and
+gradients to the neighbouring stage, whose task starts when they arrive. With overlap a
+chunk's gradients reduce beside the last DP_OVERLAP_WINDOW of its last backward, and its
+parameters gather beside that of its first forward, each done a residual after its transfer.
 
 Symmetry: all tensor-, context-, expert- and data-parallel ranks of a stage run the same
 program on the same data sizes, and the collectives' costs already include every

@@ -10,8 +10,8 @@ stream; overlapped ones (tensor-parallel with userbuffers, context-parallel K/V,
 prefetch, expert all-to-all under DualPipe or `ep_comm_overlap`) run beside it and cost the
 compute stream only the overlap residual, and the task waits for them at its end (under
 `ep_comm_overlap` a pass's last all-to-all at the next pass's end). Folded layers (one op
-for n) that hold an overlapped collective are laid out layer by layer, so each layer's
-collectives hide behind the next layer's work. Pipeline sends carry activations and
+for n) that hold an overlapped expert all-to-all are laid out layer by layer, so each
+layer's combine hides behind the next layer's work. Pipeline sends carry activations and
 gradients to the neighbouring stage, whose task starts when they arrive. With overlap a
 chunk's gradients reduce beside the last DP_OVERLAP_WINDOW of its last backward, and its
 parameters gather beside that of its first forward, each done a residual after its transfer.
@@ -168,15 +168,17 @@ class _Pricer:
             return not op.overlappable
         return op.group != "cp"  # K/V exchange overlaps
 
-    def overlapped(self, op: Op) -> bool:
-        return isinstance(op, CommOp) and op.group != "pp" and not self.blocking(op)
+    def overlapped_all_to_all(self, op: Op) -> bool:
+        return isinstance(op, CommOp) and op.group == "ep" and not self.blocking(op)
 
     def in_layer_order(self, ops: tuple[Op, ...] | list[Op]) -> list[Op]:
         """`ops` with each run of n identical layers (ops of `repeat` n) that holds an
-        overlapped collective laid out layer by layer. Folded, a run's collectives would
-        all sit behind its last compute (every layer's expert combine at the pass's end,
-        with nothing left to hide behind); in layer order each hides behind the next
-        layer's work, as it runs, and only the last layer's waits at the end."""
+        overlapped expert all-to-all laid out layer by layer. Folded, every layer's combine
+        would sit behind the run's last compute and wait at the pass's end with nothing
+        left to hide behind; in layer order each hides behind the next layer's work, as it
+        runs, and only the last layer's waits. (Tensor- and context-parallel collectives
+        sit beside the GEMM or attention they overlap, folded or not: those runs stay
+        folded, which saves events.)"""
         out: list[Op] = []
         start = 0
         while start < len(ops):
@@ -185,7 +187,7 @@ class _Pricer:
             while end < len(ops) and ops[end].repeat == n:
                 end += 1
             run = ops[start:end]
-            if n > 1 and any(self.overlapped(op) for op in run):
+            if n > 1 and any(self.overlapped_all_to_all(op) for op in run):
                 out += [replace(op, repeat=1) for op in run] * n
             else:
                 out += run

@@ -58,7 +58,7 @@ REAL_PLANS: dict[str, dict[str, Any]] = {
     "uneven-chunks-heavy-last": {
         "model": "qwen3-30b-a3b",
         "cluster": {"system": "dgx-h100", "count": 8},
-        "training": {"seq_len": 4096, "global_batch": 128},
+        "training": {"seq_len": 4096, "global_batch": 256},
         "parallel": {
             "tp": 1,
             "pp": 4,

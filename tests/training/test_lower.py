@@ -86,3 +86,31 @@ def test_fp8_recipes_price_their_quantize_traffic() -> None:
     assert run("mxfp8", "dgx-b200")["step_time_s"] > 0
     with pytest.raises(SpecError, match="'mxfp8' needs a chip with MX formats"):
         run("mxfp8")
+
+
+def _sends(ops: Any) -> int:
+    return sum(op.repeat for op in ops if getattr(op, "group", "") == "pp")
+
+
+def test_every_rank_sends_each_of_its_chunks_on() -> None:
+    """With v chunks a rank hands on v activations and v gradients per micro-batch, but
+    for the model's last chunk (no forward send) and first (no backward send); its stage
+    program sends what its chunk programs do, and keys on how its layers split."""
+    scenario = load_scenario(
+        {
+            "model": "llama3-8b",
+            "cluster": {"system": "dgx-h100", "count": 4},
+            "training": {"seq_len": 4096, "global_batch": 64},
+            "parallel": {"tp": 2, "pp": 4, "virtual_stages": 3, "schedule": "interleaved"},
+        }
+    )
+    plan = resolve(scenario)
+    program = lower(scenario, plan)
+    p, v = plan.pp, plan.virtual_stages
+    for stage in program.stages:
+        chunks = [program.virtual[c * p + stage.index] for c in range(v)]
+        assert _sends(stage.forward) == sum(_sends(c.forward) for c in chunks)
+        assert _sends(stage.backward) == sum(_sends(c.backward) for c in chunks)
+        assert _sends(stage.forward) == v - (stage.index == p - 1)
+        assert _sends(stage.backward) == v - (stage.index == 0)
+        assert stage.chunks == tuple(c.key[:6] for c in chunks)

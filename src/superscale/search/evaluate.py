@@ -17,21 +17,24 @@ import numpy as np
 
 from superscale.collectives.tuner import CommModel
 from superscale.errors import InfeasiblePlan, SpecError
-from superscale.parallelism.plan import batch_plan
+from superscale.parallelism.plan import Plan, batch_plan
 from superscale.pipeline import simulate
 from superscale.program.ops import Op
 from superscale.scenario import Scenario, load_scenario
 from superscale.search.space import COLUMNS, RECOMPUTE, SCHEDULES, PlanTable
 from superscale.simulate.analytical import (
     PassSums,
+    StagePasses,
     combine,
     pass_sums,
     passes_of,
     stage_sync,
     stage_time,
+    sum_passes,
 )
 from superscale.training.lower import (
     LayerPieces,
+    StageProgram,
     layer_pieces,
     lower,
     pipeline_send_ops,
@@ -361,48 +364,28 @@ def _price(
     sync_plan = batch_plan(
         scenario, schedule="1f1b", fields={k: v[sync_rows] for k, v in fields.items()}, **shape
     )
-    sync_program = lower(scenario, sync_plan, virtual=False, passes=False)
+    # chunk programs too (v > 1): a rank's collectives overlap each chunk's compute apart
+    sync_program = lower(scenario, sync_plan, passes=False)
     send = None
     if pp > 1:
         send_rows, send_of = _distinct(fields, _SEND_FIELDS)
         send_fields = {k: v[send_rows] for k, v in fields.items()}
         send_plan = batch_plan(scenario, schedule="1f1b", fields=send_fields, **shape)
-        ops = pipeline_send_ops(scenario, send_plan, virtual_stages)
+        ops = pipeline_send_ops(scenario, send_plan, 1)
         send = pass_sums(ops, send_plan, comm, precision).take(send_of)
     stages = []
     for stage, count in sync_program.distinct_stages():
-        _, _, first, last = stage.signature
-        gathers = zero3_gather_ops(stage, sync_plan)
-        forward = pass_sums(gathers, sync_plan, comm, precision).take(sync_of)
-        regathers = zero3_gather_ops(stage, sync_plan, backward=True)  # unless kept (FSDP2)
-        backward = pass_sums(regathers, sync_plan, comm, precision).take(sync_of)
-        # layers by kind: dense and MoE, each in the run's precision or kept in bf16
-        bf16_moe, bf16_dense = stage.bf16_moe_layers, stage.bf16_layers - stage.bf16_moe_layers
-        n_dense, n_moe = stage.layers - stage.moe_layers, stage.moe_layers
-        kinds = (
-            ("dense", n_dense - bf16_dense),
-            ("dense_bf16", bf16_dense),
-            ("moe", n_moe - bf16_moe),
-            ("moe_bf16", bf16_moe),
+        if stage.chunks:
+            chunks = [sync_program.virtual[c * pp + stage.index] for c in range(virtual_stages)]
+            sends = 1
+        else:
+            chunks, sends = [stage], virtual_stages
+        passes = sum_passes(
+            [
+                _chunk_passes(chunk, sync_plan, plan, sync_of, parts, send, sends, comm, precision)
+                for chunk in chunks
+            ]
         )
-        if first:
-            forward = forward + parts["head_fwd"]
-        for name, n in kinds:
-            if n:
-                forward = forward + parts[f"{name}_fwd"].scaled(n)
-                backward = backward + parts[f"{name}_recompute"].scaled(n)
-        if last:
-            forward = forward + parts["tail_fwd"]
-            backward = backward + parts["tail_bwd"]
-        for name, n in reversed(kinds):
-            if n:
-                backward = backward + parts[f"{name}_bwd"].scaled(n)
-        if first:
-            backward = backward + parts["head_bwd"]
-        if send is not None:
-            forward = forward if last else forward + send
-            backward = backward if first else backward + send
-        passes = passes_of(forward, backward, plan)
         sync = stage_sync(stage, sync_plan, comm, precision).take(sync_of)
         stages.append((stage_time(stage.index, passes, sync, plan.schedule), count))
     step = combine(stages, plan.micro_batches, plan)
@@ -411,6 +394,56 @@ def _price(
         np.broadcast_to(step.step_time_s, (n,)),
         np.broadcast_to(step.model_flops_per_gpu, (n,)),
     )
+
+
+def _chunk_passes(
+    chunk: StageProgram,
+    sync_plan: Plan,
+    plan: Plan,
+    sync_of: np.ndarray,
+    parts: dict[str, PassSums],
+    send: PassSums | None,
+    sends: int,
+    comm: CommModel,
+    precision: str,
+) -> StagePasses:
+    """One chunk's (or, with one chunk per rank, one stage's) passes, composed from its
+    layers' sums in the lowering's op order, with its ZeRO-3 gathers and `sends` sends
+    each way (none forward from the model's last chunk, none back from its first)."""
+    _, _, first, last = chunk.signature
+    gathers = zero3_gather_ops(chunk, sync_plan)
+    forward = pass_sums(gathers, sync_plan, comm, precision).take(sync_of)
+    regathers = zero3_gather_ops(chunk, sync_plan, backward=True)  # unless kept (FSDP2)
+    backward = pass_sums(regathers, sync_plan, comm, precision).take(sync_of)
+    # layers by kind: dense and MoE, each in the run's precision or kept in bf16
+    bf16_moe, bf16_dense = chunk.bf16_moe_layers, chunk.bf16_layers - chunk.bf16_moe_layers
+    n_dense, n_moe = chunk.layers - chunk.moe_layers, chunk.moe_layers
+    kinds = (
+        ("dense", n_dense - bf16_dense),
+        ("dense_bf16", bf16_dense),
+        ("moe", n_moe - bf16_moe),
+        ("moe_bf16", bf16_moe),
+    )
+    if first:
+        forward = forward + parts["head_fwd"]
+    for name, n in kinds:
+        if n:
+            forward = forward + parts[f"{name}_fwd"].scaled(n)
+            backward = backward + parts[f"{name}_recompute"].scaled(n)
+    if last:
+        forward = forward + parts["tail_fwd"]
+        backward = backward + parts["tail_bwd"]
+    for name, n in reversed(kinds):
+        if n:
+            backward = backward + parts[f"{name}_bwd"].scaled(n)
+    if first:
+        backward = backward + parts["head_bwd"]
+    if send is not None:  # each chunk sends on, but the model's last (first) chunk
+        if sends - last:
+            forward = forward + send.scaled(sends - last)
+        if sends - first:
+            backward = backward + send.scaled(sends - first)
+    return passes_of(forward, backward, plan)
 
 
 def _distinct(

@@ -4,8 +4,11 @@ Per stage and micro-batch, forward and backward time is the sum of compute-op ti
 the exposed part of each collective. Tensor-parallel collectives are exposed unless the
 plan overlaps them with GEMMs; then only what exceeds the GEMM time shows, plus a residual
 (`OVERLAP_RESIDUAL`) for pipeline fill and SM contention. Context-parallel K/V exchange
-hides behind attention the same way; expert all-to-all is exposed, and so are pipeline
-sends except under DualPipe.
+hides behind attention the same way; expert all-to-all behind the pass's compute under
+DualPipe or `ep_comm_overlap`, else it is exposed, and so are pipeline sends except under
+DualPipe. With virtual stages a rank's pass is the sum of its chunks' (each chunk is a task
+of its own in the event engine, so its collectives hide behind its own compute only), and
+every chunk sends its activations on and its gradients back but the model's last (first).
 
 Pipeline (1F1B, Narayanan et al. 2021): with per-micro-batch stage times t_i, m
 micro-batches and v virtual stages, T = m·max_i t_i + β·(Σ_i t_i − max_i t_i), β = 1/v;
@@ -14,9 +17,10 @@ ZB-H1 removes about two thirds of the 1F1B bubble (Qi et al. 2024: β = 1/3) and
 half of it (DeepSeek-AI 2024); the event engine models these schedules exactly.
 
 Gradient reduction runs after the last micro-batch's backward; with overlap it hides
-behind that backward (less the residual every overlapped collective pays), and stage i
-also has the i·t_b cool-down slack before stage 0 finishes. The parameter all-gather of a
-distributed optimizer hides likewise behind the next forward.
+behind DP_OVERLAP_WINDOW of that backward (less the residual every overlapped collective
+pays, even when the reduction outlasts the window), and stage i also has the i·t_b
+cool-down slack before stage 0 finishes. The parameter all-gather of a distributed
+optimizer hides likewise behind the first forward.
 """
 
 from __future__ import annotations
@@ -328,6 +332,43 @@ def stage_passes(
     return passes_of(forward, backward, plan)
 
 
+def rank_passes(
+    program: Program, stage: StageProgram, plan: Plan, comm_model: CommModel, precision: str
+) -> StagePasses:
+    """A rank's passes: with virtual stages the sum of its chunks' (each chunk's
+    collectives overlap that chunk's compute only, as the event engine runs its tasks),
+    else its stage's."""
+    if not stage.chunks or len(program.virtual) == len(program.stages):
+        return stage_passes(stage, plan, comm_model, precision)
+    chunks = [program.virtual[c * plan.pp + stage.index] for c in range(len(stage.chunks))]
+    return sum_passes([stage_passes(chunk, plan, comm_model, precision) for chunk in chunks])
+
+
+def sum_passes(chunks: list[StagePasses]) -> StagePasses:
+    """A rank's passes from its model chunks' (in chunk order)."""
+    return functools.reduce(
+        lambda a, b: StagePasses(
+            forward=_add_pass(a.forward, b.forward),
+            backward=_add_pass(a.backward, b.backward),
+            model_flops=a.model_flops + b.model_flops,
+            hardware_flops=a.hardware_flops + b.hardware_flops,
+        ),
+        chunks,
+    )
+
+
+def _add_pass(a: PassTime, b: PassTime) -> PassTime:
+    return PassTime(
+        compute_s=a.compute_s + b.compute_s,
+        gemm_s=a.gemm_s + b.gemm_s,
+        attention_s=a.attention_s + b.attention_s,
+        comm_s=_add_groups(a.comm_s, b.comm_s),
+        exposed_s=_add_groups(a.exposed_s, b.exposed_s),
+        gather_wait_s=a.gather_wait_s + b.gather_wait_s,
+        host_s=a.host_s + b.host_s,
+    )
+
+
 def passes_of(forward: PassSums, backward: PassSums, plan: Plan) -> StagePasses:
     """A stage's passes from the sums of its forward and backward ops."""
     return StagePasses(
@@ -387,7 +428,7 @@ def estimate_step(
         (
             stage_time(
                 stage.index,
-                stage_passes(stage, plan, comm, precision),
+                rank_passes(program, stage, plan, comm, precision),
                 stage_sync(stage, plan, comm, precision),
                 plan.schedule,
             ),

@@ -7,10 +7,14 @@ latency, then `work` seconds of exclusive link time on a `FluidLink` that concur
 transfers of the same rank share max-min fairly (a pipeline send and the gradient
 reduce-scatter on one NIC each get half of it). Blocking collectives stall the compute
 stream; overlapped ones (tensor-parallel with userbuffers, context-parallel K/V, ZeRO-3
-prefetch, expert all-to-all under DualPipe) run beside it and cost the compute stream only
-the overlap residual, and the task waits for them at its end. Pipeline sends carry
-activations and gradients to the neighbouring stage, whose task starts when they arrive.
-Gradient reduction starts during the last backward when the plan overlaps it.
+prefetch, expert all-to-all under DualPipe or `ep_comm_overlap`) run beside it and cost the
+compute stream only the overlap residual, and the task waits for them at its end (under
+`ep_comm_overlap` a pass's last all-to-all at the next pass's end). Folded layers (one op
+for n) that hold an overlapped expert all-to-all are laid out layer by layer, so each
+layer's combine hides behind the next layer's work. Pipeline sends carry activations and
+gradients to the neighbouring stage, whose task starts when they arrive. With overlap a
+chunk's gradients reduce beside the last DP_OVERLAP_WINDOW of its last backward, and its
+parameters gather beside that of its first forward, each done a residual after its transfer.
 
 Symmetry: all tensor-, context-, expert- and data-parallel ranks of a stage run the same
 program on the same data sizes, and the collectives' costs already include every
@@ -116,6 +120,10 @@ class TaskCode:
     segments: tuple[Segment, ...]
     send: Send | None
     compute_s: float
+    # the task's work standalone, as the analytical engine's pass total less its waits for
+    # unprefetched weights: compute, blocking collectives, overlap residuals and (sends
+    # blocking the sender) the send; a bucketed data-parallel transfer hides behind it
+    busy_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +143,7 @@ class _Pricer:
         self.plan, self.comm, self.precision = plan, comm, precision
         self.cluster: Cluster = comm.cluster
         self.bidirectional = schedules()[schedule].bidirectional
+        self.async_sends = schedule in ASYNC_P2P
 
     def placement(self, op: CommOp) -> GroupPlacement:
         if op.group == "dp" and (self.plan.cp > 1 or self.plan.fsdp_shard is not None):
@@ -163,6 +172,32 @@ class _Pricer:
             return not op.overlappable
         return op.group != "cp"  # K/V exchange overlaps
 
+    def overlapped_all_to_all(self, op: Op) -> bool:
+        return isinstance(op, CommOp) and op.group == "ep" and not self.blocking(op)
+
+    def in_layer_order(self, ops: tuple[Op, ...] | list[Op]) -> list[Op]:
+        """`ops` with each run of n identical layers (ops of `repeat` n) that holds an
+        overlapped expert all-to-all laid out layer by layer. Folded, every layer's combine
+        would sit behind the run's last compute and wait at the pass's end with nothing
+        left to hide behind; in layer order each hides behind the next layer's work, as it
+        runs, and only the last layer's waits. (Tensor- and context-parallel collectives
+        sit beside the GEMM or attention they overlap, folded or not: those runs stay
+        folded, which saves events.)"""
+        out: list[Op] = []
+        start = 0
+        while start < len(ops):
+            n = ops[start].repeat
+            end = start + 1
+            while end < len(ops) and ops[end].repeat == n:
+                end += 1
+            run = ops[start:end]
+            if n > 1 and any(self.overlapped_all_to_all(op) for op in run):
+                out += [replace(op, repeat=1) for op in run] * n
+            else:
+                out += run
+            start = end
+        return out
+
     def task(self, ops: tuple[Op, ...] | list[Op], *, merge: bool = False) -> TaskCode:
         """Price a task's ops; `merge` fuses runs of compute (no spans needed) into one
         segment, which leaves every time unchanged and saves events."""
@@ -170,7 +205,7 @@ class _Pricer:
         send: Send | None = None
         launches: dict[str, float] = {}
         unit_compute: dict[str, float] = {}
-        for op in ops:
+        for op in self.in_layer_order(ops):
             launched = eager(op.name, op.unit, self.plan.cuda_graphs)
             if isinstance(op, ComputeOp):
                 t = compute_time_s(op, self.cluster.chip, self.precision)
@@ -225,11 +260,16 @@ class _Pricer:
         # the device waits at the task's end for the host's launches beyond its compute
         host_s = {unit: n * self.plan.host_launch_s for unit, n in launches.items()}
         stall = pass_host_s(host_s, unit_compute)
+        busy = compute + stall
+        busy += send.fixed_s + send.work_s if send and not self.async_sends else 0.0
+        for seg in segments:
+            if seg.is_comm and seg.group not in {"dp", "edp"}:
+                busy += (1.0 if seg.blocking else OVERLAP_RESIDUAL) * (seg.fixed_s + seg.work_s)
         if stall > 0:
             segments.append(Segment(name="host_wait", compute_s=stall, category="host"))
         if merge:
             segments = _merge_compute(segments)
-        return TaskCode(segments=tuple(segments), send=send, compute_s=compute)
+        return TaskCode(segments=tuple(segments), send=send, compute_s=compute, busy_s=busy)
 
 
 def _fold(code: TaskCode, shared: set[str]) -> TaskCode:
@@ -325,6 +365,8 @@ class _RankState:
     priced: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CATEGORIES, 0.0))
     end_s: float = 0.0
     finished: bool = False
+    # expert all-to-all a pass left running under ep_comm_overlap, waited for at the next's end
+    carried: list[Event] = field(default_factory=list)
 
 
 class _Engine:
@@ -530,24 +572,24 @@ class _Engine:
             params: Event | None = None
             if overlap and task.kind == "F" and task.chunk not in gathered and param_s > 0:
                 gathered.add(task.chunk)
-                params = self._transfer(
-                    state, member, param_s * share, resource, "param_all_gather", "dp"
-                )
+                params = self._bucketed(state, member, task, param_s * share, resource, "F")
             reducing = overlap and grad_s > 0 and last_b.get(task.chunk) == task
             if reducing:
-                grads.append(self._grad_sync(state, member, task, grad_s * share, resource))
+                grads.append(self._bucketed(state, member, task, grad_s * share, resource, "B"))
             yield from self._run_task(state, member, task)
             if reducing:
                 yield from self._overlap_residual(
-                    state, grad_s * share, self.code[(lane_index, "B")].compute_s
+                    state, grad_s * share, self.code[(lane_index, "B")].busy_s
                 )
             if params is not None:
                 yield from self._overlap_residual(
-                    state, param_s * share, self.code[(lane_index, "F")].compute_s
+                    state, param_s * share, self.code[(lane_index, "F")].busy_s
                 )
                 yield from self._wait(state, params, "dp_comm")
         for w in fillers:
             yield from self._run_task(state, member, w)
+        for carried in state.carried:
+            yield from self._wait(state, carried, "ep_comm")
         if not overlap and grad_s > 0:
             grads.append(self._transfer(state, member, grad_s, resource, "grad_sync", "dp"))
         for done in grads:
@@ -559,28 +601,42 @@ class _Engine:
         state.end_s = env.now
         state.finished = True
 
+    @staticmethod
+    def _residual_s(comm_s: float, window_s: float) -> float:
+        """The share of an overlapped data-parallel transfer still exposed (the analytical
+        engine's residual): pipeline fill and SM contention."""
+        return OVERLAP_RESIDUAL * min(comm_s, DP_OVERLAP_WINDOW * window_s)
+
     def _overlap_residual(
         self, state: _RankState, comm_s: float, window_s: float
     ) -> Generator[Event, Any, None]:
-        """What an overlapped data-parallel transfer costs the compute stream (the same
-        residual the analytical engine charges)."""
-        residual = OVERLAP_RESIDUAL * min(comm_s, DP_OVERLAP_WINDOW * window_s)
+        """What an overlapped data-parallel transfer costs the compute stream."""
+        residual = self._residual_s(comm_s, window_s)
         if residual > 0:
             yield self.env.timeout(residual)
             state.acct["dp_comm"] += residual
 
-    def _grad_sync(
-        self, state: _RankState, member: int, task: Task, seconds: float, resource: str
+    def _bucketed(
+        self, state: _RankState, member: int, task: Task, seconds: float, resource: str, kind: str
     ) -> Event:
-        """Start reducing a chunk's gradients early in its last backward."""
+        """A chunk's bucketed gradient reduction (`kind` B: in its last backward) or
+        parameter gather (F: in its first forward). It runs beside the last
+        DP_OVERLAP_WINDOW of the task's compute (the first bucket is ready, or gathered,
+        only after the rest), after the task's leading waits for unprefetched weights, and
+        is done a residual after its transfer: the residual the compute stream pays is
+        pipeline fill too, so it shows even when the transfer outlasts the window, as in
+        the analytical engine's (c − w)⁺ + r·min(c, w)."""
         done = self.env.event()
         _, lane = self.lane_of(state.stage, task.chunk)
-        delay = (1 - DP_OVERLAP_WINDOW) * self.code[(lane, "B")].compute_s
-        delay += self.gather_wait[(lane, "B")]
+        busy_s = self.code[(lane, kind)].busy_s
+        delay = (1 - DP_OVERLAP_WINDOW) * busy_s + self.gather_wait[(lane, kind)]
+        residual = self._residual_s(seconds, busy_s)
+        name = "grad_sync" if kind == "B" else "param_all_gather"
 
         def later() -> Generator[Event, Any, None]:
             yield self.env.timeout(delay)
-            yield self._transfer(state, member, seconds, resource, "grad_sync", "dp")
+            yield self._transfer(state, member, seconds, resource, name, "dp")
+            yield self.env.timeout(residual)
             done.succeed()
 
         self.env.process(later())
@@ -699,6 +755,15 @@ class _Engine:
                     yield from self._wait(state, finished, category)
                 self.env.process(self._finish_later(state, member, task, draining))
                 return
+        if self.plan.ep_comm_overlap and not self.dual:
+            # Megatron's --overlap-moe-expert-parallel-comm runs a pass's all-to-all beside
+            # the other micro-batch's pass: what is still running at this pass's end (its
+            # last layer's combine) drains beside the next one, which waits for it at its end
+            carried, state.carried = state.carried, []
+            last = [e for e, c in outstanding if c == "ep_comm"][-1:]
+            state.carried = [e for e in last if not e.triggered]
+            outstanding = [(e, c) for e, c in outstanding if e not in state.carried]
+            outstanding += [(e, "ep_comm") for e in carried]
         for finished, category in outstanding:
             yield from self._wait(state, finished, category)
         self.done_event(member, direction, lane, task).succeed()

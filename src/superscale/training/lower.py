@@ -15,7 +15,7 @@ by global layer number), so the stages holding them run slower than the rest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,11 +46,15 @@ class StageProgram:
     signature: tuple[int, int, bool, bool] = (0, 0, False, False)  # dense, MoE, first, last
     bf16_layers: int = 0  # of `layers`, those kept in bf16 under fp8 (training.bf16_layers)
     bf16_moe_layers: int = 0  # of those, the MoE layers
+    # with v > 1: the keys of the rank's v model chunks, in order (`Program.virtual` holds
+    # them); each chunk's collectives overlap that chunk's compute only
+    chunks: tuple[tuple[int, int, bool, bool, int, int], ...] = ()
 
     @property
-    def key(self) -> tuple[int, int, bool, bool, int, int]:
-        """What makes two stages cost the same: layer mix, position and bf16 layers."""
-        return (*self.signature, self.bf16_layers, self.bf16_moe_layers)
+    def key(self) -> tuple[Any, ...]:
+        """What makes two stages cost the same: layer mix, position, bf16 layers and (with
+        virtual stages) how the layers split into chunks."""
+        return (*self.signature, self.bf16_layers, self.bf16_moe_layers, self.chunks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,7 +74,7 @@ class Program:
         """The first stage of each distinct signature (same layers and position), in stage
         order, with how many stages share it: identical stages cost the same, and the pipeline
         formula needs only these (a later twin never has a larger tail, head or peak)."""
-        first: dict[tuple[int, int, bool, bool, int, int], int] = {}
+        first: dict[tuple[Any, ...], int] = {}
         out: list[tuple[StageProgram, int]] = []
         for stage in self.stages:
             key = stage.key
@@ -125,6 +129,18 @@ def _stage_layers(model: ModelSpec, plan: Plan) -> list[list[int]]:
     for chunk, (start, count) in enumerate(zip(starts, chunks, strict=True)):
         stages[chunk % plan.pp].extend(range(start, start + count))
     return stages
+
+
+def chunk_key(
+    model: ModelSpec, layer_ids: Iterable[int], bf16: frozenset[int], *, first: bool, last: bool
+) -> tuple[int, int, bool, bool, int, int]:
+    """`StageProgram.key` of the stage (or chunk) holding `layer_ids`, without lowering it:
+    (dense layers, MoE layers, first, last, layers kept in bf16, of those MoE)."""
+    ids = list(layer_ids)
+    n_moe = sum(is_moe_layer(model, i) for i in ids)
+    kept = [i for i in ids if i in bf16]
+    bf16_moe = sum(is_moe_layer(model, i) for i in kept)
+    return (len(ids) - n_moe, n_moe, first, last, len(kept), bf16_moe)
 
 
 def _backward_of(op: Op, *, flash: bool) -> Op:
@@ -202,10 +218,20 @@ def lower(
         for i, ids in enumerate(_stage_layers(model, plan))
     )
     chunks_programs = stages
-    if plan.virtual_stages > 1 and virtual:
+    if plan.virtual_stages > 1:
         chunks = split_layers(model.layers, plan.pp * plan.virtual_stages, plan.layout)
         starts = [sum(chunks[:i]) for i in range(len(chunks))]
         last_chunk = len(chunks) - 1
+        keys = [
+            chunk_key(model, range(start, start + count), bf16, first=k == 0, last=k == last_chunk)
+            for k, (start, count) in enumerate(zip(starts, chunks, strict=True))
+        ]
+        v = plan.virtual_stages
+        stages = tuple(
+            replace(s, chunks=tuple(keys[c * plan.pp + s.index] for c in range(v))) for s in stages
+        )
+        chunks_programs = stages
+    if plan.virtual_stages > 1 and virtual:
         chunks_programs = tuple(
             parts.lower(
                 index=k,
@@ -307,7 +333,7 @@ def layer_pieces(scenario: Scenario, plan: Plan) -> LayerPieces:
 
 def pipeline_send_ops(scenario: Scenario, plan: Plan, repeat: int) -> list[Op]:
     """A stage's send to its neighbour for one micro-batch (none without pipelining)."""
-    return _pp_send(scenario.model, shard_of(scenario, plan), plan, True, repeat)
+    return _pp_send(scenario.model, shard_of(scenario, plan), plan, repeat)
 
 
 def zero3_gather_ops(stage: StageProgram, plan: Plan, *, backward: bool = False) -> list[Op]:
@@ -366,11 +392,10 @@ class _Parts:
     def lower(
         self, *, index: int, layer_ids: list[int], first: bool, last: bool, sends: int
     ) -> StageProgram:
-        n_moe = sum(is_moe_layer(self.model, i) for i in layer_ids)
-        n_dense = len(layer_ids) - n_moe
-        kept = [i for i in layer_ids if i in self.bf16]
-        bf16_moe = sum(is_moe_layer(self.model, i) for i in kept)
-        bf16 = (len(kept) - bf16_moe, bf16_moe)  # (dense, MoE) layers kept in bf16
+        n_dense, n_moe, _, _, kept, bf16_moe = chunk_key(
+            self.model, layer_ids, self.bf16, first=first, last=last
+        )
+        bf16 = (kept - bf16_moe, bf16_moe)  # (dense, MoE) layers kept in bf16
         key = (n_dense, n_moe, first, last, sends, bf16)
         cache: dict[Any, StageProgram] = self.__dict__.setdefault("_cache", {})
         if key not in cache:
@@ -433,14 +458,16 @@ class _Parts:
             tail += layer.logits_ops(model, shard)
         head, tail = _tagged(head, "head"), _tagged(tail, "tail")
         gathers = _zero3_gathers(dense, expert, plan, backward=False)
-        forward = tuple(
-            gathers + head + body + tail + _pp_send(model, shard, plan, not last, sends)
-        )
+        # Each of the rank's `sends` chunks hands its activations on to the next virtual
+        # stage and its gradients back to the one before, except the model's last chunk
+        # (forward) and first chunk (backward): with v chunks the first rank also sends
+        # v − 1 gradients and the last rank v − 1 activations (Narayanan et al. 2021).
+        forward = tuple(gathers + head + body + tail + _pp_send(model, shard, plan, sends - last))
         backward = tuple(
             _zero3_gathers(dense, expert, plan, backward=True)
             + _recompute_ops(body, plan)
             + [_backward_of(op, flash=plan.flash_attention) for op in reversed(head + body + tail)]
-            + _pp_send(model, shard, plan, not first, sends)
+            + _pp_send(model, shard, plan, sends - first)
         )
         return StageProgram(
             index=index,
@@ -457,13 +484,13 @@ class _Parts:
         )
 
 
-def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, send: bool, repeat: int) -> list[Op]:
-    if plan.pp == 1 or not send:
+def _pp_send(model: ModelSpec, shard: layer.Shard, plan: Plan, repeat: int) -> list[Op]:
+    """`repeat` pipeline sends of one micro-batch's activations (or their gradients)."""
+    if plan.pp == 1 or repeat <= 0:
         return []
     payload = layer.ACT_BYTES * shard.tokens * model.hidden
     # scatter-gather under sequence parallelism: each TP rank sends its 1/tp share
     payload = vec.where(plan.sequence_parallel, payload / plan.tp, payload)
-    # each of the v model chunks hands its activations on once per micro-batch
     return [
         CommOp(
             name="pp_send",

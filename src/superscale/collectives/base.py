@@ -45,7 +45,8 @@ BUS_FACTOR: dict[str, Callable[[int], float]] = {
 
 
 # NCCL's Simple protocol streams through a per-channel buffer of NCCL_BUFFSIZE (default
-# 4 MiB: DEFAULT_BUFFSIZE in NVIDIA/nccl src/init.cc; NCCL's environment-variable docs)
+# 4 MiB: DEFAULT_BUFFSIZE in NVIDIA/nccl src/init.cc @5067397c; NCCL_BUFFSIZE in
+# docs.nvidia.com/deeplearning/nccl/user-guide/docs/env.html)
 # split in NCCL_STEPS = 8 slots (src/include/device.h), so one step moves 512 KiB per
 # channel. Rings move a slice of NCCL_STEPS/4 = 2 steps (1 MiB) per hop
 # (ALLREDUCE/ALLGATHER/REDUCESCATTER_SLICESTEPS, src/include/collectives.h); trees and
@@ -66,8 +67,8 @@ class LinearCost:
     """time(S) = fixed_s + per_byte_s · S + Σ min(a · √S, b) over the pipeline fills (a, b).
 
     Linear in S but for the chunk pipelines' fills (none for unpipelined patterns): each
-    grows as √S while its best chunk fits NCCL's buffer, then stays at b, the fill of the
-    fixed chunk NCCL streams (`pipelined`).
+    grows as √S (the best chunk's, for small messages) until it reaches b, the fill of
+    the fixed chunk NCCL streams large ones in, and stays there (`pipelined`).
     """
 
     fixed_s: float

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
 from superscale.collectives import COLLECTIVES, CommModel, algorithms, costs_for
-from superscale.collectives.base import LAUNCH_S
+from superscale.collectives.base import LAUNCH_S, RING_SLICE_BYTES
 from superscale.hardware.catalog import clusters, systems
 from superscale.hardware.spec import Cluster, ScaleOut
+from superscale.parallelism.plan import GroupShape
 from superscale.topology import Topology, groups_of
 
 GIB = 2**30
@@ -35,19 +34,52 @@ def test_contract_every_algorithm(name: str, collective: str) -> None:
         assert cost.time_s(2 * GIB) > cost.time_s(GIB)
 
 
-def test_ring_time_is_linear_in_bytes_up_to_the_pipeline_fill() -> None:
-    """time = fixed + fill·√S + per_byte·S: less the fill it is linear in S, and the
-    marginal cost per byte falls to per_byte, its excess (the fill's slope) as 1/√S."""
+def test_ring_fill_grows_as_sqrt_then_stays_at_nccls_fixed_chunk() -> None:
+    """time = fixed + min(a·√S, b) + per_byte·S. Small messages pipeline with the best
+    chunk: the marginal cost's excess over per_byte falls as 1/√S. Past the size where
+    a·√S reaches b, NCCL streams its fixed chunk (one 1 MiB slice per channel per ring
+    step), its slots in flight hide the steps' latency, and the fill stays at the steps'
+    transfer of that chunk, so the time is linear in S with slope per_byte."""
     model = CommModel(_cluster("dgx-h100", 4))
     ring = model.costs("all_reduce", 32, 1)["ring"]
-    sizes = (GIB, 2 * GIB, 4 * GIB)
-    t = [model.best("all_reduce", s, 32, 1, algorithm="ring")[1] for s in sizes]
-    linear = [ti - ring.fill_s_per_sqrt_byte * math.sqrt(s) for ti, s in zip(t, sizes, strict=True)]
-    assert linear[2] - linear[1] == pytest.approx(2 * (linear[1] - linear[0]), rel=1e-9)
-    excess = [(t[1] - t[0]) / GIB - ring.per_byte_s, (t[2] - t[1]) / (2 * GIB) - ring.per_byte_s]
-    assert 0 < excess[1] < excess[0]
-    assert excess[1] / excess[0] == pytest.approx(1 / math.sqrt(2), rel=1e-9)
-    assert ring.fixed_s < 0.05 * t[0]  # the steps' latency alone is small at 1 GiB
+    ((a, b),) = ring.fills
+    saturation = (b / a) ** 2
+    mib = 2**20
+    assert 64 * mib < saturation < GIB
+
+    def time(s: float) -> float:
+        return model.best("all_reduce", s, 32, 1, algorithm="ring")[1]
+
+    small = (mib, 4 * mib, 16 * mib)
+    excess = [
+        (time(small[1]) - time(small[0])) / (3 * mib) - ring.per_byte_s,
+        (time(small[2]) - time(small[1])) / (12 * mib) - ring.per_byte_s,
+    ]
+    assert excess[1] / excess[0] == pytest.approx(0.5, rel=1e-9)
+    large = (GIB, 2 * GIB, 4 * GIB)
+    slopes = [(time(large[1]) - time(large[0])) / GIB, (time(large[2]) - time(large[1])) / GIB / 2]
+    assert slopes == pytest.approx([ring.per_byte_s] * 2, rel=1e-9)
+    # the fixed chunk's fill: 2(n−1) steps, each one slice on each of the 8 rail channels
+    step_s_per_byte = ring.per_byte_s * 32 / (2 * 31)
+    assert b == pytest.approx(2 * 31 * step_s_per_byte * 8 * RING_SLICE_BYTES, rel=1e-12)
+    assert time(GIB) == pytest.approx(ring.fixed_s + b + ring.per_byte_s * GIB, rel=1e-12)
+    assert ring.fixed_s < 0.05 * time(GIB)  # the steps' latency alone is small at 1 GiB
+
+
+def test_batched_times_are_the_costs_in_both_fill_regimes() -> None:
+    """The tuner's vectorized time (a batch of plans) is each layout's fastest
+    `LinearCost.time_s`, below and past the sizes where the fills saturate, for
+    algorithms with several fills (hierarchical, multi-system NVLS) too."""
+    model = CommModel(_cluster("dgx-h100", 4))
+    sizes = np.array([2**10, 2**20, 16 * 2**20, 256 * 2**20, GIB, 8 * GIB], dtype=np.float64)
+    for collective in ("all_reduce", "all_gather"):
+        for size, stride in ((8, 1), (32, 1), (4, 8), (16, 2)):
+            shape = GroupShape(size=np.full(sizes.size, size), stride=np.full(sizes.size, stride))
+            batched = model.time_s(collective, sizes, shape)
+            table = model.costs(collective, size, stride)
+            assert any(len(c.fills) > 1 for c in table.values()) or size < 16
+            expected = [min(c.time_s(float(s)) for c in table.values()) for s in sizes]
+            assert batched == pytest.approx(expected, rel=1e-12)
 
 
 def test_ring_latency_term_grows_with_group_size() -> None:

@@ -10,7 +10,8 @@ joins a double binary tree of the systems (Jeaugey, "Massively scale your deep l
 training with NCCL 2.4", NVIDIA 2019) on its own NIC, carrying S/k. Reduction up and
 broadcast down stream through chains and trees at once, so the per-byte time is the
 busiest link under all of those flows together, and each NIC carries S/k each way where
-a ring crossing systems carries 2(n−1)/n·S/k.
+a ring crossing systems carries 2(n−1)/n·S/k. Off the ring NCCL's chunk is one step's
+slot of its buffer (NCCL_STEP_BYTES), which sets the fixed-chunk fill (`base.pipelined`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import math
 import numpy as np
 
 from superscale.collectives.base import (
+    NCCL_STEP_BYTES,
     LinearCost,
     launch_s,
     pipelined,
@@ -75,7 +77,16 @@ def _flat(groups: IntArray, topo: Topology) -> LinearCost:
     ).busiest(topo.capacity)[2]
     latency = float(np.max(topo.latency_s(child, parent)))
     depth = math.ceil(math.log2(groups.shape[1]))
-    return pipelined(launch_s(topo), 2 * depth * (latency + step_s(topo)), per_byte)
+    chunk_fill = _chunk_fill_s(2 * depth, per_byte, pipelines=2)
+    return pipelined(
+        launch_s(topo), 2 * depth * (latency + step_s(topo)), per_byte, chunk_fill_s=chunk_fill
+    )
+
+
+def _chunk_fill_s(hops: int, per_byte: float, *, pipelines: int) -> float:
+    """The fill of NCCL's fixed chunk: one step's slot (NCCL_STEP_BYTES) on each of the
+    `pipelines` trees at once moves through every hop up and down."""
+    return hops * per_byte * pipelines * NCCL_STEP_BYTES
 
 
 def _chains_and_trees(intra: IntArray, inter: IntArray, topo: Topology) -> LinearCost:
@@ -100,7 +111,8 @@ def _chains_and_trees(intra: IntArray, inter: IntArray, topo: Topology) -> Linea
     depth = math.ceil(math.log2(systems))
     step = step_s(topo)
     hops = (k - 1) * (chain_latency + step) + depth * (tree_latency + step)
-    return pipelined(launch_s(topo), 2 * hops, per_byte)
+    chunk_fill = _chunk_fill_s(2 * (k - 1 + depth), per_byte, pipelines=2 * k)
+    return pipelined(launch_s(topo), 2 * hops, per_byte, chunk_fill_s=chunk_fill)
 
 
 @register("tree")

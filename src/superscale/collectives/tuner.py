@@ -25,7 +25,7 @@ class CommModel:
         self.cluster = cluster
         self.topology = Topology(cluster=cluster)
         self._costs: dict[tuple[str, int, int], dict[str, LinearCost]] = {}
-        self._tables: dict[tuple[str, bytes], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._tables: dict[tuple[str, bytes], tuple[np.ndarray, ...]] = {}
 
     def costs(self, collective: str, size: int, stride: int) -> dict[str, LinearCost]:
         """Every applicable algorithm's cost for all groups of (size, stride) at once."""
@@ -75,22 +75,22 @@ class CommModel:
         else:
             codes = size_a.ravel().astype(np.int64) * (1 << 32) + stride_a.ravel().astype(np.int64)
             pairs, inverse = np.unique(codes, return_inverse=True)
-        fixed, fill, per_byte = self._matrices(collective, pairs)
+        fixed, per_byte, fill, fill_cap = self._matrices(collective, pairs)
         if fixed.shape[1] == 0:
             return np.zeros(size_a.shape)
         flat_bytes = bytes_a.ravel()
         column = flat_bytes[:, None]
-        times = fixed[inverse] + fill[inverse] * np.sqrt(column) + per_byte[inverse] * column
+        fills = np.minimum(fill[inverse] * np.sqrt(column)[:, :, None], fill_cap[inverse])
+        times = fixed[inverse] + per_byte[inverse] * column + fills.sum(axis=2)
         best = times.min(axis=1)
         active = (size_a.ravel() > 1) & (flat_bytes != 0)
         return np.where(active, best, 0.0).reshape(size_a.shape)
 
-    def _matrices(
-        self, collective: str, pairs: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(fixed seconds, fill seconds per √byte, seconds per byte) of every algorithm
-        (columns; +inf fixed where one does not run) on each layout `size·2³² + stride` of
-        `pairs` (rows): `LinearCost.time_s` of each, vectorized."""
+    def _matrices(self, collective: str, pairs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(fixed seconds, seconds per byte, fill seconds per √byte, fill cap seconds) of
+        every algorithm (columns; +inf fixed where one does not run; the fills along a third
+        axis) on each layout `size·2³² + stride` of `pairs` (rows): `LinearCost.time_s` of
+        each, vectorized."""
         key = (collective, pairs.tobytes())
         if key not in self._tables:
             tables = [
@@ -100,14 +100,17 @@ class CommModel:
                 )
             ]
             width = max((len(t) for t in tables), default=0)
+            depth = max((len(c.fills) for t in tables for c in t.values()), default=0)
             fixed = np.full((len(tables), width), np.inf)
-            fill = np.zeros((len(tables), width))
             per_byte = np.zeros((len(tables), width))
+            fill = np.zeros((len(tables), width, depth))
+            fill_cap = np.zeros((len(tables), width, depth))
             for row, table in enumerate(tables):
                 for col, cost in enumerate(table.values()):
                     fixed[row, col], per_byte[row, col] = cost.fixed_s, cost.per_byte_s
-                    fill[row, col] = cost.fill_s_per_sqrt_byte
-            self._tables[key] = (fixed, fill, per_byte)
+                    for i, (a, b) in enumerate(cost.fills):
+                        fill[row, col, i], fill_cap[row, col, i] = a, b
+            self._tables[key] = (fixed, per_byte, fill, fill_cap)
         return self._tables[key]
 
 

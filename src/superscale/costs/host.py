@@ -26,8 +26,8 @@ from typing import Any
 from superscale import vec
 
 # Seconds of host time per modelled kernel launch, fitted on the train split (55 rows, 14
-# of them Megatron-Bridge): mean |log error| 0.082 -> 0.063 there, and on the 14 test
-# rows 0.236 -> 0.197. Refit with `python -m superscale.validate.residual`.
+# of them Megatron-Bridge): mean |log error| 0.082 -> 0.064 there, and on the 14 test
+# rows 0.239 -> 0.200. Refit with `python -m superscale.validate.residual`.
 HOST_LAUNCH_S = 85e-6
 
 # The ops (by base name: a backward or recomputation is `name.bwd` / `name.recompute`) each

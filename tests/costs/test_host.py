@@ -37,6 +37,15 @@ def test_which_ops_the_host_launches() -> None:
     assert not eager("dp_gather", "", ())
 
 
+def test_the_scenario_offers_exactly_the_scopes_the_cost_layer_knows() -> None:
+    from typing import get_args
+
+    from superscale.costs.host import GRAPH_SCOPES
+    from superscale.scenario import CudaGraphScope
+
+    assert set(get_args(CudaGraphScope)) == {*GRAPH_SCOPES, "full_iteration"}
+
+
 def test_a_run_waits_only_for_launches_beyond_its_compute() -> None:
     assert pass_host_s({"moe": 3.0, "head": 0.5}, {"moe": 2.0, "head": 1.0}) == pytest.approx(1.0)
     assert pass_host_s({}, {"moe": 2.0}) == 0.0

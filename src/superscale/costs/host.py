@@ -21,9 +21,11 @@ test split. A scenario measured on its own stack names its own figure
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from superscale import vec
+from superscale.program.ops import CommOp, ComputeOp
 
 # Seconds of host time per modelled kernel launch, fitted on the train split (55 rows, 14
 # of them Megatron-Bridge): mean |log error| 0.082 -> 0.064 there, and on the 14 test
@@ -71,7 +73,6 @@ GRAPH_SCOPES: dict[str, frozenset[str]] = {
     "moe_router": frozenset({"router", "router_topk"}),
     "moe_preprocess": frozenset({"permute"}),
 }
-SCOPES = (*GRAPH_SCOPES, "full_iteration")
 
 
 def eager(name: str, unit: str, graphs: tuple[str, ...]) -> bool:
@@ -84,16 +85,40 @@ def eager(name: str, unit: str, graphs: tuple[str, ...]) -> bool:
     return not any(base in GRAPH_SCOPES.get(scope, frozenset()) for scope in graphs)
 
 
-def host_stall_s(host_s: vec.Num, compute_s: vec.Num) -> vec.Num:
-    """Seconds a run of work waits on the host: its launch time beyond its device compute."""
-    return vec.maximum(0.0, host_s - compute_s)
-
-
 def pass_host_s(host_s: dict[str, Any], compute_s: dict[str, Any]) -> Any:
     """Seconds a pass waits on the host, run by run (`ComputeOp.unit`: a layer, the head,
-    the tail): the dropless dispatcher's sync of token counts in each MoE layer keeps the
-    host from issuing one layer's launches under the next one's compute."""
+    the tail): each run's launch time beyond its device compute. The dropless dispatcher's
+    sync of token counts in each MoE layer keeps the host from issuing one layer's
+    launches under the next one's compute."""
     total: Any = 0.0
     for unit, seconds in host_s.items():
-        total = total + host_stall_s(seconds, compute_s.get(unit, 0.0))
+        total = total + vec.maximum(0.0, seconds - compute_s.get(unit, 0.0))
     return total
+
+
+@dataclass
+class HostTally:
+    """A pass's launches and device compute per run of work, as its ops are priced (both
+    engines fill one, so they count alike)."""
+
+    graphs: tuple[str, ...]
+    launches: dict[str, Any] = field(default_factory=dict)
+    compute_s: dict[str, Any] = field(default_factory=dict)
+
+    def compute(self, op: ComputeOp, seconds: Any) -> None:
+        """A compute op of `seconds` (all its instances): its kernels, if launched eagerly."""
+        self.compute_s[op.unit] = self.compute_s.get(op.unit, 0.0) + seconds
+        if eager(op.name, op.unit, self.graphs):
+            self._add(op.unit, op.kernels * op.repeat)
+
+    def comm(self, op: CommOp, seconds: Any) -> None:
+        """A collective of `seconds`: one launch per call that moves anything."""
+        if eager(op.name, op.unit, self.graphs):
+            self._add(op.unit, vec.where(seconds > 0, op.repeat, 0.0))
+
+    def host_s(self, launch_s: float) -> dict[str, Any]:
+        """The host's time to issue each run's launches."""
+        return {unit: n * launch_s for unit, n in self.launches.items()}
+
+    def _add(self, unit: str, launches: Any) -> None:
+        self.launches[unit] = self.launches.get(unit, 0.0) + launches

@@ -282,12 +282,11 @@ def expert_imbalance(scenario: Scenario, ep: Any) -> Any:
     loads = p.expert_loads
     if loads is None:
         return p.expert_imbalance
-    placement = p.expert_placement or ("eplb" if p.redundant_experts else "contiguous")
 
     def one(size: int) -> float:
         if size <= 1:
             return 1.0
-        return imbalance(loads, size, redundant=p.redundant_experts, placement=placement)
+        return imbalance(loads, size, redundant=p.redundant_experts, placement=p.placement)
 
     if isinstance(ep, np.ndarray):
         table = {int(e): one(int(e)) for e in np.unique(ep)}
@@ -341,8 +340,9 @@ def recipe_words(scenario: Scenario, plan: Plan) -> list[str]:
         if plan.ep_comm_overlap:
             words.append("expert all-to-all overlapped")
         if p.expert_loads is not None:
-            placement = p.expert_placement or ("eplb" if p.redundant_experts else "contiguous")
-            words.append(f"expert loads placed {placement}: imbalance {plan.expert_imbalance:.3g}")
+            words.append(
+                f"expert loads placed {p.placement}: imbalance {plan.expert_imbalance:.3g}"
+            )
         elif p.expert_imbalance != 1.0:
             words.append(f"expert imbalance {p.expert_imbalance:g}")
         if p.redundant_experts:

@@ -330,12 +330,19 @@ class ParallelSpec(Spec):
     )
     host_launch_us: float | None = Field(
         None,
-        gt=0.0,
+        ge=0.0,
         le=10_000.0,
         description="Host microseconds per kernel launch of your stack (framework Python "
-        "and launch together); default: the global figure fitted on the published rows' "
-        "train split (`superscale validate` prints it).",
+        "and launch together; 0: the host never holds the device up); default: the global "
+        "figure fitted on the published rows' train split (`superscale validate` prints it).",
     )
+
+    @property
+    def placement(self) -> Literal["contiguous", "eplb"]:
+        """`expert_placement`, or its default: eplb with redundant experts, else contiguous."""
+        if self.expert_placement is not None:
+            return self.expert_placement
+        return "eplb" if self.redundant_experts else "contiguous"
 
     @model_validator(mode="before")
     @classmethod

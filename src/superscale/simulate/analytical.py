@@ -34,7 +34,7 @@ import numpy as np
 from superscale import vec
 from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
-from superscale.costs.host import eager, pass_host_s
+from superscale.costs.host import HostTally, pass_host_s
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, GroupShape, Plan, grad_group
 from superscale.program.ops import CommOp, ComputeOp, Op
@@ -61,11 +61,11 @@ class PassTime:
     comm_s: dict[str, float]  # raw collective time per group
     exposed_s: dict[str, float]  # exposed collective time per group
     gather_wait_s: Any = 0.0  # ZeRO-3 gathers without prefetch: the pass waits on the NIC
-    host_s: float = 0.0  # the device idle, waiting on the host's launches (costs/host.py)
+    host_wait_s: float = 0.0  # the device idle, waiting on the host's launches (costs/host.py)
 
     @property
     def total_s(self) -> float:
-        return self.compute_s + self.host_s + sum(self.exposed_s.values())
+        return self.compute_s + self.host_wait_s + sum(self.exposed_s.values())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -182,12 +182,10 @@ def pass_sums(
     cluster = comm_model.cluster
     chip = cluster.chip
     compute = gemm = attention = model = hardware = 0.0
-    launches: dict[str, Any] = {}
-    unit_compute: dict[str, Any] = {}
+    host = HostTally(plan.cuda_graphs)
     comm = dict.fromkeys(COMM_GROUPS, 0.0)
     overlappable = dict.fromkeys(COMM_GROUPS, 0.0)
     for op in ops:
-        launched = eager(op.name, op.unit, plan.cuda_graphs)
         if isinstance(op, ComputeOp):
             t = compute_time_s(op, chip, precision)
             compute += t
@@ -195,22 +193,19 @@ def pass_sums(
             attention += t if op.kind == "attention" else 0.0
             model += op.model_flops
             hardware += op.hardware_flops
-            unit_compute[op.unit] = unit_compute.get(op.unit, 0.0) + t
-            if launched:
-                launches[op.unit] = launches.get(op.unit, 0.0) + op.kernels * op.repeat
+            host.compute(op, t)
         else:
             group = _placement(op, plan, cluster)
             t = comm_model.time_s(op.collective, op.payload_bytes, group) + op.setup_s
             t = t * op.repeat
-            if launched:
-                launches[op.unit] = launches.get(op.unit, 0.0) + vec.where(t > 0, op.repeat, 0.0)
+            host.comm(op, t)
             key = "dp" if op.group in {"dp", "edp"} else op.group  # ZeRO-3 weight prefetch
             comm[key] = comm.get(key, 0.0) + t
             if op.overlappable:
                 overlappable[key] = overlappable.get(key, 0.0) + t
     return PassSums(
-        host_s={unit: n * plan.host_launch_s for unit, n in launches.items()},
-        unit_compute_s=unit_compute,
+        host_s=host.host_s(plan.host_launch_s),
+        unit_compute_s=host.compute_s,
         compute_s=compute,
         gemm_s=gemm,
         attention_s=attention,
@@ -226,8 +221,8 @@ def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
     the compute they overlap (sends are left to `_with_schedule`)."""
     comm, overlappable = sums.comm_s, sums.overlappable_s
     exposed = dict(comm)
-    host = pass_host_s(sums.host_s, sums.unit_compute_s)
-    busy = sums.compute_s + host  # what overlapped all-to-all and prefetch run beside
+    host_wait = pass_host_s(sums.host_s, sums.unit_compute_s)
+    busy = sums.compute_s + host_wait  # what overlapped all-to-all and prefetch run beside
     if plan.tp_comm_overlap:
         exposed["tp"] = comm["tp"] - overlappable["tp"] + _hidden(overlappable["tp"], sums.gemm_s)
     exposed["cp"] = comm["cp"] - overlappable["cp"] + _hidden(overlappable["cp"], sums.attention_s)
@@ -254,7 +249,7 @@ def exposed_pass(sums: PassSums, plan: Plan) -> PassTime:
         comm_s=dict(comm),
         exposed_s=exposed,
         gather_wait_s=comm.get("dp", 0.0) - overlappable.get("dp", 0.0),
-        host_s=host,
+        host_wait_s=host_wait,
     )
 
 
@@ -279,7 +274,7 @@ def _with_schedule(pass_time: PassTime, overlapped: Any) -> PassTime:
     other direction's work where `overlapped` (an asynchronous schedule such as DualPipe;
     `_ASYNC` looked up once per stage), in full otherwise."""
     comm_pp = pass_time.comm_s["pp"]
-    busy = pass_time.compute_s + pass_time.host_s
+    busy = pass_time.compute_s + pass_time.host_wait_s
     exposed_pp: Any
     if vec.is_array(overlapped):
         exposed_pp = np.where(overlapped > 0, _hidden(comm_pp, busy), comm_pp)
@@ -365,7 +360,7 @@ def _add_pass(a: PassTime, b: PassTime) -> PassTime:
         comm_s=_add_groups(a.comm_s, b.comm_s),
         exposed_s=_add_groups(a.exposed_s, b.exposed_s),
         gather_wait_s=a.gather_wait_s + b.gather_wait_s,
-        host_s=a.host_s + b.host_s,
+        host_wait_s=a.host_wait_s + b.host_wait_s,
     )
 
 
@@ -501,7 +496,7 @@ def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan)
     passes = [(s.forward, s.backward) for s, _ in stages]
     breakdown = {
         "compute": m * critical([f.compute_s + b.compute_s for f, b in passes]),
-        "host": m * critical([f.host_s + b.host_s for f, b in passes]),
+        "host": m * critical([f.host_wait_s + b.host_wait_s for f, b in passes]),
         **{
             f"{g}_comm": m * critical([f.exposed_s[g] + b.exposed_s[g] for f, b in passes])
             for g in COMM_GROUPS

@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
-from superscale.costs.host import eager, pass_host_s
+from superscale.costs.host import HostTally, pass_host_s
 from superscale.errors import InfeasiblePlan
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, Plan, place_group
@@ -203,10 +203,8 @@ class _Pricer:
         segment, which leaves every time unchanged and saves events."""
         segments: list[Segment] = []
         send: Send | None = None
-        launches: dict[str, float] = {}
-        unit_compute: dict[str, float] = {}
+        host = HostTally(self.plan.cuda_graphs)
         for op in self.in_layer_order(ops):
-            launched = eager(op.name, op.unit, self.plan.cuda_graphs)
             if isinstance(op, ComputeOp):
                 t = compute_time_s(op, self.cluster.chip, self.precision)
                 segments.append(
@@ -217,35 +215,30 @@ class _Pricer:
                         bytes=op.hbm_bytes * op.repeat,
                     )
                 )
-                unit_compute[op.unit] = unit_compute.get(op.unit, 0.0) + t
-                if launched:
-                    launches[op.unit] = launches.get(op.unit, 0.0) + op.kernels * op.repeat
+                host.compute(op, t)
                 continue
-            if launched and sum(self.comm_parts(op)[:2]) > 0:
-                launches[op.unit] = launches.get(op.unit, 0.0) + op.repeat
+            fixed, work, resource = self.comm_parts(op)
+            host.comm(op, fixed + work)
             if op.group == "pp":
-                fixed, work, resource = self.comm_parts(op)
                 send = Send(
                     fixed_s=fixed,
                     work_s=work,
                     resource=resource,
                     bytes=op.payload_bytes * op.repeat,
                 )
-            else:
-                fixed, work, resource = self.comm_parts(op)
-                if fixed + work > 0:
-                    segments.append(
-                        Segment(
-                            name=op.name,
-                            fixed_s=fixed,
-                            work_s=work,
-                            group=op.group,
-                            resource=resource,
-                            collective=op.collective,
-                            blocking=self.blocking(op),
-                            bytes=op.payload_bytes * op.repeat,
-                        )
+            elif fixed + work > 0:
+                segments.append(
+                    Segment(
+                        name=op.name,
+                        fixed_s=fixed,
+                        work_s=work,
+                        group=op.group,
+                        resource=resource,
+                        collective=op.collective,
+                        blocking=self.blocking(op),
+                        bytes=op.payload_bytes * op.repeat,
                     )
+                )
         # an overlapped reduction is pipelined with the GEMM that produces it (userbuffers)
         for i, seg in enumerate(segments):
             if (
@@ -258,8 +251,7 @@ class _Pricer:
                 segments[i] = replace(seg, early=True)
         compute = sum(s.compute_s for s in segments)
         # the device waits at the task's end for the host's launches beyond its compute
-        host_s = {unit: n * self.plan.host_launch_s for unit, n in launches.items()}
-        stall = pass_host_s(host_s, unit_compute)
+        stall = pass_host_s(host.host_s(self.plan.host_launch_s), host.compute_s)
         busy = compute + stall
         busy += send.fixed_s + send.work_s if send and not self.async_sends else 0.0
         for seg in segments:

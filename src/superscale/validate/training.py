@@ -354,9 +354,8 @@ def compare_row(
         spec = scenario_dict(row)
         if profile is not None:
             spec = {**spec, "cluster": {**spec["cluster"], "profile": profile}}
-        if host_launch_us is not None:  # 0: no host time
-            launch = host_launch_us if host_launch_us > 0 else 1e-9
-            spec = {**spec, "parallel": {**spec["parallel"], "host_launch_us": launch}}
+        if host_launch_us is not None:
+            spec = {**spec, "parallel": {**spec["parallel"], "host_launch_us": host_launch_us}}
         result = simulate(load_scenario(spec), engine=engine)
     except (SpecError, InfeasiblePlan) as exc:
         return _skip(base, str(exc))

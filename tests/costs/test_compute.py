@@ -70,3 +70,26 @@ def test_quantize_kernels_add_to_a_compute_bound_gemm() -> None:
         assert priced == pytest.approx(
             compute_time_s(bare, chip, "fp8") + cast_s + 2 * passes * overhead, rel=1e-9
         )
+
+
+def test_fused_attention_is_priced_at_its_head_size() -> None:
+    """The profile's measured FlashAttention rows run head size 64 slower than 128 at the
+    same FLOPs; the op's shape carries its head size, so the cost layer reads that row."""
+    from superscale.program.ops import ComputeOp
+    from superscale.validate.components import fitted_chip
+
+    chip = fitted_chip("h100-sxm")
+    flops = 1e12
+
+    def attention(head_dim: int) -> ComputeOp:
+        return ComputeOp(
+            name="core_attention", kind="attention", flops=flops, shape=(4096, 4096, head_dim)
+        )
+
+    narrow, wide = (compute_time_s(attention(d), chip, "bf16") for d in (64, 128))
+    assert narrow > wide
+    # the profile's own points at 4096 keys (fitted h100-sxm: FlashAttention-2 fwd+bwd)
+    rates = {p.head_dim: p.tflops for p in chip.profile.attention["bf16"] if p.seq_len == 4096}
+    clock = chip.efficiency.sustained_clock_fraction
+    assert narrow == pytest.approx(flops / (rates[64] * 1e12 * clock), rel=1e-9)
+    assert wide == pytest.approx(flops / (rates[128] * 1e12 * clock), rel=1e-9)

@@ -44,6 +44,7 @@ from superscale.program.ops import ComputeOp
 __all__ = [
     "HIGH_PRECISION_GEMMS",
     "REFERENCE_DIM",
+    "attention_head_dim",
     "attention_key_len",
     "compute_time_s",
     "gemm_efficiency",
@@ -84,6 +85,12 @@ def _attention_precision(precision: str) -> str:
 def attention_key_len(op: ComputeOp) -> float:
     """Key length of a fused attention op: its shape is (queries, keys, head size)."""
     return float(op.shape[1]) if op.shape is not None else 1.0
+
+
+def attention_head_dim(op: ComputeOp) -> int | None:
+    """Per-head query/key width of a fused attention op (its shape's third entry): the
+    measured kernels run head size 64 slower than 128 (FlashAttention-2/3, cuDNN rows)."""
+    return int(op.shape[2]) if op.shape is not None else None
 
 
 def _pricing_profile(op: ComputeOp, chip: Chip, precision: str) -> EfficiencyProfile | None:
@@ -127,7 +134,11 @@ def _time_s(
             kernels += 2 * passes
     elif op.kind == "attention" and vec.any_nonzero(op.flops):
         rate = attention_flops_per_s(
-            chip, _attention_precision(precision), attention_key_len(op), profile=profile
+            chip,
+            _attention_precision(precision),
+            attention_key_len(op),
+            head_dim=attention_head_dim(op),
+            profile=profile,
         )
         flops_s = op.flops / rate
     # the quantize kernels run before the GEMM (or inside the norm or activation before

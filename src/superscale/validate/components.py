@@ -20,7 +20,7 @@ to the component that causes it. Covered so far:
   shared kernel rates with a chip's component-fitted profile, as `cluster.profile: fitted`
   prices a training GEMM (operands at the GEMM's width, a 16-bit output).
 - FlashAttention forward + backward (`attention.csv`) priced as a training attention op is:
-  the fitted profile at the key length, its head sizes averaged (the op does not say one).
+  the fitted profile at the key length and head size (the op's shape carries both).
 - nccl-tests bus bandwidth (`collectives.csv`) of all-reduce, all-gather and reduce-scatter
   on A100, H100 and H200 nodes and H100 clusters, against the collective the tuner picks on
   the catalog system of that node (AWS p5 rows on dgx-h100: the same 3.2 Tb/s per node).
@@ -232,7 +232,7 @@ def dense_gemm_checks() -> list[ComponentCheck]:
 
 def attention_checks() -> list[ComponentCheck]:
     """FlashAttention forward + backward rows on A100 and H100 against the fitted rate a
-    training attention op gets at that key length (head sizes averaged)."""
+    training attention op of that key length and head size gets."""
     checks = []
     for row in component_rows("attention"):
         name = _DENSE_CHIPS.get(row["chip"])
@@ -240,7 +240,9 @@ def attention_checks() -> list[ComponentCheck]:
             continue
         chip = fitted_chip(name)
         seq, head_dim = int(row["seq_len"]), int(row["head_dim"])
-        rate = attention_flops_per_s(chip, "bf16", float(seq), profile=chip.profile)
+        rate = attention_flops_per_s(
+            chip, "bf16", float(seq), head_dim=head_dim, profile=chip.profile
+        )
         causal = "causal" if row["causal"].lower() == "true" else "full"
         checks.append(
             ComponentCheck(

@@ -329,3 +329,18 @@ def test_unknown_cuda_graph_scope_is_named() -> None:
             DEEPSEEK_V3 + " --cuda-graph-impl local --cuda-graph-scope moe",
             cluster={"system": "hgx-h800", "count": 256},
         )
+
+
+@pytest.mark.parametrize(
+    ("flags", "dtype"),
+    [
+        ("--bf16", "fp32"),  # Megatron forces fp32 accumulation for bf16
+        ("--bf16 --grad-reduce-in-bf16", "bf16"),
+        ("--fp16", "bf16"),  # 16-bit gradients unless asked for fp32
+        ("--fp16 --accumulate-allreduce-grads-in-fp32", "fp32"),
+    ],
+)
+def test_gradient_dtype_follows_megatrons_rule(flags: str, dtype: str) -> None:
+    args = GPT3_175B.replace("--bf16", "").replace("--fp16", "") + " " + flags
+    run = parse_megatron(args, cluster={"system": "dgx-h100", "count": 128})
+    assert load_scenario(run.scenario).parallel.grad_reduce_dtype == dtype

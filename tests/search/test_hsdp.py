@@ -18,7 +18,7 @@ from superscale.scenario.rules import hsdp_problem
 from superscale.search.evaluate import evaluate_batch
 from superscale.search.space import Enumeration, enumerate_plans
 from superscale.training.lower import lower
-from superscale.training.memory import GRAD_BYTES, WEIGHT_BYTES
+from superscale.training.memory import WEIGHT_BYTES
 
 SHARD = {"llama3-8b": 8, "qwen3-30b-a3b": 4}  # one DGX; half of one (experts inside it)
 
@@ -106,7 +106,7 @@ def test_hsdp_shards_the_state_over_its_group_only() -> None:
         {**_base("llama3-8b", {}), "cluster": {"system": "dgx-h100", "count": 4}, "parallel": {}}
     )  # pp 1: the one stage holds every parameter
     params = lower(scenario, resolve(scenario)).stages[0].dense_params
-    per_param = WEIGHT_BYTES + GRAD_BYTES + 12  # fp32 master weights and two moments
+    per_param = WEIGHT_BYTES + 4 + 12  # fp32 gradients (the default), master weights, moments
     extra = per_param * params * (1 / 8 - 1 / 32)
     hsdp, full = row(True), row(False)
     assert (hsdp["peak_gib_per_gpu"] - full["peak_gib_per_gpu"]) * 2**30 == pytest.approx(

@@ -57,7 +57,7 @@ def test_reshard_after_forward_gathers_twice_per_micro_batch() -> None:
             gathers * 2 * weights
         )
         (scatter,) = _comms(stage.step, "reduce_scatter")
-        assert scatter.payload_bytes == pytest.approx(2 * weights)  # bf16 gradients
+        assert scatter.payload_bytes == pytest.approx(4 * weights)  # fp32 gradients (default)
         assert not _comms(stage.step, "all_gather")  # ZeRO-3: no step gather
 
 
@@ -70,7 +70,7 @@ def test_hsdp_reduces_inside_the_shard_group_and_all_reduces_its_shard() -> None
     stage = lower(scenario, plan).stages[0]
     (reduce,) = _comms(stage.step, "all_reduce")
     assert reduce.group == "dpr"
-    assert reduce.payload_bytes == pytest.approx(2 * scenario.model.params / 8)
+    assert reduce.payload_bytes == pytest.approx(4 * scenario.model.params / 8)  # fp32
     assert "FSDP2 HSDP: shard over 8, 8 replicas, reshard after forward, prefetch 1" in (
         recipe_words(scenario, plan)
     )

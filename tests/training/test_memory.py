@@ -180,3 +180,29 @@ def test_fp8_storage_needs_fp8_training() -> None:
     none = simulate(load_scenario(_deepseek(parallel={"recompute": "none"}))).to_json()
     plain = _deepseek(parallel={"recompute": "none", "recompute_modules": None})
     assert none["memory"] == simulate(load_scenario(plain)).to_json()["memory"]
+
+
+def test_gradients_are_kept_in_the_dtype_they_are_reduced_in() -> None:
+    """Megatron's DDP accumulates main gradients in one buffer of the reduce dtype: fp32
+    (Megatron-LM's default for bf16) is 4 B/param, bf16 (--grad-reduce-in-bf16, the
+    Megatron-Bridge presets) 2 B; nothing else in memory moves."""
+
+    def memory(dtype: str) -> dict[str, float]:
+        data = {
+            "model": "llama3-8b",
+            "cluster": {"system": "dgx-h100", "count": 1},
+            "training": {"seq_len": 4096, "global_batch": 16},
+            "parallel": {"tp": 8, "zero": 1, "grad_reduce_dtype": dtype},
+        }
+        return dict(simulate(load_scenario(data)).to_json()["memory"])
+
+    fp32, bf16 = memory("fp32"), memory("bf16")
+    assert bf16["grads_gib"] == pytest.approx(fp32["grads_gib"] / 2)
+    for key in ("params_gib", "optimizer_gib", "activations_gib"):
+        assert bf16[key] == pytest.approx(fp32[key])
+    default = {
+        "model": "llama3-8b",
+        "cluster": {"system": "dgx-h100", "count": 1},
+        "training": {"seq_len": 4096, "global_batch": 16},
+    }
+    assert load_scenario(default).parallel.grad_reduce_dtype == "fp32"

@@ -39,8 +39,8 @@ apply to absent flags):
     --pipeline-model-parallel-layout STR                            parallel.pipeline_layout
     --decoder-first/last-pipeline-num-layers N                      parallel.first/last_stage_layers
     --recompute-modules NAME... (selective granularity)             parallel.recompute_modules
-    --accumulate-allreduce-grads-in-fp32 (absent, or --grad-reduce-in-bf16: bf16)
-                                                                    parallel.grad_reduce_dtype
+    --grad-reduce-in-bf16 (bf16); --bf16 without it, or --accumulate-allreduce-grads-in-fp32:
+    fp32 (Megatron's rule); --fp16 without either: 16-bit        parallel.grad_reduce_dtype
     --moe-token-dispatcher-type flex, --moe-enable-deepep → deepep  parallel.ep_dispatch
     --overlap-moe-expert-parallel-comm                              parallel.ep_comm_overlap
     --cuda-graph-impl local|transformer_engine (or --enable-cuda-graph) with
@@ -704,15 +704,23 @@ def _parallel(values: Mapping[str, Any], *, tp: int, layers: int | None) -> dict
         "flash_attention": _flash(values),
         "tp_comm_overlap": bool(values.get("tp-comm-overlap")),
         "dp_comm_overlap": bool(values.get("overlap-grad-reduce")),
-        "grad_reduce_dtype": "fp32"
-        if values.get("accumulate-allreduce-grads-in-fp32")
-        and not values.get("grad-reduce-in-bf16")
-        else "bf16",
+        "grad_reduce_dtype": _grad_reduce_dtype(values),
         **_layout(values),
         **_moe_plan(values),
         **_cuda_graphs(values),
         **(_recompute_modules(values) if _recompute(values) == "selective" else {}),
     }
+
+
+def _grad_reduce_dtype(values: Mapping[str, Any]) -> str:
+    """Megatron-LM's rule (training/arguments.py): --bf16 accumulates and reduces gradients
+    in fp32 unless --grad-reduce-in-bf16; --fp16 keeps 16-bit gradients unless
+    --accumulate-allreduce-grads-in-fp32."""
+    if values.get("grad-reduce-in-bf16"):
+        return "bf16"
+    if values.get("bf16") or values.get("accumulate-allreduce-grads-in-fp32"):
+        return "fp32"
+    return "bf16" if values.get("fp16") else "fp32"
 
 
 _RECOMPUTE_MODULES = (

@@ -101,7 +101,7 @@ class Plan:
     ep_comm_overlap: bool = False
     ep_dispatch: str = "all_to_all"
     expert_gemm: str = "per_expert"
-    grad_reduce_dtype: str = "bf16"
+    grad_reduce_dtype: str = "fp32"
     expert_imbalance: float = 1.0
     redundant_experts: int = 0
     layout: tuple[int, ...] | None = None  # layers per chunk; None: the even split
@@ -351,7 +351,7 @@ def recipe_words(scenario: Scenario, plan: Plan) -> list[str]:
         words.append(f"CUDA graphs: {', '.join(p.cuda_graphs)}")
     if p.host_launch_us is not None:
         words.append(f"host {p.host_launch_us:g} us per kernel launch")
-    if p.grad_reduce_dtype != "bf16":
+    if p.grad_reduce_dtype != "fp32":
         words.append(f"gradients reduced in {p.grad_reduce_dtype}")
     if t.precision == "fp8":
         words.append(f"fp8 recipe {t.fp8_recipe}")

@@ -268,9 +268,11 @@ class ParallelSpec(Spec):
         None, ge=0, description="Layers of the last stage (--decoder-last-pipeline-num-layers)."
     )
     grad_reduce_dtype: Literal["bf16", "fp32"] = Field(
-        "bf16",
-        description="Dtype gradients are reduced in across data parallelism: bf16 (Megatron's "
-        "default) or fp32 (--accumulate-allreduce-grads-in-fp32; Llama 3): twice the bytes.",
+        "fp32",
+        description="Dtype of the main gradients, accumulated and reduced across data "
+        "parallelism in one buffer: fp32 (Megatron-LM's default for bf16 and fp8 training, "
+        "4 B/param) or bf16 (--grad-reduce-in-bf16; Megatron-Bridge's performance recipes; "
+        "also fp16 training's 16-bit gradients): half the memory and the bytes.",
     )
     expert_imbalance: float = Field(
         1.0,

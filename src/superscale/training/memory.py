@@ -1,7 +1,9 @@
 """Peak memory per GPU: weights, gradients, optimizer states, activations and workspace.
 
-Mixed-precision Adam keeps 16-bit weights (2 B/param), fp32 main gradients (4 B) and fp32
-master weights, momentum and variance (12 B): 18 B/param, the Megatron-LM accounting. ZeRO
+Mixed-precision Adam keeps 16-bit weights (2 B/param), main gradients in the dtype they are
+reduced in (`parallel.grad_reduce_dtype`: Megatron's DDP accumulates into one buffer of that
+dtype; fp32, 4 B, is Megatron-LM's default for bf16 training) and fp32 master weights,
+momentum and variance (12 B): 18 B/param, the Megatron-LM accounting, 16 with bf16 gradients. ZeRO
 shards the optimizer states (stage 1), then gradients (2), then weights (3) across the
 data-parallel group (Rajbhandari et al. 2020); routed experts shard across their own
 expert-data-parallel group. Under HSDP they shard over the shard group only. ZeRO-3/FSDP
@@ -31,11 +33,10 @@ from superscale.parallelism.plan import Plan
 from superscale.scenario import Scenario
 from superscale.schedules import Shape, schedules
 from superscale.training.layer import ACT_BYTES, Shard
-from superscale.training.lower import Program, StageProgram, shard_of
+from superscale.training.lower import GRAD_REDUCE_BYTES, Program, StageProgram, shard_of
 from superscale.units import GIB
 
 WEIGHT_BYTES = 2
-GRAD_BYTES = 4
 MOMENT_BYTES = {"fp32": 4, "bf16": 2}  # each of Adam's moments, beside 4 B master weights
 # CUDA context, cuBLAS/cuDNN workspaces, NCCL buffers and allocator fragmentation: a
 # documented allowance, not a measurement (typical PyTorch jobs reserve 2–4 GiB beyond
@@ -244,7 +245,7 @@ def estimate_memory(scenario: Scenario, plan: Plan, program: Program) -> Memory:
             Memory(
                 stage=stage.index,
                 params_bytes=sharded(WEIGHT_BYTES, 3) + _gathered_bytes(scenario, plan, stage),
-                grads_bytes=sharded(GRAD_BYTES, 2),
+                grads_bytes=sharded(GRAD_REDUCE_BYTES[plan.grad_reduce_dtype], 2),
                 optimizer_bytes=sharded(optimizer_bytes, 1),
                 activations_bytes=_stage_activation_bytes(scenario, plan, stage, sh, per_layer),
                 workspace_bytes=WORKSPACE_BYTES,

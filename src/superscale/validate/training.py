@@ -82,6 +82,8 @@ WITHOUT_MTP = {("megatron_bridge_25.11", "DeepSeekV3 (w/o MTP)")}
 # The software stack behind each source: what it ran, from the source's own description.
 _LEGACY_MEGATRON = {  # Megatron-LM 2021-22 (SC21 paper, Korthikanti et al.)
     "flash_attention": False,
+    # fp16 training: Megatron accumulates fp16 gradients unless told to use fp32
+    "grad_reduce_dtype": "bf16",
     "sequence_parallel": False,
     "zero": 0,
     "tp_comm_overlap": False,
@@ -101,7 +103,9 @@ STACKS: dict[str, dict[str, Any]] = {
     "mcore_r080_weak": _MODERN,
     "mcore_r080_strong": _MODERN,
     "nemo_2407": _MODERN,
-    "megatron_bridge_25.11": _MODERN,  # Megatron-Core 0.15 under Megatron-Bridge 25.11
+    # Megatron-Core 0.15 under Megatron-Bridge 25.11; every performance preset sets
+    # grad_reduce_in_fp32 False (scripts/performance/configs/*/*_llm_pretrain.py)
+    "megatron_bridge_25.11": {**_MODERN, "grad_reduce_dtype": "bf16"},
 }
 # Megatron-Bridge 25.11's per-recipe switches, read from its benchmark presets
 # (NVIDIA-NeMo/Megatron-Bridge v0.2.0, the 25.11 release: scripts/performance/configs/

@@ -141,7 +141,9 @@ VARIANTS = [
 
 
 @pytest.mark.parametrize(("model", "parallel", "fsdp"), VARIANTS)
-def test_engines_agree_on_fsdp(model: str, parallel: dict[str, Any], fsdp: Any) -> None:
+def test_engines_agree_on_fsdp(
+    model: str, parallel: dict[str, Any], fsdp: Any, engines_agree: Any
+) -> None:
     scenario = load_scenario(
         {
             "model": model,
@@ -150,12 +152,7 @@ def test_engines_agree_on_fsdp(model: str, parallel: dict[str, Any], fsdp: Any) 
             "parallel": {**parallel, "fsdp": fsdp},
         }
     )
-    analytical = simulate(scenario).to_json()
-    event = simulate(scenario, engine="event").to_json()
-    step = analytical["step_time_s"]
-    assert event["step_time_s"] == pytest.approx(step, rel=0.03)
-    for term, seconds in analytical["breakdown_s"].items():
-        assert abs(event["breakdown_s"][term] - seconds) <= 0.05 * step, term
+    analytical, event = engines_agree(scenario)
     assert event["memory"] == analytical["memory"]
 
 

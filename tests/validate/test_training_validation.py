@@ -132,3 +132,12 @@ def test_bridge_rows_take_their_recipes_software_switches() -> None:
         if r["source_key"] == "megatron_bridge_25.11"
         for key in ("gb300-nvl72", "gb200-nvl72", "dgx-b200", "dgx-h100")
     }
+
+
+def test_dropout_follows_each_models_recipe() -> None:
+    """Megatron's GPT-3-style runs train with dropout; GPT-OSS, whose catalog name also
+    starts with "gpt", runs without (its provider sets both dropouts to 0)."""
+    rows = {r["model"]: r for r in reference_rows()}
+    assert scenario_dict(rows["GPT-1.7B"])["training"]["dropout"] is True
+    assert scenario_dict(rows["GPT OSS 120B"])["training"]["dropout"] is False
+    assert scenario_dict(rows["LLAMA3_8B"])["training"]["dropout"] is False

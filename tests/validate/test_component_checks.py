@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import pytest
@@ -66,13 +67,20 @@ def test_nvl72_torch_api_rows_carry_each_calls_preparation() -> None:
     from superscale.validate.components import nvl72_dispatch_checks
 
     # The same Hybrid-EP calls timed through the torch API (layout and metadata included)
-    # are slower than their kernels: the scale-up model, right on the kernels, is faster
-    # than every torch-API row, so the gap is the preparation and not the link.
+    # are slower than their kernels, by the preparation the cost layer adds to every call:
+    # with it, the torch-API rows are priced as the kernel-only ones are (within 20%).
     kernels = {c.label: c for c in nvl72_dispatch_checks(kernel_only=True)}
-    api = [c for c in nvl72_dispatch_checks() if c.label in kernels]
+    checks = nvl72_dispatch_checks()
+    api = [c for c in checks if c.label in kernels]
     assert len(api) == len(kernels)
     assert all(c.measured < kernels[c.label].measured for c in api)
-    assert all(c.predicted > c.measured for c in api)
+    assert all(c.predicted < kernels[c.label].predicted for c in api)  # preparation charged
+    assert max(abs(c.error_pct) for c in api) <= 20.0, [(c.label, c.error_pct) for c in api]
+    # DeepEP V1 (NVIDIA's measurement; the preparation figure comes from Hybrid-EP rows):
+    # half its rows are within 5% with the same charge, the median within 12% (its EP24
+    # combine, 207 GB/s against 442 at EP16, is the outlier)
+    deepep = sorted(abs(c.error_pct) for c in checks if c.label.startswith("DeepEP"))
+    assert len(deepep) == 6 and deepep[2] <= 5.0 and statistics.median(deepep) <= 12.0, deepep
 
 
 # --- the components a dense H100 training step is priced from (issue 13) -------------------

@@ -35,7 +35,11 @@ from superscale.calibrate.components import component_rows
 from superscale.collectives import BUS_FACTOR
 from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
-from superscale.costs.dispatch import payload_factor, remote_copies_per_token
+from superscale.costs.dispatch import (
+    DISPATCH_PREPARATION_S,
+    payload_factor,
+    remote_copies_per_token,
+)
 from superscale.costs.roofline import attention_flops_per_s, gemm_time_s
 from superscale.hardware.catalog import chips
 from superscale.hardware.profile import FITTED, ProfiledChip, named_profile, with_profile
@@ -113,7 +117,10 @@ def nvl72_dispatch_checks(*, kernel_only: bool = False) -> list[ComponentCheck]:
     row's largest SM budget, against the scale-up all-to-all the cost layer prices.
 
     The rows' torch-API time includes each call's layout and metadata preparation, which
-    Hybrid-EP's kernel-only figures leave out (`kernel_only`)."""
+    Hybrid-EP's kernel-only figures leave out (`kernel_only`): against the torch-API rows
+    the prediction adds the preparation the cost layer charges every such call
+    (`costs.dispatch.DISPATCH_PREPARATION_S`), against the kernel-only ones the transfer
+    alone."""
     best: dict[tuple[str, str, int], dict[str, str]] = {}
     for row in component_rows("moe_dispatch"):
         if row["library"] not in _NVL72_LIBRARIES or row["chip"] != "GB200":
@@ -134,6 +141,8 @@ def nvl72_dispatch_checks(*, kernel_only: bool = False) -> list[ComponentCheck]:
         payload = tokens * top_k * hidden * _BYTES["bf16"]
         costs = CommModel(cluster).costs("all_to_all", ep, 1)
         time_s = min(c.time_s(payload) for c in costs.values())
+        if not kernel_only:
+            time_s += DISPATCH_PREPARATION_S
         link_bytes = payload * (ep - 1) / ep  # the copies bound for other GPUs
         measured = kernel_only_gbps(row["notes"]) if kernel_only else None
         checks.append(

@@ -6,7 +6,7 @@ size (the all-reduce buffer, the all-gather output, the reduce-scatter input, th
 rank sends in an all-to-all). Per-byte time comes from the busiest link when every
 concurrent group runs the algorithm's flows at once, so shared NICs and uplinks slow it;
 fixed time counts launches and per-step latencies (Thakur et al. 2005 for ring and tree
-step counts). Pipelined algorithms (ring, tree, NVLS) also pay the chunk pipeline's fill
+step counts). Chained algorithms (tree, NVLS, the broadcast chain) also pay the chunk pipeline's fill
 (`pipelined`): 2·√(steps·α·β·S) while the best chunk fits NCCL's buffer, then the fixed
 fill of NCCL's chunk (its NCCL_BUFFSIZE / NCCL_STEPS constants), no fitted parameter.
 Adding an algorithm = one module with a class implementing `Algorithm` and an
@@ -28,11 +28,12 @@ COLLECTIVES = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "all_t
 # The library's fixed latencies, fitted (`python -m superscale.calibrate.latency`) to the 33
 # nccl-tests all-reduce rows of 1 KiB-1 MiB on whole 8-GPU ND A100 v4, ND H100 v5 and ND
 # H200 v5 nodes (collectives.csv, Azure AI Benchmarking Guide): priced with the links
-# catalog's latencies, the tuner's algorithm (NVLS on H100/H200, tree on A100) and the
-# pipeline fill, they give those rows a median error of 8.4%. Only single-node 8-GPU rows
-# are that small, so the per-step figure is set by NVLS's 2 steps against the tree's 6.
-LAUNCH_S = 25.55e-6  # launch + protocol setup of one library collective (NCCL-class)
-STEP_S = 1.05e-6  # per-step synchronisation on top of the link's latency
+# catalog's latencies, the tuner's algorithm and the chain algorithms' pipeline fill,
+# they give those rows a median error of 9.1%. Only single-node 8-GPU rows are that
+# small, so the per-step figure is set by NVLS's 2 steps against the tree's 6 and the
+# ring's 14.
+LAUNCH_S = 25.95e-6  # launch + protocol setup of one library collective (NCCL-class)
+STEP_S = 0.85e-6  # per-step synchronisation on top of the link's latency
 # nccl-tests bus-bandwidth factors (NVIDIA nccl-tests doc/PERFORMANCE.md)
 BUS_FACTOR: dict[str, Callable[[int], float]] = {
     "all_reduce": lambda n: 2 * (n - 1) / n,

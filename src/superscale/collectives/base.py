@@ -6,9 +6,10 @@ size (the all-reduce buffer, the all-gather output, the reduce-scatter input, th
 rank sends in an all-to-all). Per-byte time comes from the busiest link when every
 concurrent group runs the algorithm's flows at once, so shared NICs and uplinks slow it;
 fixed time counts launches and per-step latencies (Thakur et al. 2005 for ring and tree
-step counts). Chained algorithms (tree, NVLS, the broadcast chain) also pay the chunk pipeline's fill
-(`pipelined`): 2·√(steps·α·β·S) while the best chunk fits NCCL's buffer, then the fixed
-fill of NCCL's chunk (its NCCL_BUFFSIZE / NCCL_STEPS constants), no fitted parameter.
+step counts). Chained algorithms (tree, NVLS, the broadcast chain) also pay the chunk
+pipeline's fill (`pipelined`): 2·√(steps·α·β·S) while the best chunk fits NCCL's buffer,
+then the fixed fill of NCCL's chunk (its NCCL_BUFFSIZE / NCCL_STEPS constants), no
+fitted parameter; a ring's reductions do not chain (`ring.py`).
 Adding an algorithm = one module with a class implementing `Algorithm` and an
 `@register("name")` line; contract tests run over the registry.
 """

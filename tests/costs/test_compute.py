@@ -93,3 +93,28 @@ def test_fused_attention_is_priced_at_its_head_size() -> None:
     clock = chip.efficiency.sustained_clock_fraction
     assert narrow == pytest.approx(flops / (rates[64] * 1e12 * clock), rel=1e-9)
     assert wide == pytest.approx(flops / (rates[128] * 1e12 * clock), rel=1e-9)
+
+
+def test_a_batched_gemm_pays_one_kernels_fixed_time_under_a_profile() -> None:
+    """The unfused attention's per-head GEMMs run as one strided-batched kernel: under a
+    fitted profile (whose rates include each GEMM kernel's fixed time) the batch costs what
+    one GEMM of the instances stacked along m does, not `batch` small GEMMs' worth."""
+    from superscale.training.layer import _gemm
+    from superscale.validate.components import fitted_chip
+
+    chip = fitted_chip("a100-sxm-80g")
+    heads, seq, head_dim = 24, 2048, 96
+    batched = _gemm("attn_scores", seq, seq, head_dim, batch=heads)
+    single = _gemm("attn_scores", seq, seq, head_dim)
+    stacked = _gemm("attn_scores", seq * heads, seq, head_dim)
+    t_batched = compute_time_s(batched, chip, "fp16")
+    assert t_batched < heads * compute_time_s(single, chip, "fp16")
+    # same FLOPs and rate as the stacked GEMM; the batch reads each head's keys, so it
+    # moves more bytes, and where those bind it is not faster than the stacked one
+    assert batched.flops == stacked.flops
+    assert t_batched >= compute_time_s(stacked, chip, "fp16")
+    # the catalog formulas charge one kernel overhead either way: batching changes nothing
+    catalog = chips().get("a100-sxm-80g")
+    assert compute_time_s(batched, catalog, "fp16") == pytest.approx(
+        compute_time_s(replace(batched, batch=1.0), catalog, "fp16"), rel=1e-12
+    )

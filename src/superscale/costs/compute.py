@@ -103,6 +103,18 @@ def _pricing_profile(op: ComputeOp, chip: Chip, precision: str) -> EfficiencyPro
     return profile_of(chip)
 
 
+def _kernel_shape(op: ComputeOp) -> tuple[vec.Num, vec.Num, vec.Num] | None:
+    """The (m, n, k) one kernel of the op computes: a strided-batched GEMM of `batch`
+    instances schedules all their tiles in one launch, so it runs like one GEMM with the
+    instances stacked along m. A profile's rate at a shape includes the kernel's fixed
+    time (`calibrate.fit`: t0 per GEMM kernel), which the batch pays once, not per
+    instance; the tile shape (n, k) and the op's own HBM bytes stay as they are."""
+    if op.shape is None or op.batch == 1.0:
+        return op.shape
+    m, n, k = op.shape
+    return (m * op.batch, n, k)
+
+
 def _hbm_bytes(op: ComputeOp, gemm_precision: str) -> vec.Num:
     """The op's HBM traffic, its GEMM operands at the width the GEMM reads them."""
     width = OPERAND_BYTES.get(gemm_precision)
@@ -122,7 +134,9 @@ def _time_s(
     flops_s: vec.Num = 0.0
     cast_s: vec.Num = 0.0
     if op.kind == "gemm" and vec.any_nonzero(op.flops):
-        flops_s = op.flops / gemm_flops_per_s(chip, gemm_precision, op.shape, profile=profile)
+        flops_s = op.flops / gemm_flops_per_s(
+            chip, gemm_precision, _kernel_shape(op), profile=profile
+        )
         if gemm_precision in _QUANTIZED and op.shape is not None and op.cast_bytes_per_input:
             m, n, k = op.shape
             passes = op.flops / (2.0 * m * n * k)  # 1 forward, 2 for its backward

@@ -34,6 +34,9 @@ class ComputeOp:
     # (fp8, fp4) reads them at its own width (`costs/compute.py`)
     operand_bytes: float = 0.0
     shape: tuple[int, int, int] | None = None  # (m, n, k) for GEMMs
+    # GEMMs: instances of `shape` one strided-batched kernel computes (the unfused
+    # attention's per-head score and value GEMMs), which pay one kernel's fixed time
+    batch: float = 1.0
     kernels: float = 1  # launches (a per-expert GEMM launches once per local expert)
     recompute: bool = False
     repeat: int = 1

@@ -107,7 +107,7 @@ def _gemm(name: str, m: float, n: float, k: float, *, batch: float = 1.0) -> Com
     """`batch` GEMMs of (m, n, k): inputs and output at 16 bits."""
     operands = ACT_BYTES * batch * (m * k + k * n)
     io = (batch * m * k, batch * m * n)
-    return _gemm_op(name, 2.0 * batch * m * n * k, operands, io, (m, n, k))
+    return replace(_gemm_op(name, 2.0 * batch * m * n * k, operands, io, (m, n, k)), batch=batch)
 
 
 def grouped_gemm(

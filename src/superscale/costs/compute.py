@@ -109,7 +109,7 @@ def _kernel_shape(op: ComputeOp) -> tuple[vec.Num, vec.Num, vec.Num] | None:
     instances stacked along m. A profile's rate at a shape includes the kernel's fixed
     time (`calibrate.fit`: t0 per GEMM kernel), which the batch pays once, not per
     instance; the tile shape (n, k) and the op's own HBM bytes stay as they are."""
-    if op.shape is None or op.batch == 1.0:
+    if op.shape is None or (not vec.is_array(op.batch) and op.batch == 1.0):
         return op.shape
     m, n, k = op.shape
     return (m * op.batch, n, k)

@@ -39,16 +39,18 @@ def test_throughput_error_with_the_catalog_rates() -> None:
     # Serving prices through the cost layer training uses (issue 13). MI300X fp8 GEMMs run
     # at the catalog's measured fp8 rate (Azure's hipBLASLt sweep, gemm.csv: 1,223 TFLOP/s,
     # 0.47 of peak); at the 0.75 default the MLPerf MI300X rows came out 70-80% high.
+    # (15.2% and 10.3% at this writing; the issue's target is 15%)
     stats = _summary(None)
-    assert stats["throughput"]["mean_abs_error_pct"] <= 20.0
-    assert stats["latency"]["mean_abs_error_pct"] <= 20.0
+    assert stats["throughput"]["mean_abs_error_pct"] <= 16.0
+    assert stats["latency"]["mean_abs_error_pct"] <= 12.0
 
 
-def test_throughput_error_within_20_percent_with_fitted_profiles() -> None:
-    # every chip priced by the profile fitted to its component rows (cluster.profile)
+def test_throughput_error_within_12_percent_with_fitted_profiles() -> None:
+    # every chip priced by the profile fitted to its component rows (cluster.profile);
+    # 10.8% and 10.6% at this writing
     stats = _summary("fitted")
-    assert stats["throughput"]["mean_abs_error_pct"] <= 20.0
-    assert stats["latency"]["mean_abs_error_pct"] <= 30.0
+    assert stats["throughput"]["mean_abs_error_pct"] <= 12.0
+    assert stats["latency"]["mean_abs_error_pct"] <= 12.0
 
 
 def test_validate_inference_refuses_a_missing_profile_file(
@@ -59,3 +61,14 @@ def test_validate_inference_refuses_a_missing_profile_file(
     missing = tmp_path / "none.yaml"
     assert main(["validate", "--inference", "--profile", str(missing)]) == 2
     assert "none.yaml" in capsys.readouterr().err
+
+
+def test_every_python_scheduler_pays_the_per_request_host_time() -> None:
+    """The per-request host time is one value for every Python scheduler (SGLang v0.3,
+    vLLM v0.6, the vLLM-based MLPerf SUT); TensorRT-LLM's C++ executor pays none."""
+    from superscale.validate.inference import PYTHON_REQUEST_OVERHEAD_US, STACKS
+
+    python = {name for name in STACKS if name.startswith(("SGLang", "vLLM"))}
+    assert python == {"SGLang", "vLLM", "vLLM-based (PySUT)"}
+    assert all(STACKS[n]["request_overhead_us"] == PYTHON_REQUEST_OVERHEAD_US for n in python)
+    assert "request_overhead_us" not in STACKS["TensorRT-LLM"]

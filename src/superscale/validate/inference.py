@@ -67,8 +67,15 @@ PYTHON_REQUEST_OVERHEAD_US = 20.0
 STACKS: dict[str, dict[str, Any]] = {
     # TensorRT-LLM in-flight batching, chunked context, batch limited by KV memory
     "TensorRT-LLM": {"max_batch": 2048, "max_batch_tokens": 8192, "chunked_prefill": True},
-    # MLPerf AMD vLLM-based harness: large batches, chunked prefill
-    "vLLM-based (PySUT)": {"max_batch": 2048, "max_batch_tokens": 8192, "chunked_prefill": True},
+    # MLPerf AMD vLLM-based harness: large batches, chunked prefill; vLLM's Python
+    # scheduler under a Python SUT (v4.1, August 2024: before vLLM overlapped its output
+    # processing), so it pays the Python per-request time as the vLLM rows do
+    "vLLM-based (PySUT)": {
+        "max_batch": 2048,
+        "max_batch_tokens": 8192,
+        "chunked_prefill": True,
+        "request_overhead_us": PYTHON_REQUEST_OVERHEAD_US,
+    },
     # SGLang v0.3: chunked_prefill_size 8192, max running requests from KV memory; prefill
     # batches run apart from decode (--enable-mixed-chunk is off by default); the Python
     # scheduler is not overlapped with the GPU before v0.4's overlap scheduler

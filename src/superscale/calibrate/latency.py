@@ -17,6 +17,13 @@ double binary tree on the A100) and its link latencies from the links catalog, t
 bandwidth and pipeline-fill terms included. Every algorithm pays one launch, so for
 each step latency on a grid the best launch is a one-dimensional search; the pair kept
 minimises the mean |log(predicted / measured)|. Nothing here reads an end-to-end row.
+
+The scale-out network's per-step latency (`ib-ndr-400g`'s `latency_us` in the links
+catalog: wire, switches and NCCL's proxy hand-off of each step) comes from the
+multi-node rows the same way (`fit_network_latency`): every all-reduce, all-gather and
+reduce-scatter of AWS p5 and NVIDIA DGX H100 clusters (2-1,024 nodes, 16 MiB-16 GiB,
+100 rows), priced by the tuner's pick (the ring where a row forced it) with the shipped
+launch and step, for each latency on a 1 µs grid.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from superscale.calibrate.components import component_rows
-from superscale.collectives.tuner import costs_for
+from superscale.collectives.base import BUS_FACTOR
+from superscale.collectives.tuner import CommModel, costs_for
+from superscale.hardware.catalog import links
 from superscale.hardware.spec import Cluster
 from superscale.topology.graph import Topology, groups_of
 
@@ -39,6 +48,9 @@ SYSTEMS = {  # source's system label starts with -> catalog system
 }
 STEP_GRID_S = np.arange(0.0, 6.0001e-6, 0.05e-6)
 LAUNCH_GRID_S = np.arange(0.0, 60.0001e-6, 0.05e-6)
+NETWORK = "ib-ndr-400g"  # the scale-out link the multi-node rows cross
+NETWORK_SYSTEMS = {"AWS p5": "dgx-h100", "NVIDIA H100 cluster": "dgx-h100"}
+NETWORK_GRID_US = tuple(float(x) for x in range(1, 13))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,6 +140,84 @@ def fit_latency(rows: list[LatencyRow] | None = None) -> LatencyFit:
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkRow:
+    """One multi-node reduction: where, how big, which algorithm, its measured time."""
+
+    system: str
+    nodes: int
+    gpus: int
+    op: str
+    size_bytes: int
+    algorithm: str  # "ring" where the row forced it, else "auto" (the tuner's pick)
+    measured_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NetworkFit:
+    latency_us: float
+    rows: int
+    mean_abs_log_error: float
+    errors_by_latency: dict[float, float]  # grid point -> mean |log error|
+
+
+def network_rows() -> list[NetworkRow]:
+    """The multi-node nccl-tests rows `fit_network_latency` uses (module docstring)."""
+    out = []
+    for row in component_rows("collectives"):
+        system = next(
+            (s for label, s in NETWORK_SYSTEMS.items() if row["system"].startswith(label)), None
+        )
+        op, size = row["op"], row["message_bytes"].strip()
+        if system is None or op not in ("all_reduce", "all_gather", "reduce_scatter"):
+            continue
+        if not size or int(row["num_nodes"]) < 2:
+            continue
+        gpus = int(row["num_gpus"])
+        busbw = float(row["busbw_GBps"]) * 1e9
+        out.append(
+            NetworkRow(
+                system=system,
+                nodes=int(row["num_nodes"]),
+                gpus=gpus,
+                op=op,
+                size_bytes=int(size),
+                algorithm="ring" if row["algorithm"].startswith("Ring") else "auto",
+                measured_s=int(size) * BUS_FACTOR[op](gpus) / busbw,
+            )
+        )
+    return out
+
+
+def _network_error(rows: list[NetworkRow], latency_us: float) -> float:
+    """Mean |log(predicted / measured)| over `rows` with the network's latency set."""
+    network = links().get(NETWORK).model_copy(update={"latency_us": latency_us})
+    models: dict[tuple[str, int], CommModel] = {}
+    errors = []
+    for row in rows:
+        model = models.setdefault(
+            (row.system, row.nodes),
+            CommModel(
+                Cluster.model_validate(
+                    {"system": row.system, "count": row.nodes, "scale_out": {"network": network}}
+                )
+            ),
+        )
+        _, seconds = model.best(row.op, row.size_bytes, row.gpus, 1, algorithm=row.algorithm)
+        errors.append(abs(np.log(seconds / row.measured_s)))
+    return float(np.mean(errors))
+
+
+def fit_network_latency(rows: list[NetworkRow] | None = None) -> NetworkFit:
+    """The network latency on `NETWORK_GRID_US` that prices the multi-node rows best."""
+    rows = network_rows() if rows is None else rows
+    errors = {us: _network_error(rows, us) for us in NETWORK_GRID_US}
+    best = min(errors, key=lambda us: errors[us])
+    return NetworkFit(
+        latency_us=best, rows=len(rows), mean_abs_log_error=errors[best], errors_by_latency=errors
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Print the fit and each row's predicted and measured time."""
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
@@ -144,6 +234,13 @@ def main(argv: list[str] | None = None) -> None:
         f"launch {fit.launch_s * 1e6:.2f} us, step {fit.step_s * 1e6:.2f} us over "
         f"{fit.rows} rows: median |err| {fit.median_abs_error_pct:.1f}%, "
         f"mean |log(predicted/measured)| {fit.mean_abs_log_error:.3f}"
+    )
+    network = fit_network_latency()
+    grid = ", ".join(f"{us:g} us {e:.3f}" for us, e in network.errors_by_latency.items())
+    print(f"{NETWORK} per-step latency: mean |log(predicted/measured)| by latency: {grid}")
+    print(
+        f"{NETWORK} latency {network.latency_us:g} us over {network.rows} multi-node rows: "
+        f"mean |log(predicted/measured)| {network.mean_abs_log_error:.3f}"
     )
 
 

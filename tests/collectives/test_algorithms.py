@@ -167,6 +167,10 @@ def test_all_gather_and_reduce_scatter_across_systems_run_as_rings() -> None:
         for collective in ("all_gather", "reduce_scatter"):
             assert "hierarchical" not in model.costs(collective, 8 * nodes, 1)
         assert "hierarchical" in model.costs("all_reduce", 8 * nodes, 1)
+    # Huawei's HCCL is two-level by design: its all-gather keeps the hierarchical form
+    ascend = CommModel(_cluster("atlas-800t-a2", 4))
+    assert "hierarchical" in ascend.costs("all_gather", 32, 1)
+    assert "hierarchical" in ascend.costs("reduce_scatter", 32, 1)
     size = 32 * 2**20
     seconds = [
         CommModel(_cluster("dgx-h100", n // 8)).best("all_gather", size, n, 1)[1] for n in (32, 256)

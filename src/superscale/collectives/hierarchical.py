@@ -1,4 +1,4 @@
-"""Hierarchical all-reduce across systems.
+"""Hierarchical all-reduce (and, under HCCL, all-gather and reduce-scatter) across systems.
 
 Reduce-scatter among a group's members inside each system (fast fabric), then all-reduce
 of the 1/k shard among members at the same position across systems (the k position-groups
@@ -7,13 +7,16 @@ run at once, each on its own NIC rail), then all-gather inside the system (Jia e
 system run as rings, or as the direct pattern on a full mesh (`mesh.py`), which uses
 every peer link.
 
-All-reduce only: NCCL (and RCCL, which follows it) has no hierarchical all-gather or
-reduce-scatter. Those run as rings across systems (NVLS inside one, PAT at one rank per
-system: NVIDIA/nccl src/device/all_gather.h, reduce_scatter.h), and a ring's n − 1 steps
-are what the nccl-tests sweeps show: on 4-32 AWS p5 nodes, 32-64 MiB all-gathers fall
-from 84 to 12 GB/s busbw as the group grows, where the hierarchical form, with n/k − 1
-steps, kept 64-120 (components/collectives.csv; the 37 all-gather and reduce-scatter
-rows' mean busbw error falls from 47% to 18% without it).
+All-gather and reduce-scatter too only under Huawei's HCCL, which is two-level by design
+(a level-0 algorithm inside the server, a level-1 one between servers, HCCL_ALGO; CANN
+"Collective Communication Algorithms"). NCCL, and RCCL and MetaX's MCCL, which follow
+it, have no hierarchical all-gather or reduce-scatter: those run as rings across systems
+(NVLS inside one, PAT at one rank per system: NVIDIA/nccl src/device/all_gather.h,
+reduce_scatter.h), and a ring's n − 1 steps are what the nccl-tests sweeps show: on
+4-32 AWS p5 nodes, 32-64 MiB all-gathers fall from 84 to 12 GB/s busbw as the group
+grows, where the hierarchical form, with n/k − 1 steps, kept 64-120
+(components/collectives.csv; the 37 all-gather and reduce-scatter rows' mean busbw error
+falls from 47% to 18% without it).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ from superscale.collectives.ring import Ring
 from superscale.topology.graph import IntArray, Topology
 
 _RING = Ring()
+_PHASED = ("all_reduce", "reduce_scatter", "all_gather")
+# chip vendors whose collective library runs all-gather and reduce-scatter in two levels
+TWO_LEVEL_VENDORS = frozenset({"Huawei"})
 
 
 def inner_cost(collective: str, intra: IntArray, topo: Topology) -> LinearCost:
@@ -38,13 +44,14 @@ def inner_cost(collective: str, intra: IntArray, topo: Topology) -> LinearCost:
 @register("hierarchical")
 class Hierarchical:
     """Intra-system reduce-scatter → inter-system all-reduce → intra-system all-gather
-    (all-reduce only; see the module docstring)."""
+    (all-gather and reduce-scatter too under HCCL; see the module docstring)."""
 
     name = "hierarchical"
 
     def cost(self, collective: str, groups: IntArray, topo: Topology) -> LinearCost | None:
         split = subgroups(groups, topo)
-        if split is None or collective != "all_reduce":
+        two_level = topo.cluster.chip.vendor in TWO_LEVEL_VENDORS
+        if split is None or collective not in ({*_PHASED} if two_level else {"all_reduce"}):
             return None
         intra, inter = split
         k = intra.shape[1]
@@ -54,4 +61,8 @@ class Hierarchical:
         assert outer is not None
         outer = outer.scaled(1.0 / k)  # each position-group carries the 1/k shard
         launch = LinearCost(-2 * launch_s(topo), 0.0)  # one launch, not three
-        return inner_rs + outer + inner_ag + launch
+        if collective == "all_reduce":
+            return inner_rs + outer + inner_ag + launch
+        if collective == "reduce_scatter":
+            return inner_rs + outer + LinearCost(-launch_s(topo), 0.0)
+        return outer + inner_ag + LinearCost(-launch_s(topo), 0.0)

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from superscale.calibrate.fit import fit_all
+from superscale.calibrate.latency import fit_latency, fit_network_latency
 from superscale.costs.host import HOST_LAUNCH_S
 from superscale.validate.components import (
     ComponentCheck,
@@ -73,6 +74,28 @@ def _components() -> dict[str, Any]:
         entry["worst_median_abs_error_pct"] = max(
             entry["worst_median_abs_error_pct"], fit.median_abs_error_pct
         )
+    latency = fit_latency()
+    print(
+        f"{'latency launch/step (nccl-tests)':<34} {latency.rows:4d} "
+        f"{latency.median_abs_error_pct:5.1f}%  launch {latency.launch_s * 1e6:g} us, "
+        f"step {latency.step_s * 1e6:g} us"
+    )
+    network = fit_network_latency()
+    print(
+        f"{'latency network step (nccl-tests)':<34} {network.rows:4d} "
+        f"  |log| {network.mean_abs_log_error:.3f}  {network.latency_us:g} us"
+    )
+    out["fit_latency"] = {
+        "rows": latency.rows,
+        "launch_us": round(latency.launch_s * 1e6, 3),
+        "step_us": round(latency.step_s * 1e6, 3),
+        "median_abs_error_pct": round(latency.median_abs_error_pct, 3),
+    }
+    out["fit_network_latency"] = {
+        "rows": network.rows,
+        "latency_us": network.latency_us,
+        "mean_abs_log_error": round(network.mean_abs_log_error, 4),
+    }
     return out
 
 

@@ -25,15 +25,17 @@ def test_shipped_launch_and_step_are_the_fit() -> None:
 
 
 def test_shipped_network_latency_is_the_multi_node_fit() -> None:
-    """The links catalog's NDR per-step latency is the 1 µs grid point that prices the
-    100 multi-node nccl-tests rows best, and the grid's ends are worse (a real minimum)."""
-    from superscale.calibrate.latency import NETWORK, fit_network_latency, network_rows
+    """The links catalog's NDR and EFA per-step latency is the 1 µs grid point that prices
+    the 100 multi-node nccl-tests rows best, and the grid's ends are worse (a real
+    minimum)."""
+    from superscale.calibrate.latency import NETWORKS, fit_network_latency, network_rows
     from superscale.hardware.catalog import links
 
     rows = network_rows()
     assert len(rows) == 100 and all(r.nodes >= 2 for r in rows)
+    assert {r.network for r in rows} == set(NETWORKS)  # InfiniBand clusters and AWS EFA
     fit = fit_network_latency(rows)
-    assert links().get(NETWORK).latency_us == fit.latency_us
+    assert all(links().get(name).latency_us == fit.latency_us for name in NETWORKS)
     errors = fit.errors_by_latency
     assert errors[min(errors)] > fit.mean_abs_log_error < errors[max(errors)]
     assert fit.mean_abs_log_error < 0.2

@@ -18,12 +18,13 @@ bandwidth and pipeline-fill terms included. Every algorithm pays one launch, so 
 each step latency on a grid the best launch is a one-dimensional search; the pair kept
 minimises the mean |log(predicted / measured)|. Nothing here reads an end-to-end row.
 
-The scale-out network's per-step latency (`ib-ndr-400g`'s `latency_us` in the links
-catalog: wire, switches and NCCL's proxy hand-off of each step) comes from the
-multi-node rows the same way (`fit_network_latency`): every all-reduce, all-gather and
-reduce-scatter of AWS p5 and NVIDIA DGX H100 clusters (2-1,024 nodes, 16 MiB-16 GiB,
-100 rows), priced by the tuner's pick (the ring where a row forced it) with the shipped
-launch and step, for each latency on a 1 µs grid.
+The scale-out network's per-step latency (`latency_us` of `ib-ndr-400g` and `efa-400g`
+in the links catalog: wire, switches and NCCL's proxy hand-off of each step, one figure
+for both since NCCL's network proxy is the same software path) comes from the multi-node
+rows the same way (`fit_network_latency`): every all-reduce, all-gather and
+reduce-scatter of NVIDIA DGX H100 clusters (InfiniBand) and AWS p5 (EFA) (2-1,024 nodes,
+16 MiB-16 GiB, 100 rows), priced by the tuner's pick (the ring where a row forced it)
+with the shipped launch and step, for each latency on a 1 µs grid.
 """
 
 from __future__ import annotations
@@ -48,8 +49,12 @@ SYSTEMS = {  # source's system label starts with -> catalog system
 }
 STEP_GRID_S = np.arange(0.0, 6.0001e-6, 0.05e-6)
 LAUNCH_GRID_S = np.arange(0.0, 60.0001e-6, 0.05e-6)
-NETWORK = "ib-ndr-400g"  # the scale-out link the multi-node rows cross
-NETWORK_SYSTEMS = {"AWS p5": "dgx-h100", "NVIDIA H100 cluster": "dgx-h100"}
+NETWORKS = ("ib-ndr-400g", "efa-400g")  # the scale-out links the multi-node rows cross
+# source's system label starts with -> (catalog system, its scale-out network)
+NETWORK_SYSTEMS = {
+    "AWS p5": ("dgx-h100", "efa-400g"),
+    "NVIDIA H100 cluster": ("dgx-h100", "ib-ndr-400g"),
+}
 NETWORK_GRID_US = tuple(float(x) for x in range(1, 13))
 
 
@@ -145,6 +150,7 @@ class NetworkRow:
     """One multi-node reduction: where, how big, which algorithm, its measured time."""
 
     system: str
+    network: str
     nodes: int
     gpus: int
     op: str
@@ -165,11 +171,11 @@ def network_rows() -> list[NetworkRow]:
     """The multi-node nccl-tests rows `fit_network_latency` uses (module docstring)."""
     out = []
     for row in component_rows("collectives"):
-        system = next(
+        where = next(
             (s for label, s in NETWORK_SYSTEMS.items() if row["system"].startswith(label)), None
         )
         op, size = row["op"], row["message_bytes"].strip()
-        if system is None or op not in ("all_reduce", "all_gather", "reduce_scatter"):
+        if where is None or op not in ("all_reduce", "all_gather", "reduce_scatter"):
             continue
         if not size or int(row["num_nodes"]) < 2:
             continue
@@ -177,7 +183,8 @@ def network_rows() -> list[NetworkRow]:
         busbw = float(row["busbw_GBps"]) * 1e9
         out.append(
             NetworkRow(
-                system=system,
+                system=where[0],
+                network=where[1],
                 nodes=int(row["num_nodes"]),
                 gpus=gpus,
                 op=op,
@@ -190,18 +197,20 @@ def network_rows() -> list[NetworkRow]:
 
 
 def _network_error(rows: list[NetworkRow], latency_us: float) -> float:
-    """Mean |log(predicted / measured)| over `rows` with the network's latency set."""
-    network = links().get(NETWORK).model_copy(update={"latency_us": latency_us})
-    models: dict[tuple[str, int], CommModel] = {}
+    """Mean |log(predicted / measured)| over `rows` with the networks' latency set."""
+    networks = {
+        name: links().get(name).model_copy(update={"latency_us": latency_us}) for name in NETWORKS
+    }
+    models: dict[tuple[str, str, int], CommModel] = {}
     errors = []
     for row in rows:
+        spec = {
+            "system": row.system,
+            "count": row.nodes,
+            "scale_out": {"network": networks[row.network]},
+        }
         model = models.setdefault(
-            (row.system, row.nodes),
-            CommModel(
-                Cluster.model_validate(
-                    {"system": row.system, "count": row.nodes, "scale_out": {"network": network}}
-                )
-            ),
+            (row.system, row.network, row.nodes), CommModel(Cluster.model_validate(spec))
         )
         _, seconds = model.best(row.op, row.size_bytes, row.gpus, 1, algorithm=row.algorithm)
         errors.append(abs(np.log(seconds / row.measured_s)))
@@ -209,7 +218,7 @@ def _network_error(rows: list[NetworkRow], latency_us: float) -> float:
 
 
 def fit_network_latency(rows: list[NetworkRow] | None = None) -> NetworkFit:
-    """The network latency on `NETWORK_GRID_US` that prices the multi-node rows best."""
+    """The networks' latency on `NETWORK_GRID_US` that prices the multi-node rows best."""
     rows = network_rows() if rows is None else rows
     errors = {us: _network_error(rows, us) for us in NETWORK_GRID_US}
     best = min(errors, key=lambda us: errors[us])
@@ -237,9 +246,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     network = fit_network_latency()
     grid = ", ".join(f"{us:g} us {e:.3f}" for us, e in network.errors_by_latency.items())
-    print(f"{NETWORK} per-step latency: mean |log(predicted/measured)| by latency: {grid}")
+    names = " and ".join(NETWORKS)
+    print(f"{names} per-step latency: mean |log(predicted/measured)| by latency: {grid}")
     print(
-        f"{NETWORK} latency {network.latency_us:g} us over {network.rows} multi-node rows: "
+        f"{names} latency {network.latency_us:g} us over {network.rows} multi-node rows: "
         f"mean |log(predicted/measured)| {network.mean_abs_log_error:.3f}"
     )
 

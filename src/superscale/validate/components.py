@@ -23,13 +23,15 @@ to the component that causes it. Covered so far:
   the fitted profile at the key length and head size (the op's shape carries both).
 - nccl-tests bus bandwidth (`collectives.csv`) of all-reduce, all-gather and reduce-scatter
   on A100, H100 and H200 nodes and H100 clusters, against the collective the tuner picks on
-  the catalog system of that node (AWS p5 rows on dgx-h100: the same 3.2 Tb/s per node).
+  the catalog system of that node (AWS p5 rows on dgx-h100 joined by EFA, efa-400g: the
+  same 3.2 Tb/s per node, no switch-side reduction).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from superscale.calibrate.components import component_rows
 from superscale.collectives import BUS_FACTOR
@@ -275,13 +277,16 @@ _COLLECTIVE_SYSTEMS = (  # (chip, system label starts with) -> catalog system
     ("H200", "Azure ND H200", "hgx-h200"),
     ("H200", "8x H200 HGX", "hgx-h200"),
 )
+# The scale-out network a row's nodes are joined by, where not the catalog system's own:
+# AWS p5 nodes talk over EFA, which has no switch-side reduction
+_COLLECTIVE_NETWORKS = {"AWS p5": "efa-400g"}
 _REDUCTIONS = ("all_reduce", "all_gather", "reduce_scatter")
 
 
 def collective_checks() -> list[ComponentCheck]:
     """nccl-tests bus bandwidth by size and GPU count against the tuner's pick on the
     node's catalog system (whole systems), or against the ring where a row turned NVLS off."""
-    models: dict[tuple[str, int], CommModel] = {}
+    models: dict[tuple[str, int, str | None], CommModel] = {}
     checks = []
     for row in component_rows("collectives"):
         system = next(
@@ -299,7 +304,11 @@ def collective_checks() -> list[ComponentCheck]:
         if nodes == 1 and 8 % gpus:
             continue  # 5-7 GPUs of an 8-GPU node do not tile it
         size = int(row["message_bytes"])
-        model = models.setdefault((system, nodes), _comm_model(system, nodes))
+        network = next(
+            (n for label, n in _COLLECTIVE_NETWORKS.items() if row["system"].startswith(label)),
+            None,
+        )
+        model = models.setdefault((system, nodes, network), _comm_model(system, nodes, network))
         forced = "ring" if row["algorithm"].startswith("Ring") else "auto"  # NVLS turned off
         algorithm, seconds = model.best(op, size, gpus, 1, algorithm=forced)
         checks.append(
@@ -316,5 +325,8 @@ def collective_checks() -> list[ComponentCheck]:
     return checks
 
 
-def _comm_model(system: str, nodes: int) -> CommModel:
-    return CommModel(Cluster.model_validate({"system": system, "count": nodes}))
+def _comm_model(system: str, nodes: int, network: str | None = None) -> CommModel:
+    spec: dict[str, Any] = {"system": system, "count": nodes}
+    if network is not None:
+        spec["scale_out"] = {"network": network}
+    return CommModel(Cluster.model_validate(spec))

@@ -50,8 +50,8 @@ class Hierarchical:
 
     def cost(self, collective: str, groups: IntArray, topo: Topology) -> LinearCost | None:
         split = subgroups(groups, topo)
-        two_level = topo.cluster.chip.vendor in TWO_LEVEL_VENDORS
-        if split is None or collective not in ({*_PHASED} if two_level else {"all_reduce"}):
+        runs = _PHASED if topo.cluster.chip.vendor in TWO_LEVEL_VENDORS else ("all_reduce",)
+        if split is None or collective not in runs:
             return None
         intra, inter = split
         k = intra.shape[1]

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from superscale.calibrate.components import component_rows
+from superscale.calibrate.latency import NETWORK_SYSTEMS
 from superscale.collectives import BUS_FACTOR
 from superscale.collectives.tuner import CommModel
 from superscale.costs.compute import compute_time_s
@@ -277,9 +278,6 @@ _COLLECTIVE_SYSTEMS = (  # (chip, system label starts with) -> catalog system
     ("H200", "Azure ND H200", "hgx-h200"),
     ("H200", "8x H200 HGX", "hgx-h200"),
 )
-# The scale-out network a row's nodes are joined by, where not the catalog system's own:
-# AWS p5 nodes talk over EFA, which has no switch-side reduction
-_COLLECTIVE_NETWORKS = {"AWS p5": "efa-400g"}
 _REDUCTIONS = ("all_reduce", "all_gather", "reduce_scatter")
 
 
@@ -304,8 +302,8 @@ def collective_checks() -> list[ComponentCheck]:
         if nodes == 1 and 8 % gpus:
             continue  # 5-7 GPUs of an 8-GPU node do not tile it
         size = int(row["message_bytes"])
-        network = next(
-            (n for label, n in _COLLECTIVE_NETWORKS.items() if row["system"].startswith(label)),
+        network = next(  # the network a multi-node row crosses (AWS p5: EFA)
+            (net for label, (_, net) in NETWORK_SYSTEMS.items() if row["system"].startswith(label)),
             None,
         )
         model = models.setdefault((system, nodes, network), _comm_model(system, nodes, network))

@@ -200,3 +200,28 @@ def test_serve_plan_finds_fewest_gpus_and_a_front() -> None:
     assert best is not None and best["total_gpus"] >= 1
     assert best["total_gpus"] == min(c["total_gpus"] for c in out["candidates"])
     assert out["pareto_front"] == pareto_front(out["pareto_front"])
+
+
+def test_clipped_lognormal_mean_matches_the_draws() -> None:
+    # LengthSpec.mean is the unclipped mean; the closed form says what the clipped draws
+    # average, and lognormal_mean_for inverts it for a source's stated mean
+    import numpy as np
+
+    from superscale.inference.workload import (
+        clipped_lognormal_mean,
+        lognormal_mean_for,
+        sample_lengths,
+    )
+    from superscale.scenario.serving import LengthSpec
+
+    rng = np.random.default_rng(3)
+    spec = LengthSpec(distribution="lognormal", mean=300, sigma=0.8, max=1024)
+    drawn = sample_lengths(spec, 400_000, rng).mean()
+    assert drawn < 290  # the cap cuts the tail: 300 stated, fewer drawn
+    assert clipped_lognormal_mean(300, 0.8, 1, 1024) == pytest.approx(drawn, rel=0.005)
+    unclipped = lognormal_mean_for(224, 1.0, 4, 1024)
+    assert unclipped > 224
+    spec = LengthSpec(distribution="lognormal", mean=unclipped, sigma=1.0, min=4, max=1024)
+    assert sample_lengths(spec, 400_000, rng).mean() == pytest.approx(224, rel=0.005)
+    with pytest.raises(ValueError, match="not inside"):
+        lognormal_mean_for(2000, 1.0, 4, 1024)

@@ -7,7 +7,9 @@ concurrency mode) has `users` clients, each sending its next request think_time_
 previous one completes; its arrival times come out of the simulation (`sim.py`), so they
 satisfy Little's law N = throughput · (latency + think time). Lengths are drawn from the
 workload's distributions and clipped to [min, max]; a lognormal of mean μ and log-sd σ has
-log-mean ln μ − σ²/2. Everything is drawn from one `numpy.random.Generator` seeded by the
+log-mean ln μ − σ²/2. μ is the mean before clipping, so a cap lowers what the requests
+average (a 1,024-token cap takes 300 to 282 at σ = 0.8); `lognormal_mean_for` gives the μ
+whose clipped lengths average a stated mean. Everything is drawn from one `numpy.random.Generator` seeded by the
 workload's seed, so a seed fixes the requests. A trace is CSV text with columns arrival_s,
 prompt_tokens, output_tokens (a header row, any order); the CLI reads the file
 (`superscale.readers`, at most `readers.MAX_TRACE_BYTES`), this module only parses text. A
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +46,48 @@ class Requests:
 
     def __len__(self) -> int:
         return len(self.arrival_s)
+
+
+def clipped_lognormal_mean(mean: float, sigma: float, low: float, high: float) -> float:
+    """Mean of a lognormal of mean `mean` and log-sd `sigma` clipped to [low, high]: what
+    `sample_lengths` draws on average (before rounding), since its `mean` is the unclipped
+    one."""
+    mu = math.log(mean) - sigma**2 / 2
+
+    def cdf(x: float) -> float:
+        return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+    log_low, log_high = math.log(low), math.log(high)
+    below = low * cdf((log_low - mu) / sigma)
+    above = high * (1.0 - cdf((log_high - mu) / sigma))
+    inside = mean * (
+        cdf((log_high - mu - sigma**2) / sigma) - cdf((log_low - mu - sigma**2) / sigma)
+    )
+    return below + inside + above
+
+
+def lognormal_mean_for(target: float, sigma: float, low: float, high: float) -> float:
+    """The unclipped mean a lognormal `LengthSpec` needs for its lengths, clipped to
+    [low, high], to average `target` tokens: a source states the mean of the requests it
+    sent, which are already within its length filter.
+
+    Raises:
+        ValueError: `target` outside (low, high), which no clipped lognormal averages.
+    """
+    if not low < target < high:
+        raise ValueError(f"a mean of {target} tokens is not inside ({low}, {high})")
+    lo, hi = target, target
+    while clipped_lognormal_mean(lo, sigma, low, high) > target:
+        lo /= 2.0
+    while clipped_lognormal_mean(hi, sigma, low, high) < target:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(100):  # the clipped mean grows with the unclipped one: bisect
+        mid = 0.5 * (lo + hi)
+        if clipped_lognormal_mean(mid, sigma, low, high) < target:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
 
 
 def sample_lengths(spec: LengthSpec, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -10,12 +10,16 @@ row; the chip catalog's efficiency parameters serve every row, or, with a profil
 (`cluster.profile`: 'fitted' for the component-fitted profiles, or a file), that
 profile's kernel rates, as `superscale validate --profile` does for the training rows.
 
-Workloads:
-- MLPerf Llama-2-70B uses 24,576 OpenOrca samples with inputs capped at 1,024 tokens
-  (MLCommons inference repository, language/llama2-70b README). The mean input of the
-  sampled set is about 294 tokens and the mean output about 300 (estimate: recalled from the
-  MLCommons task-force write-up, and consistent with the rows: a 1,024-token mean input
-  would need more than the H200's fp8 peak to reach row 19's throughput).
+Workloads (lengths lognormal within each source's filter, set so that the clipped lengths
+average what the source states: `LengthSpec.mean` is the unclipped mean):
+- MLPerf Llama-2-70B draws from 24,576 OpenOrca samples with inputs capped at 1,024 tokens
+  (MLCommons inference repository, language/llama2-70b README). The mean input is about
+  294 tokens (estimate: recalled from the MLCommons task-force write-up, and consistent with
+  the rows: a 1,024-token mean input would need more than the H200's fp8 peak to reach row
+  19's throughput). The mean output each submission generated and the samples its Offline
+  run issued are read from its own log (`MLPERF_OUTPUT_TOKENS`, `MLPERF_QUERY_SAMPLES`):
+  the set repeated 2-11 times to fill the run's minimum duration, so its drain at the end
+  is as short a share of the run as it was.
 - ShareGPT through sglang.bench_serving: mean input 224 and output 198 tokens (a published
   bench_serving run: 369,103 input and 326,408 output tokens over 1,648 requests,
   sgl-project/sglang issue #2805); rows 32-35 imply 194 output tokens per request
@@ -42,21 +46,48 @@ from superscale.hardware.profile import FITTED, load_profile
 from superscale.inference.deploy import resolve
 from superscale.inference.plan_search import max_rate
 from superscale.inference.serve import run_deployment
-from superscale.inference.workload import generate
+from superscale.inference.workload import generate, lognormal_mean_for
 from superscale.scenario import load_scenario
 from superscale.scenario.serving import SloSpec
 
-OPENORCA = {
-    "prompt_tokens": {"distribution": "lognormal", "mean": 294, "sigma": 0.8, "max": 1024},
-    "output_tokens": {"distribution": "lognormal", "mean": 300, "sigma": 0.8, "max": 1024},
-}
+
+def _lengths(mean: float, sigma: float, low: int, high: int) -> dict[str, Any]:
+    """A lognormal length distribution within a source's filter [low, high] whose lengths
+    average the source's `mean` (`LengthSpec.mean` is the unclipped mean: stating the
+    source's figure there drew requests 4-5% shorter than it sent)."""
+    unclipped = round(lognormal_mean_for(mean, sigma, low, high), 1)
+    return {"distribution": "lognormal", "mean": unclipped, "sigma": sigma, "min": low,
+            "max": high}  # fmt: skip
+
+
+# Output tokens per sample each MLPerf submission generated: its Offline log's "Tokens per
+# second" over "Samples per second" (the rows' mlperf_log_summary.txt, v4.1): H100
+# 24,524.9 / 84.4792, H200 31,302.7 / 107.477, B200 11,264.4 / 41.1075, MI300X 23,514.8 /
+# 80.15. The Server rows of a system ran the same model on the same samples.
+MLPERF_OUTPUT_TOKENS = {"H100": 290.3, "H200": 291.3, "B200": 274.0, "MI300X": 293.4}
+# Samples the Offline performance run issued in its one query (the same logs'
+# samples_per_query: the 24,576-sample set repeated to fill the minimum duration)
+MLPERF_QUERY_SAMPLES = {"H100": 200640, "H200": 274560, "B200": 100320, "MI300X": 52800}
+
+
+def openorca(output_tokens: float) -> dict[str, Any]:
+    """The MLPerf OpenOrca samples' lengths, with the mean output a submission generated."""
+    return {"prompt_tokens": _lengths(294, 0.8, 1, 1024),
+            "output_tokens": _lengths(output_tokens, 0.8, 1, 1024)}  # fmt: skip
+
+
+def _mlperf_system(row: dict[str, str]) -> str:
+    """The MLPerf submission's GPU (a key of `MLPERF_OUTPUT_TOKENS`)."""
+    system = next((k for k in MLPERF_OUTPUT_TOKENS if k in row["hardware"]), None)
+    if system is None:
+        raise SpecError(f"no MLPerf log figures for '{row['hardware']}'")
+    return system
+
+
 SHAREGPT = {
-    "prompt_tokens": {"distribution": "lognormal", "mean": 224, "sigma": 1.0, "min": 4,
-                      "max": 1024},
-    "output_tokens": {"distribution": "lognormal", "mean": 198, "sigma": 1.0, "min": 4,
-                      "max": 1024},
-}  # fmt: skip
-MLPERF_SAMPLES = 24576
+    "prompt_tokens": _lengths(224, 1.0, 4, 1024),
+    "output_tokens": _lengths(198, 1.0, 4, 1024),
+}
 MLPERF_SERVER_SLO = SloSpec(ttft_p99_s=2.0, tpot_p99_s=0.2)
 SERVER_REQUESTS = 6000
 
@@ -183,7 +214,9 @@ def _mlperf_offline(
     """Best offline output tokens/s over tp (dp = GPUs/tp), as submitters tune it; and tp."""
     row = dict(row_key)
     gpus = int(row["num_accelerators"])
-    workload = {"arrival": "offline", "requests": MLPERF_SAMPLES, **OPENORCA}
+    system = _mlperf_system(row)
+    workload = {"arrival": "offline", "requests": MLPERF_QUERY_SAMPLES[system],
+                **openorca(MLPERF_OUTPUT_TOKENS[system])}  # fmt: skip
     best, best_tp = 0.0, 0
     tp = 1
     while tp <= gpus:
@@ -214,7 +247,8 @@ def _predict(row: dict[str, str], profile: str | None) -> tuple[float | None, st
         plan = f"tp{tp}×dp{int(row['num_accelerators']) // tp}"
         if metric.startswith("Offline"):
             return offline, plan, ""
-        workload = {"arrival": "offline", "requests": SERVER_REQUESTS, **OPENORCA}
+        workload = {"arrival": "offline", "requests": SERVER_REQUESTS,
+                    **openorca(MLPERF_OUTPUT_TOKENS[_mlperf_system(row)])}  # fmt: skip
         scenario = load_scenario(_scenario(row, tp=tp, workload=workload, profile=profile))
         dep = resolve(scenario)
         reqs = generate(scenario.serving.workload)  # type: ignore[union-attr]

@@ -9,12 +9,13 @@ satisfy Little's law N = throughput · (latency + think time). Lengths are drawn
 workload's distributions and clipped to [min, max]; a lognormal of mean μ and log-sd σ has
 log-mean ln μ − σ²/2. μ is the mean before clipping, so a cap lowers what the requests
 average (a 1,024-token cap takes 300 to 282 at σ = 0.8); `lognormal_mean_for` gives the μ
-whose clipped lengths average a stated mean. Everything is drawn from one `numpy.random.Generator` seeded by the
-workload's seed, so a seed fixes the requests. A trace is CSV text with columns arrival_s,
-prompt_tokens, output_tokens (a header row, any order); the CLI reads the file
-(`superscale.readers`, at most `readers.MAX_TRACE_BYTES`), this module only parses text. A
-trace holds at most `max_requests` rows, arrivals within `spec.MAX_SECONDS` and lengths
-within `spec.MAX_SEQ_LEN`, the bounds a generated workload has.
+whose clipped lengths average a stated mean. Everything is drawn from one
+`numpy.random.Generator` seeded by the workload's seed, so a seed fixes the requests. A
+trace is CSV text with columns arrival_s, prompt_tokens, output_tokens (a header row, any
+order); the CLI reads the file (`superscale.readers`, at most `readers.MAX_TRACE_BYTES`),
+this module only parses text. A trace holds at most `max_requests` rows, arrivals within
+`spec.MAX_SECONDS` and lengths within `spec.MAX_SEQ_LEN`, the bounds a generated workload
+has.
 """
 
 from __future__ import annotations

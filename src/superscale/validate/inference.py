@@ -54,7 +54,7 @@ from superscale.scenario.serving import SloSpec
 def _lengths(mean: float, sigma: float, low: int, high: int) -> dict[str, Any]:
     """A lognormal length distribution within a source's filter [low, high] whose lengths
     average the source's `mean` (`LengthSpec.mean` is the unclipped mean: stating the
-    source's figure there drew requests 4-5% shorter than it sent)."""
+    source's figure there drew requests 4-6% shorter than it sent)."""
     unclipped = round(lognormal_mean_for(mean, sigma, low, high), 1)
     return {"distribution": "lognormal", "mean": unclipped, "sigma": sigma, "min": low,
             "max": high}  # fmt: skip

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from superscale.cli import main
+from superscale.cli.app import console
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("serve-*.yaml"))
 SMALL = """
@@ -113,6 +114,21 @@ def test_fp8_on_a100_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["serve", str(path)]) == 2
     err = capsys.readouterr().err
     assert "fp8" in err and "a100" in err
+
+
+def test_validate_inference_tables(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table per source (the model and unit in its title when the source has one),
+    each row's figures uncropped in an 80-column terminal, then the error summary."""
+    monkeypatch.setattr(console, "width", 80)
+    assert main(["validate", "--inference"]) == 0
+    out = capsys.readouterr().out
+    assert "mlperf_inf_v41, Llama 2 70B, tokens/s per system: predicted vs published" in out
+    assert "sglang_vs_vllm060: predicted vs published" in out
+    assert "throughput rows" in out and "latency rows" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert all("%" in line for line in out.splitlines() if line.startswith("│  2"))
 
 
 def test_validate_inference_json(capsys: pytest.CaptureFixture[str]) -> None:

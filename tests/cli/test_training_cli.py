@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from superscale.cli import main
+from superscale.cli.app import console
 from superscale.report.result import BREAKDOWN_KEYS
 
 EXAMPLES = sorted(
@@ -93,6 +94,25 @@ def test_validate_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate"]) == 0
     out = capsys.readouterr().out
     assert "mean |error|" in out and "megatron_sc21_t1" in out
+
+
+def test_validate_tables_fit_80_columns(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One table per source, each row's GPU named, skipped rows listed with their reason,
+    and nothing cropped or wider than an 80-column terminal."""
+    monkeypatch.setattr(console, "width", 80)
+    assert main(["validate"]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    for source in ("megatron_sc21_t1", "nemo_2407", "megatron_bridge_25.11"):
+        assert f"{source}: predicted vs published" in out
+    assert "8 GB300" in out and "A100-80GB" in out  # the Bridge and Korthikanti GPUs
+    assert "row 19 (530B (MT-NLG)) skipped: plan not published" in " ".join(out.split())
+    assert main(["validate", "--engine", "both", "--source", "megatron_bridge_25.11"]) == 0
+    both = capsys.readouterr().out
+    assert "event err" in both and "+107.2%" in both  # the widest error, uncropped
+    assert max(len(line) for line in both.splitlines()) <= 80
 
 
 def test_validate_unknown_source(capsys: pytest.CaptureFixture[str]) -> None:

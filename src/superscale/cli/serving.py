@@ -327,30 +327,7 @@ def print_inference_validation(
             }
         )
         return
-    table = Table(title="predicted vs published serving results")
-    for col in ("row", "framework", "hardware", "metric", "plan", "published", "predicted",
-                "error"):  # fmt: skip
-        right = col in {"row", "published", "predicted", "error"}
-        # figures never wrap or crop; the text columns fold to fit the terminal
-        table.add_column(
-            col,
-            justify="right" if right else "left",
-            no_wrap=right and col != "error",
-            overflow="fold",
-        )
-    for r in rows:
-        err = r.error_pct
-        table.add_row(
-            str(r.row_id),
-            r.framework,
-            r.hardware,
-            r.metric,
-            r.plan,
-            f"{r.published:,.1f}",
-            "" if r.predicted is None else f"{r.predicted:,.1f}",
-            f"skipped: {r.skipped}" if err is None else f"{err:+.1f}%",
-        )
-    console.print(table)
+    _print_inference_tables(rows)
     for label, key in (("throughput rows", "throughput"), ("latency rows", "latency")):
         stats = summary[key]
         if stats["rows"]:
@@ -358,6 +335,58 @@ def print_inference_validation(
                 f"[bold]  {label:<18} {stats['rows']:3d} rows  mean |error| "
                 f"{stats['mean_abs_error_pct']:5.1f}%  max {stats['max_abs_error_pct']:5.1f}%[/]"
             )
+
+
+def _short(text: str) -> str:
+    """A row's label without its parenthesised detail ('vLLM (--num-scheduler-steps 10)'
+    -> 'vLLM'); --json keeps the whole text."""
+    return text.split(" (")[0]
+
+
+_UNITS = {"tokens/s per system": "tok/s"}  # short forms for a table cell
+
+
+def _print_inference_tables(rows: list[Any]) -> None:
+    """One table per source: hardware, framework and plan, the published figure, the
+    prediction and its error (the model and unit in the title where the source has one);
+    skipped rows listed under their table. Labels are shortened; --json has them whole."""
+    by_source: dict[str, list[Any]] = {}
+    for r in rows:
+        by_source.setdefault(r.source_key, []).append(r)
+    for source_key, group in by_source.items():
+        shown = [r for r in group if r.error_pct is not None]
+        models = {_short(r.model) for r in shown}
+        units = {r.unit for r in shown}
+        title = source_key + "".join(
+            f", {next(iter(values))}" for values in (models, units) if len(values) == 1
+        )
+        table = Table(title=f"{title}: predicted vs published")
+        table.add_column("row", justify="right", no_wrap=True)
+        if len(models) > 1:
+            table.add_column("model", overflow="fold")
+        table.add_column("hardware", overflow="fold")
+        table.add_column("software", overflow="fold")
+        table.add_column("metric", overflow="fold")
+        for col in ("published", "predicted"):  # figures never wrap or crop
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("error", justify="right", no_wrap=True)
+        for r in shown:
+            metric = r.metric.replace(" (system)", "")
+            table.add_row(
+                str(r.row_id),
+                *([_short(r.model)] if len(models) > 1 else []),
+                _short(r.hardware),
+                f"{_short(r.framework)} {r.plan}",
+                metric if len(units) == 1 else f"{metric} ({_UNITS.get(r.unit, r.unit)})",
+                f"{r.published:,.0f}" if r.published >= 1000 else f"{r.published:.1f}",
+                f"{r.predicted:,.0f}" if r.predicted >= 1000 else f"{r.predicted:.1f}",
+                f"{r.error_pct:+.1f}%",
+            )
+        if table.row_count:
+            console.print(table)
+        for r in group:
+            if r.error_pct is None:
+                console.print(escape(f"  row {r.row_id} ({_short(r.model)}) skipped: {r.skipped}"))
 
 
 def _workload_words(serving: Any) -> str:

@@ -351,33 +351,84 @@ def validate(
             rows = results[engine]
             print_json({"rows": [_row_json(r) for r in rows], "summary": summaries[engine]})
         return
-    rows = results[engines[0]]
-    table = Table(title=f"predicted vs published training throughput ({engines[0]} engine)")
-    for col in ("row", "source", "model", "GPUs", "metric", "published", "predicted", "error"):
-        figure = col in {"row", "GPUs", "published", "predicted"}
-        table.add_column(
-            col,
-            justify="right" if figure or col == "error" else "left",
-            no_wrap=figure,
-            overflow="fold",
-        )
-    for r in rows:
-        err = r.error_pct
-        table.add_row(
-            str(r.row_id),
-            r.source_key,
-            r.model,
-            r.gpus,
-            r.metric,
-            "" if r.published is None else f"{r.published:.1f}",
-            "" if r.predicted is None else f"{r.predicted:.1f}",
-            f"skipped: {r.skipped}" if r.skipped else f"{err:+.1f}%",
-        )
-    console.print(table)
+    _print_validation_tables(results)
     for name, summary in summaries.items():
         if len(summaries) > 1:
             console.print(f"[bold]{name} engine[/]")
         _print_error_summary(summary)
+
+
+# Short column labels of the metrics a reference row reports (the JSON keeps the keys).
+_METRIC_LABELS = {
+    "hardware_tflops_per_gpu": "HW TFLOP/s",
+    "model_tflops_per_gpu": "TFLOP/s",
+    "tokens_per_s_per_gpu": "tok/s",
+    "mfu_pct": "MFU %",
+}
+
+
+def _figure(value: float | None) -> str:
+    """A published or predicted figure: one decimal below 1000, whole numbers above."""
+    if value is None:
+        return ""
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.1f}"
+
+
+def _print_validation_tables(results: dict[str, list[Any]]) -> None:
+    """One table per source: the published figure, each engine's prediction and error;
+    skipped rows are listed under their table with the reason, so the columns stay
+    narrow enough for an 80-column terminal."""
+    names = list(results)
+    first = results[names[0]]
+    by_source: dict[str, list[int]] = {}
+    for i, r in enumerate(first):
+        by_source.setdefault(r.source_key, []).append(i)
+    for source_key, indices in by_source.items():
+        metrics = {first[i].metric for i in indices if not first[i].skipped}
+        one_metric = len(metrics) == 1
+        shown = f", {_METRIC_LABELS.get(m := metrics.pop(), m)} per GPU" if one_metric else ""
+        table = Table(
+            title=f"{source_key}: predicted vs published{shown}",
+            caption="predicted by each engine" if len(names) > 1 else f"{names[0]} engine",
+        )
+        table.add_column("row", justify="right", no_wrap=True)
+        table.add_column("model", overflow="fold", min_width=10)
+        table.add_column("GPUs", overflow="fold", min_width=8)
+        if not one_metric:
+            table.add_column("metric (per GPU)", overflow="fold")
+        table.add_column("published", justify="right", no_wrap=True)
+        # with both engines the second shows its error only, to fit 80 columns (--json
+        # has every figure)
+        table.add_column(
+            names[0] if len(names) > 1 else "predicted", justify="right", min_width=len(names[0])
+        )
+        table.add_column("error", justify="right", no_wrap=True)
+        for name in names[1:]:
+            table.add_column(f"{name} err", justify="right", no_wrap=True)
+        skipped = []
+        for i in indices:
+            r = first[i]
+            if r.skipped:
+                skipped.append(f"  row {r.row_id} ({r.model}) skipped: {r.skipped}")
+                continue
+            cells = [
+                str(r.row_id),
+                r.model,
+                f"{r.gpus} {r.gpu_type.removeprefix('DGX-').split(' (')[0]}",
+                *([] if one_metric else [_METRIC_LABELS.get(r.metric, r.metric)]),
+                _figure(r.published),
+            ]
+            for k, name in enumerate(names):
+                row = results[name][i]
+                err = row.error_pct
+                if k == 0:
+                    cells.append(_figure(row.predicted))
+                cells.append("" if err is None else f"{err:+.1f}%")
+            table.add_row(*cells)
+        if table.row_count:
+            console.print(table)
+        for line in skipped:
+            console.print(escape(line))
 
 
 def _print_error_summary(summary: dict[str, Any]) -> None:
@@ -416,6 +467,7 @@ def _row_json(r: Any) -> dict[str, Any]:
         "source_key": r.source_key,
         "model": r.model,
         "gpus": r.gpus,
+        "gpu_type": r.gpu_type,
         "metric": r.metric,
         "published": r.published,
         "predicted": r.predicted,

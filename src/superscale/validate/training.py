@@ -196,6 +196,7 @@ class Comparison:
     published: float | None
     predicted: float | None
     has_architecture: bool
+    gpu_type: str = ""  # the row's GPU or system as the source names it (DGX-GB300, H100)
     skipped: str = ""
 
     @property
@@ -355,6 +356,7 @@ def compare_row(
         published=published,
         predicted=None,
         has_architecture=bool(row["layers"].strip()),
+        gpu_type=row["gpu_type"],
     )
     if published is None:
         return _skip(base, "no single published figure")

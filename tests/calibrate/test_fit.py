@@ -160,6 +160,24 @@ def test_blackwell_attention_is_the_b200_headline_pair_by_the_flash_convention()
     assert not own[0].estimate and borrowed[0].estimate and "b200" in borrowed[0].method
 
 
+def test_fitted_collectives_are_the_whole_node_nccl_tests_rows() -> None:
+    """A100: Azure ND A100 v4's 24 all-reduce sizes on 8 GPUs (and FlagPerf's 4 GiB row,
+    the same size as one of them: the best kept), with a provenance entry; H200 leaves out
+    the rows that forced NVLS off, and its single-size 4-7 GPU rows price nothing."""
+    a100 = _fitted("a100-sxm-80g")
+    points = [p for p in a100.collectives if (p.collective, p.ranks) == ("all_reduce", 8)]
+    assert len(points) == 24 == len({p.bytes for p in points})
+    sixteen = next(p for p in points if p.bytes == 16 * 2**20)
+    assert sixteen.bus_gb_per_s == pytest.approx(109.22)
+    (entry,) = [p for p in a100.provenance if p.component == "collective"]
+    assert entry.precision == "all_reduce x8" and entry.rows == 24 and not entry.estimate
+    h200 = _fitted("h200-sxm")
+    assert {p.ranks for p in h200.collectives} == {8}
+    big = [p for p in h200.collectives if p.collective == "all_reduce" and p.bytes == 8 * 2**30]
+    assert len(big) == 1 and big[0].bus_gb_per_s > 400  # NVLS, not the forced ring's ~370
+    assert _fitted("c600").collectives == ()  # no rows of its own
+
+
 def test_a_chip_without_rows_borrows_its_analogue_marked_estimate() -> None:
     h800 = _fitted("h800-sxm")  # H100 silicon: bf16 GEMM rows exist for the H100 only
     (gemm,) = [p for p in h800.provenance if p.component == "gemm" and p.precision == "bf16"]

@@ -71,8 +71,9 @@ def test_multi_node_ring_all_gather_against_nccl_tests() -> None:
 def test_batched_times_are_the_costs_in_both_fill_regimes() -> None:
     """The tuner's vectorized time (a batch of plans) is each layout's fastest
     `LinearCost.time_s`, below and past the sizes where the fills saturate, for
-    algorithms with several fills (hierarchical, multi-system NVLS) too."""
-    model = CommModel(_cluster("dgx-h100", 4))
+    algorithms with several fills (hierarchical, multi-system NVLS) too. (The model
+    alone: `test_measured.py` covers groups a profile's measured curve prices.)"""
+    model = CommModel(_cluster("dgx-h100", 4), measured=False)
     sizes = np.array([2**10, 2**20, 16 * 2**20, 256 * 2**20, GIB, 8 * GIB], dtype=np.float64)
     for collective in ("all_reduce", "all_gather"):
         for size, stride in ((8, 1), (32, 1), (4, 8), (16, 2)):

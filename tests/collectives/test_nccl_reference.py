@@ -42,5 +42,11 @@ def test_busbw_within_15_percent(
 
 
 def test_auto_picks_nvls_for_large_all_reduce_on_nvswitch() -> None:
-    model = CommModel(Cluster(system=systems().get("dgx-h100"), count=1))
+    """The model's own pick; a step prices the 8 GPUs with the measured curve where the
+    chip's (fitted) profile has one, and that curve agrees with NVLS there."""
+    model = CommModel(Cluster(system=systems().get("dgx-h100"), count=1), measured=False)
     assert model.best("all_reduce", GIB, 8, 1)[0] == "nvls"
+    measured = CommModel(Cluster(system=systems().get("dgx-h100"), count=1))
+    name, seconds = measured.best("all_reduce", GIB, 8, 1)
+    assert name == "measured"
+    assert seconds == pytest.approx(model.best("all_reduce", GIB, 8, 1)[1], rel=0.05)

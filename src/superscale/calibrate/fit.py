@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from superscale.calibrate.components import component_rows
+from superscale.collectives.measured import MIN_POINTS
 from superscale.hardware.catalog import chips
 from superscale.hardware.profile import PROFILE_FORMAT, EfficiencyProfile, parse_profile
 from superscale.hardware.spec import Chip
@@ -427,6 +428,57 @@ def _provenance(
     }
 
 
+# nccl-tests rows that name the algorithm they forced (NVLS turned off) measure a choice
+# NCCL would not make; a profile carries what the library picks by itself
+_FORCED_ALGORITHM = ("NCCL_NVLS_ENABLE=0", "NVLS off")
+
+
+def _collective_points(chip: Chip) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    """The chip's nccl-tests rows of one whole node, as profile points (the best bus
+    bandwidth per collective, size and rank count, NCCL's own algorithm), and a provenance
+    entry per (collective, ranks) curve with enough sizes to price (`MIN_POINTS`)."""
+    best: dict[tuple[str, int, int], float] = {}
+    sources: dict[tuple[str, int], set[str]] = {}
+    for r in component_rows("collectives"):
+        busbw = _float(r["busbw_GBps"])
+        size = _float(r["message_bytes"])
+        if (
+            CHIP_LABELS.get(r["chip"]) != chip.name
+            or r["num_nodes"] != "1"
+            or r["op"] not in ("all_reduce", "all_gather", "reduce_scatter")
+            or busbw is None
+            or size is None
+            or any(flag in r["algorithm"] for flag in _FORCED_ALGORITHM)
+        ):
+            continue
+        key = (r["op"], int(size), int(r["num_gpus"]))
+        best[key] = max(best.get(key, 0.0), busbw)
+        sources.setdefault((r["op"], int(r["num_gpus"])), set()).add(r["source"])
+    curves: dict[tuple[str, int], int] = {}
+    for op, _, ranks in best:
+        curves[(op, ranks)] = curves.get((op, ranks), 0) + 1
+    priced = {key for key, n in curves.items() if n >= MIN_POINTS}
+    points: list[dict[str, object]] = [
+        {"collective": op, "bytes": size, "ranks": ranks, "bus_gb_per_s": _rounded(bw)}
+        for (op, size, ranks), bw in sorted(best.items())
+        if (op, ranks) in priced
+    ]
+    provenance: list[dict[str, object]] = [
+        {
+            "component": "collective",
+            "precision": f"{op} x{ranks}",
+            "rows": curves[(op, ranks)],
+            "method": f"nccl-tests bus bandwidth of {ranks} GPUs of one node at "
+            f"{curves[(op, ranks)]} sizes, the best row per size with NCCL's own choice; "
+            "prices groups of that size inside one system",
+            "sources": sorted(sources[(op, ranks)]),
+            "estimate": False,
+        }
+        for op, ranks in sorted(priced)
+    ]
+    return points, provenance
+
+
 def _attention_points(chip: Chip) -> list[dict[str, float]]:
     """The best measured causal fwd+bwd rate per (seq, head dim) of this chip (or, without
     causal rows, the non-causal ones: the flash convention counts work done either way)."""
@@ -589,6 +641,8 @@ def fitted_profile(chip: Chip, fits: list[ComponentFit], *, date: str) -> Effici
                 method="no attention rows: the catalog's attention fraction",
             )
         )
+    collectives, collective_provenance = _collective_points(chip)
+    provenance.extend(collective_provenance)
     return parse_profile(
         {
             "format": PROFILE_FORMAT,
@@ -602,6 +656,7 @@ def fitted_profile(chip: Chip, fits: list[ComponentFit], *, date: str) -> Effici
             "matmul": matmul,
             "memory": memory,
             "attention": attention,
+            "collectives": collectives,
             "notes": "Fitted from published component measurements "
             "(python -m superscale.calibrate.fit --profiles); not measured on a device.",
             "provenance": provenance,

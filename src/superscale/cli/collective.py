@@ -49,9 +49,10 @@ def collective(
     algo: Annotated[
         str,
         typer.Option(
-            help="auto (every algorithm, best marked) or one of "
+            help="auto (every algorithm, the one that prices each size marked) or one of "
             "ring, tree, hierarchical, nvls, mesh, direct, "
-            "hierarchical_a2a, load_store, p2p."
+            "hierarchical_a2a, load_store, p2p; 'measured' where the chip's profile "
+            "measured this collective on this many GPUs of one system."
         ),
     ] = "auto",
     dtype: Annotated[str, typer.Option(help="Element type for the count column.")] = "float",
@@ -71,6 +72,10 @@ def collective(
 
     busbw uses nccl-tests' factors (all-reduce 2(n−1)/n, all-gather and reduce-scatter
     (n−1)/n, ...), so figures compare directly with `all_reduce_perf -b 8 -e 8G -f 2`.
+    Where the chip's profile measured the collective on that many GPUs of one system (the
+    shipped fitted profiles carry the nccl-tests rows of whole A100, H100, H200, B200 and
+    MI300X nodes), a 'measured' column shows those figures: a training or serving step
+    prices that group with them.
     """
     if count > MAX_COUNT:
         raise SpecError(f"--count must be in 1..{MAX_COUNT:,}, got {count:,}")
@@ -165,7 +170,10 @@ def _print(result: dict[str, Any]) -> None:
         table.add_row(*cells)
     print_table(table)
     if not single:
-        console.print("* fastest algorithm at that size (what --algo auto picks)")
+        console.print(
+            "* what prices that size in a step: the measured curve where the chip's profile "
+            "has one for this group, else the fastest algorithm (what --algo auto picks)"
+        )
 
 
 def _plot(result: dict[str, Any], path: Path) -> None:

@@ -43,7 +43,7 @@ def sweep(
                 "algbw_gb_per_s": algbw,
                 "busbw_gb_per_s": algbw * BUS_FACTOR[op](gpus),
             }
-        entry["best"] = min(entry["algos"], key=lambda a: entry["algos"][a]["time_us"])
+        entry["best"] = model.chosen({n: table[n] for n in names}, size)[0]
         rows.append(entry)
         size *= factor
     return {"op": op, "gpus": gpus, "algorithms": names, "rows": rows}

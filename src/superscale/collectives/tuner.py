@@ -2,7 +2,10 @@
 collectives on a parallel group's placement for the training and serving models.
 
 A `CommModel` owns one cluster's topology and caches each (collective, group layout)'s
-costs, so a training step with hundreds of collectives routes each layout once.
+costs, so a training step with hundreds of collectives routes each layout once. Where the
+chip's profile measured a collective on as many ranks as a group that lies inside one
+system, the measured curve prices that group instead (`measured.py`; the scenario's profile,
+else the chip's shipped fitted one).
 """
 
 from __future__ import annotations
@@ -12,33 +15,60 @@ from typing import Any
 import numpy as np
 
 from superscale.collectives.base import COLLECTIVES, LinearCost, algorithms
+from superscale.collectives.measured import MeasuredCost, collectives_for
 from superscale.errors import SpecError
 from superscale.hardware.spec import Cluster
 from superscale.parallelism.plan import GroupPlacement, GroupShape
 from superscale.topology.graph import IntArray, Topology, groups_of
 
+Cost = LinearCost | MeasuredCost  # what prices one collective on one group layout
+MEASURED = "measured"  # the costs-table entry of a profile's measured curve
+
 
 class CommModel:
     """Collective times on one cluster; create one per simulation and reuse it."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, *, measured: bool = True) -> None:
+        """`measured=False` prices every group with the model (the component checks,
+        which compare the model with the very rows a fitted profile carries)."""
         self.cluster = cluster
         self.topology = Topology(cluster=cluster)
-        self._costs: dict[tuple[str, int, int], dict[str, LinearCost]] = {}
+        self._measured = collectives_for(cluster.chip) if measured else {}
+        self._costs: dict[tuple[str, int, int], dict[str, Cost]] = {}
         self._tables: dict[tuple[str, bytes], tuple[np.ndarray, ...]] = {}
 
-    def costs(self, collective: str, size: int, stride: int) -> dict[str, LinearCost]:
-        """Every applicable algorithm's cost for all groups of (size, stride) at once."""
+    def costs(self, collective: str, size: int, stride: int) -> dict[str, Cost]:
+        """Every applicable algorithm's cost for all groups of (size, stride) at once, and
+        the profile's measured curve as "measured" where it covers them (`measured.py`)."""
         key = (collective, size, stride)
         if key not in self._costs:
             groups = groups_of(size, stride, self.cluster.gpus)
-            self._costs[key] = costs_for(collective, groups, self.topology)
+            table: dict[str, Cost] = {**costs_for(collective, groups, self.topology)}
+            measured = self._measured.get((collective, size))
+            if measured is not None and self._inside_systems(groups):
+                table[MEASURED] = measured
+            self._costs[key] = table
         return self._costs[key]
+
+    @staticmethod
+    def chosen(table: dict[str, Cost], nbytes: float) -> tuple[str, Cost]:
+        """What prices a collective of `nbytes` from its `costs` table: the measured curve
+        where there is one (the library's own choice, as it ran), else the fastest
+        algorithm (as NCCL's tuner picks)."""
+        if MEASURED in table:
+            return MEASURED, table[MEASURED]
+        name = min(table, key=lambda a: table[a].time_s(nbytes))
+        return name, table[name]
+
+    def _inside_systems(self, groups: IntArray) -> bool:
+        """Whether every group's members sit in one system (where a profile measured)."""
+        systems = groups // self.topology.per_system
+        return bool(np.all(systems == systems[:, :1]))
 
     def best(
         self, collective: str, nbytes: float, size: int, stride: int, algorithm: str = "auto"
     ) -> tuple[str, float]:
-        """(algorithm, seconds) of the fastest algorithm, or of `algorithm` if named."""
+        """(algorithm, seconds) of what prices it (`chosen`), or of `algorithm` if named."""
         if size <= 1:
             return "none", 0.0
         table = self.costs(collective, size, stride)
@@ -49,9 +79,9 @@ class CommModel:
                     f"algorithm '{algorithm}' does not run {collective} on this "
                     f"group (allowed: {allowed})"
                 )
-            return algorithm, table[algorithm].time_s(nbytes)
-        name = min(table, key=lambda a: table[a].time_s(nbytes))
-        return name, table[name].time_s(nbytes)
+            return algorithm, float(table[algorithm].time_s(nbytes))
+        name, cost = self.chosen(table, nbytes)
+        return name, float(cost.time_s(nbytes))
 
     def time_s(self, collective: str, nbytes: Any, group: GroupPlacement | GroupShape) -> Any:
         """Seconds for `collective` of nccl-tests size `nbytes` on every group like `group`.
@@ -83,6 +113,12 @@ class CommModel:
         fills = np.minimum(fill[inverse] * np.sqrt(column)[:, :, None], fill_cap[inverse])
         times = fixed[inverse] + per_byte[inverse] * column + fills.sum(axis=2)
         best = times.min(axis=1)
+        for layout, pair in enumerate(pairs.tolist()):  # measured curves, where they price
+            size_k, stride_k = pair >> 32, pair & 0xFFFFFFFF
+            cost = self.costs(collective, size_k, stride_k) if size_k > 1 else {}
+            if MEASURED in cost:
+                rows = inverse == layout
+                best[rows] = cost[MEASURED].time_s(flat_bytes[rows])
         active = (size_a.ravel() > 1) & (flat_bytes != 0)
         return np.where(active, best, 0.0).reshape(size_a.shape)
 
@@ -107,6 +143,8 @@ class CommModel:
             fill_cap = np.zeros((len(tables), width, depth))
             for row, table in enumerate(tables):
                 for col, cost in enumerate(table.values()):
+                    if isinstance(cost, MeasuredCost):  # priced in `time_s`, not linear
+                        continue
                     fixed[row, col], per_byte[row, col] = cost.fixed_s, cost.per_byte_s
                     for i, (a, b) in enumerate(cost.fills):
                         fill[row, col, i], fill_cap[row, col, i] = a, b

@@ -100,8 +100,11 @@ class CollectivePoint(Spec):
 class Provenance(Spec):
     """Where one component of a fitted profile comes from, and how well it fits its rows."""
 
-    component: Literal["gemm", "attention", "memory"]
-    precision: str = Field(description="Precision of the component ('-' for memory).")
+    component: Literal["gemm", "attention", "memory", "collective"]
+    precision: str = Field(
+        description="Precision of the component ('-' for memory; for a collective, which "
+        "one on how many ranks, e.g. 'all_reduce x8')."
+    )
     rows: int = Field(ge=0, description="Component measurement rows used (0: an estimate).")
     median_abs_error_pct: float | None = Field(
         None, ge=0, description="Median |fitted/measured - 1| over those rows, %."

@@ -155,7 +155,7 @@ class _Pricer:
         if group.size <= 1:
             return 0.0, 0.0, RESOURCE[group.level]
         table = self.comm.costs(op.collective, group.size, group.stride)
-        best = min(table.values(), key=lambda c: c.time_s(op.payload_bytes))
+        _, best = self.comm.chosen(table, op.payload_bytes)
         # the pipeline fill is latency, not link time: the busiest link carries only S·β
         return (
             (best.fixed_s + best.fill_s(op.payload_bytes) + op.setup_s) * op.repeat,

@@ -87,7 +87,7 @@ def dispatch_checks() -> list[ComponentCheck]:
         cluster = Cluster.model_validate({"system": system, "count": nodes})
         copies = _DEEPEP_MOE.top_k * payload_factor(_DEEPEP_MOE, nodes, dedup=True)
         payload = tokens * copies * hidden * nbytes
-        costs = CommModel(cluster).costs("all_to_all", ep, 1)
+        costs = CommModel(cluster, measured=False).costs("all_to_all", ep, 1)
         time_s = min(c.time_s(payload) for c in costs.values())
         if nodes > 1:  # RDMA bytes: one copy per remote node reached
             link_bytes = tokens * remote_copies_per_token(_DEEPEP_MOE, nodes, dedup=True)
@@ -142,7 +142,7 @@ def nvl72_dispatch_checks(*, kernel_only: bool = False) -> list[ComponentCheck]:
             {"system": "gb200-nvl72", "count": 1, "gpus_per_system": slice_gpus}
         )
         payload = tokens * top_k * hidden * _BYTES["bf16"]
-        costs = CommModel(cluster).costs("all_to_all", ep, 1)
+        costs = CommModel(cluster, measured=False).costs("all_to_all", ep, 1)
         time_s = min(c.time_s(payload) for c in costs.values())
         if not kernel_only:
             time_s += DISPATCH_PREPARATION_S
@@ -327,4 +327,4 @@ def _comm_model(system: str, nodes: int, network: str | None = None) -> CommMode
     spec: dict[str, Any] = {"system": system, "count": nodes}
     if network is not None:
         spec["scale_out"] = {"network": network}
-    return CommModel(Cluster.model_validate(spec))
+    return CommModel(Cluster.model_validate(spec), measured=False)  # the model, not the rows

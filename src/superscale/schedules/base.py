@@ -47,6 +47,12 @@ class Schedule(Protocol):
     bidirectional: bool  # True: micro-batches enter from both ends (DualPipe)
     async_sends: bool  # pipeline sends run beside compute instead of blocking the sender
     weight_copies: int  # copies of a rank's parameters the schedule keeps (DualPipe: 2)
+    # Between one model chunk's last backward and the next chunk's, in units of p chunk
+    # backward passes (interleaved: 1, Megatron's order runs p micro-batches of a chunk
+    # before the next); Megatron reduces each chunk's gradients after its last backward,
+    # so all but the last chunk's reduce beside the rest. 0: one chunk per rank, or the
+    # schedule's own rule (DualPipe's two directions).
+    chunk_grad_gap: float
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]: ...
 

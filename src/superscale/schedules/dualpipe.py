@@ -37,6 +37,7 @@ class DualPipe:
     bidirectional = True
     async_sends = True
     weight_copies = 2  # each rank holds chunks of both directions (DeepSeek-V3 Sec. 3.2.1)
+    chunk_grad_gap = 0.0
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]:
         p, n = shape.stages, shape.micro_batches

@@ -26,6 +26,7 @@ class GPipe:
     bidirectional = False
     async_sends = False
     weight_copies = 1
+    chunk_grad_gap = 0.0
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]:
         m = shape.micro_batches
@@ -50,6 +51,7 @@ class OneFOneB:
     bidirectional = False
     async_sends = False
     weight_copies = 1
+    chunk_grad_gap = 0.0
 
     def tasks(self, shape: Shape, rank: int) -> list[Task]:
         order = one_f_one_b(shape.micro_batches, shape.stages, rank)

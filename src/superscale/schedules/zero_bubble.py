@@ -25,6 +25,7 @@ class ZeroBubbleH1:
     bidirectional = False
     async_sends = False
     weight_copies = 1
+    chunk_grad_gap = 0.0
 
     def bubble_factor(self, stages: int) -> float:
         return 1 / 3  # (p−1)(T_F + T_B − T_W) with T_F = T_B = T_W (Qi et al. Sec. 3)

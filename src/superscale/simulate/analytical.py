@@ -47,6 +47,7 @@ ASYNC_P2P = frozenset(name for name, s in schedules().items() if s.async_sends)
 OVERLAP_RESIDUAL = 0.15  # share of an overlapped collective still exposed
 DP_OVERLAP_WINDOW = 0.9  # share of the last backward (first forward) a bucketed reduce hides in
 _BIDIRECTIONAL = {name: float(s.bidirectional) for name, s in schedules().items()}
+_CHUNK_GRAD_GAP = {name: float(s.chunk_grad_gap) for name, s in schedules().items()}
 _ASYNC = {name: float(name in ASYNC_P2P) for name in schedules()}
 COMM_GROUPS = ("tp", "cp", "ep", "pp")
 
@@ -262,6 +263,29 @@ def ep_overlap_mask(plan: Plan) -> Any:
     if vec.is_array(both) or vec.is_array(plan.ep_comm_overlap):
         return np.maximum(both, np.asarray(plan.ep_comm_overlap, dtype=float))
     return bool(both)
+
+
+def _grad_exposed(grad_s: Any, busy_b: Any, window: float, plan: Plan) -> Any:
+    """Exposed gradient reduction after a rank's last backward (`busy_b`: its compute).
+
+    One chunk per rank: the reduction hides behind `window` of that backward. With v
+    chunks whose last backwards a schedule staggers (`chunk_grad_gap`: interleaved, p chunk
+    backwards apart), each chunk's g/v starts in the last `window` of its own last backward
+    and the reductions queue on the link: chunk c (0 last) is ready c·d − w·b before the
+    end, d = gap·p·b, b = busy_b/v, so the queue ends max(g/v, g − (v−1)·d) − w·b after it;
+    the residual is the one-chunk form's, each chunk paying its share (the event engine's
+    per-chunk order)."""
+    one_chunk = _hidden(grad_s, window * busy_b)
+    v = vec.as_float(plan.virtual_stages)
+    gap = vec.lookup(_CHUNK_GRAD_GAP, plan.schedule)
+    if window == 0.0 or not (vec.any_nonzero(gap) and vec.any_nonzero(v - 1)):
+        return one_chunk
+    chunk_b = busy_b / v
+    queue = vec.maximum(grad_s / v, grad_s - (v - 1) * gap * plan.pp * chunk_b)
+    staggered = vec.maximum(0.0, queue - window * chunk_b) + OVERLAP_RESIDUAL * vec.minimum(
+        grad_s, window * busy_b
+    )
+    return vec.where((gap > 0) & (v > 1), staggered, one_chunk)
 
 
 def _hidden(comm_s: vec.Num, window_s: vec.Num) -> vec.Num:
@@ -480,7 +504,7 @@ def combine(stages: list[tuple[StageTime, int]], micro_batches: Any, plan: Plan)
         # the reduction hides behind the backward's work, not behind its waits for
         # unprefetched weight gathers on the same links
         busy_b = s.backward.total_s - s.backward.gather_wait_s
-        grad_exposed = _hidden(last_share * s.grad_sync_s, window * busy_b)
+        grad_exposed = _grad_exposed(last_share * s.grad_sync_s, busy_b, window, plan)
         tails.append(vec.maximum(0.0, grad_exposed + s.optimizer_s - slack_b))
         param_exposed = _hidden(s.param_sync_s, window * s.forward.total_s)
         heads.append(vec.maximum(0.0, param_exposed - slack_f))

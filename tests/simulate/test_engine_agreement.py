@@ -92,9 +92,10 @@ REAL_PLANS: dict[str, dict[str, Any]] = {
         },
     },
     # v = 12 chunks and 16 micro-batches over DP 2: the fp32 gradients take 2.5 backwards to
-    # reduce, but each chunk's start after its own last backward, p chunk backwards before
-    # the next one's (Megatron's per-chunk grad sync), so only the last chunk's shows (row
-    # 69, NeMo 24.07's Nemotron-340B, where the engines once parted by 3.7%)
+    # reduce, but each chunk's reduction starts after its own last backward, p chunk
+    # backwards before the next one's (Megatron's per-chunk grad sync), so only the last
+    # chunk's shows (row 69, NeMo 24.07's Nemotron-340B, where the engines once parted by
+    # 3.7%)
     "interleaved-per-chunk-gradient-sync": {
         "model": "nemotron4-340b",
         "cluster": {"system": "dgx-h100", "count": 16},

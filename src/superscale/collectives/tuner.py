@@ -36,6 +36,7 @@ class CommModel:
         self._measured = collectives_for(cluster.chip) if measured else {}
         self._costs: dict[tuple[str, int, int], dict[str, Cost]] = {}
         self._tables: dict[tuple[str, bytes], tuple[np.ndarray, ...]] = {}
+        self._curves: dict[tuple[str, bytes], list[tuple[int, MeasuredCost]]] = {}
 
     def costs(self, collective: str, size: int, stride: int) -> dict[str, Cost]:
         """Every applicable algorithm's cost for all groups of (size, stride) at once, and
@@ -113,14 +114,29 @@ class CommModel:
         fills = np.minimum(fill[inverse] * np.sqrt(column)[:, :, None], fill_cap[inverse])
         times = fixed[inverse] + per_byte[inverse] * column + fills.sum(axis=2)
         best = times.min(axis=1)
-        for layout, pair in enumerate(pairs.tolist()):  # measured curves, where they price
-            size_k, stride_k = pair >> 32, pair & 0xFFFFFFFF
-            cost = self.costs(collective, size_k, stride_k) if size_k > 1 else {}
-            if MEASURED in cost:
-                rows = inverse == layout
-                best[rows] = cost[MEASURED].time_s(flat_bytes[rows])
+        for layout, curve in self._measured_layouts(collective, pairs):  # where they price
+            rows = inverse == layout
+            best[rows] = curve.time_s(flat_bytes[rows])
         active = (size_a.ravel() > 1) & (flat_bytes != 0)
         return np.where(active, best, 0.0).reshape(size_a.shape)
+
+    def _measured_layouts(
+        self, collective: str, pairs: np.ndarray
+    ) -> list[tuple[int, MeasuredCost]]:
+        """(index in `pairs`, curve) of the layouts a measured curve prices (cached)."""
+        if not self._measured:
+            return []
+        key = (collective, pairs.tobytes())
+        if key not in self._curves:
+            found = []
+            for layout, pair in enumerate(pairs.tolist()):
+                size, stride = pair >> 32, pair & 0xFFFFFFFF
+                table = self.costs(collective, size, stride) if size > 1 else {}
+                curve = table.get(MEASURED)
+                if isinstance(curve, MeasuredCost):
+                    found.append((layout, curve))
+            self._curves[key] = found
+        return self._curves[key]
 
     def _matrices(self, collective: str, pairs: np.ndarray) -> tuple[np.ndarray, ...]:
         """(fixed seconds, seconds per byte, fill seconds per √byte, fill cap seconds) of

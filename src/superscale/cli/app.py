@@ -121,6 +121,14 @@ def polish(command: Any) -> Any:
     return command
 
 
+def figure(value: float | None) -> str:
+    """A published or predicted figure in a validation table: whole numbers (thousands
+    separated) from 1000 up, one decimal below, empty for none."""
+    if value is None:
+        return ""
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.1f}"
+
+
 def print_table(table: Table) -> None:
     """Print a table at the terminal's width (text cells fold, figures never wrap); when
     piped with no COLUMNS set, at its natural width so no cell wraps at all."""

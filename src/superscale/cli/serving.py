@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from superscale.cli.app import app, console, err_console, print_json
+from superscale.cli.app import app, console, err_console, figure, print_json
 from superscale.cli.limits import (
     MAX_SERVE_REQUESTS,
     check_work,
@@ -378,8 +378,8 @@ def _print_inference_tables(rows: list[Any]) -> None:
                 _short(r.hardware),
                 f"{_short(r.framework)} {r.plan}",
                 metric if len(units) == 1 else f"{metric} ({_UNITS.get(r.unit, r.unit)})",
-                f"{r.published:,.0f}" if r.published >= 1000 else f"{r.published:.1f}",
-                f"{r.predicted:,.0f}" if r.predicted >= 1000 else f"{r.predicted:.1f}",
+                figure(r.published),
+                figure(r.predicted),
                 f"{r.error_pct:+.1f}%",
             )
         if table.row_count:

@@ -16,6 +16,7 @@ from superscale.cli.app import (
     app,
     console,
     err_console,
+    figure,
     print_json,
 )
 from superscale.cli.facility import facility_lines
@@ -367,13 +368,6 @@ _METRIC_LABELS = {
 }
 
 
-def _figure(value: float | None) -> str:
-    """A published or predicted figure: one decimal below 1000, whole numbers above."""
-    if value is None:
-        return ""
-    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.1f}"
-
-
 def _print_validation_tables(results: dict[str, list[Any]]) -> None:
     """One table per source: the published figure, each engine's prediction and error;
     skipped rows are listed under their table with the reason, so the columns stay
@@ -386,7 +380,8 @@ def _print_validation_tables(results: dict[str, list[Any]]) -> None:
     for source_key, indices in by_source.items():
         metrics = {first[i].metric for i in indices if not first[i].skipped}
         one_metric = len(metrics) == 1
-        shown = f", {_METRIC_LABELS.get(m := metrics.pop(), m)} per GPU" if one_metric else ""
+        metric = next(iter(metrics)) if one_metric else ""
+        shown = f", {_METRIC_LABELS.get(metric, metric)} per GPU" if one_metric else ""
         table = Table(
             title=f"{source_key}: predicted vs published{shown}",
             caption="predicted by each engine" if len(names) > 1 else f"{names[0]} engine",
@@ -416,13 +411,11 @@ def _print_validation_tables(results: dict[str, list[Any]]) -> None:
                 r.model,
                 f"{r.gpus} {r.gpu_type.removeprefix('DGX-').split(' (')[0]}",
                 *([] if one_metric else [_METRIC_LABELS.get(r.metric, r.metric)]),
-                _figure(r.published),
+                figure(r.published),
+                figure(r.predicted),
             ]
-            for k, name in enumerate(names):
-                row = results[name][i]
-                err = row.error_pct
-                if k == 0:
-                    cells.append(_figure(row.predicted))
+            for name in names:  # every engine's error; the first one's figure above
+                err = results[name][i].error_pct
                 cells.append("" if err is None else f"{err:+.1f}%")
             table.add_row(*cells)
         if table.row_count:
